@@ -145,6 +145,28 @@ def _resource(name, required, available, reserve, unit, reason_fits, reason_shor
     return entry
 
 
+def _cores_resource(sizing_result, available):
+    """CPU cores are the guide's *recommendation* (tables 2.3.x), not a capacity that overflows.
+
+    At or above the recommended minimum: fits. Below it the model still loads and serves, more slowly: tight.
+    The reserve does not apply (cores are not consumed like memory).
+    """
+    required = sizing_result["cpu_cores"]
+    entry = {"resource": "cpu_cores", "unit": "cores", "required": required, "required_with_reserve": required,
+             "recommended_label": sizing_result["cpu_cores_label"], "available": available,
+             "basis": sizing_result["basis"]["cpu_cores"]}
+    if available is None:
+        entry.update(verdict="tight", reason="CPU cores could not be measured; the guide recommends %s" % (
+            sizing_result["cpu_cores_label"]))
+    elif available >= required:
+        entry.update(verdict="fits", reason="CPU cores: the guide recommends %s, host has %d" % (
+            sizing_result["cpu_cores_label"], available))
+    else:
+        entry.update(verdict="tight", reason="CPU cores: the guide recommends %s (%s), host has %d; loading and "
+                     "CPU-side work will be slower" % (sizing_result["cpu_cores_label"], entry["basis"], available))
+    return entry
+
+
 def _gpu_resource(sizing_result, gpus, reserve, gpus_per_node):
     """GPU memory verdict, the plan, and precision support for a host's GPUs."""
     required = sizing_result["requirements_bytes"]["gpu_memory"]
@@ -248,10 +270,7 @@ def assess(sizing_result, hardware, reserve=sizing.DEFAULT_RESERVE, gpus_per_nod
         None if hw["memory_total_mib"] is None else sizing.mib_to_bytes(hw["memory_total_mib"]),
         reserve, "GB", "host RAM: needs %(required)s GB (%(required_with_reserve)s with reserve), has %(available)s GB",
         "host RAM")
-    resources["cpu_cores"] = _resource(
-        "cpu_cores", sizing_result["cpu_cores"], hw["cpu_cores"], reserve, "cores",
-        "CPU cores: guide recommends %(required)s, host has %(available)s", "CPU cores (guide's recommendation)")
-    resources["cpu_cores"]["recommended_label"] = sizing_result["cpu_cores_label"]
+    resources["cpu_cores"] = _cores_resource(sizing_result, hw["cpu_cores"])
     disk_required = req["disk"] if disk_required_bytes is None else int(disk_required_bytes)
     resources["disk"] = _resource(
         "disk", disk_required,

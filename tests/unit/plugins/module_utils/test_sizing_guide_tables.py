@@ -148,3 +148,13 @@ def test_unknown_method_is_refused():
     with pytest.raises(SizingInputError) as err:
         sizing.size_model(params="7B", precision="fp16", method="magic")
     assert "method" in str(err.value) and "seed" in str(err.value)
+
+
+@pytest.mark.parametrize("cores, verdict", [(64, "fits"), (16, "fits"), (15, "tight"), (2, "tight")])
+def test_cores_are_a_recommendation(cores, verdict):
+    sized = sizing.size_model(params="8B", precision="fp16")
+    entry = capacity.assess(sized, {"gpus": [], "cpu_cores": cores})["resources"]["cpu_cores"]
+    assert entry["verdict"] == verdict
+    assert entry["required"] == 16
+    if verdict == "tight":
+        assert "recommends 16" in entry["reason"] and "host has %d" % cores in entry["reason"]
