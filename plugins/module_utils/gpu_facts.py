@@ -58,6 +58,14 @@ NVIDIA_QUERY_FIELDS = (
 # 'Field "compute_cap" is not a valid field to query.'); the probe then asks again without it.
 NVIDIA_LEGACY_QUERY_FIELDS = tuple(f for f in NVIDIA_QUERY_FIELDS if f != "compute_cap")
 
+# Where the tools live when they are not on PATH (ROCm installs into /opt/rocm/bin); give these
+# as ``opt_dirs`` to AnsibleModule.get_bin_path.
+TOOL_EXTRA_DIRS = {
+    "nvidia-smi": (),
+    "amd-smi": ("/opt/rocm/bin",),
+    "rocm-smi": ("/opt/rocm/bin",),
+}
+
 AMD_SMI_STATIC_ARGS = ("static", "--asic", "--bus", "--driver", "--vram", "--json")
 AMD_SMI_METRIC_ARGS = ("metric", "--mem-usage", "--json")
 ROCM_SMI_ARGS = ("--showproductname", "--showbus", "--showdriverversion", "--showmeminfo", "vram", "--json")

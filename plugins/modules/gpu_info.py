@@ -194,12 +194,12 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.llmops.deploy.plugins.module_utils.gpu_facts import (
+    TOOL_EXTRA_DIRS,
     VENDORS,
     GpuFactsError,
     collect_gpus,
 )
 
-ROCM_BIN_DIRS = ["/opt/rocm/bin"]
 PATH_OPTIONS = (
     ("nvidia-smi", "nvidia_smi_path"),
     ("amd-smi", "amd_smi_path"),
@@ -226,8 +226,7 @@ def make_which(module):
         path = overrides.get(name)
         if path:
             return path
-        extra = [] if name == "nvidia-smi" else ROCM_BIN_DIRS
-        return module.get_bin_path(name, opt_dirs=extra)
+        return module.get_bin_path(name, opt_dirs=list(TOOL_EXTRA_DIRS.get(name, ())))
 
     return which
 

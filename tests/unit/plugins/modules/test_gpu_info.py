@@ -222,7 +222,6 @@ def test_the_module_with_the_fake_nvidia_smi_on_path(monkeypatch):
     monkeypatch.setenv("LLMOPS_FAKE_NVIDIA_SMI", "a100-sxm4-80gb-x4.csv")
     monkeypatch.setattr(basic.AnsibleModule, "exit_json", lambda self, **kw: (_ for _ in ()).throw(AnsibleExitJson(kw)))
     monkeypatch.setattr(basic.AnsibleModule, "fail_json", lambda self, **kw: (_ for _ in ()).throw(AnsibleFailJson(kw)))
-    monkeypatch.setattr(gpu_info, "ROCM_BIN_DIRS", [])
     kind, result = run_module({"vendors": ["nvidia"]})
     assert kind is AnsibleExitJson, result
     facts = result["ansible_facts"]
