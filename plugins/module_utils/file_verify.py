@@ -240,14 +240,14 @@ def nearest_existing(path):
     return path
 
 
-def free_bytes(path, statvfs=os.statvfs):
+def free_bytes(path, statvfs=None):
     """Bytes an unprivileged writer may still use on the filesystem holding ``path`` (or its nearest ancestor)."""
     where = nearest_existing(path)
-    st = statvfs(where)
+    st = (statvfs or os.statvfs)(where)
     return where, st.f_bavail * st.f_frsize
 
 
-def check_free_space(path, to_fetch, margin_spec, freed=0, statvfs=os.statvfs):
+def check_free_space(path, to_fetch, margin_spec, freed=0, statvfs=None):
     """Raise VerifyError when the filesystem of ``path`` lacks ``to_fetch`` + margin bytes (``freed``: bytes that
     will be deleted first). Returns ``{'path', 'available', 'required', 'margin'}``."""
     margin = margin_bytes(margin_spec, to_fetch)

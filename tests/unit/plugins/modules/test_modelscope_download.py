@@ -1,0 +1,413 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) llmops.deploy developers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""modelscope_download module: parameters, the run against a recorded hub listing and a fake SDK process."""
+
+import hashlib
+import json
+import os
+
+import pytest
+
+from ansible.module_utils import basic
+from ansible.module_utils.testing import patch_module_args
+from ansible_collections.llmops.deploy.plugins.module_utils import file_verify
+from ansible_collections.llmops.deploy.plugins.module_utils.hub_manifest import HubError, parse_listing
+from ansible_collections.llmops.deploy.plugins.modules import modelscope_download
+
+TOKEN = "CANARY-tok-5f1e"
+
+
+class AnsibleExitJson(Exception):
+    pass
+
+
+class AnsibleFailJson(Exception):
+    pass
+
+
+def sha(data):
+    return hashlib.sha256(data).hexdigest()
+
+
+class World(object):
+    """The hub's files, what the fake SDK serves, and every call the module makes."""
+
+    def __init__(self, tmp_path):
+        self.root = str(tmp_path)
+        self.model_dir = os.path.join(self.root, "models", "o", "n")
+        self.files = {"config.json": b'{"model_type": "x"}', "model.safetensors": b"W" * 5000,
+                      "sub/tokenizer.json": b"{}", "pytorch_model.bin": b"P" * 100, "modeling_x.py": b"pass\n"}
+        self.served = {}          # path -> bytes the SDK writes instead of the real ones
+        self.not_written = set()  # paths the SDK silently skips
+        self.sdk_rc = 0
+        self.sdk_error = None
+        self.extra_listing = []
+        self.listings = []
+        self.runs = []
+        self.warnings = []
+        self.hub_error = None
+        self.on_sdk = None
+
+    def listing(self):
+        entries = [{"Path": p, "Type": "blob", "Size": len(b), "Sha256": sha(b), "Revision": "c0ffee"}
+                   for p, b in sorted(self.files.items())]
+        return {"Code": 200, "Data": {"Files": entries + self.extra_listing}}
+
+    def fetch_manifest(self, endpoint, model_id, revision, token=None, timeout=60, reserved_names=()):
+        self.listings.append({"endpoint": endpoint, "model_id": model_id, "revision": revision, "token": token})
+        if self.hub_error:
+            raise self.hub_error
+        manifest = parse_listing(self.listing(), revision, reserved_names)
+        manifest["url"] = endpoint
+        return manifest
+
+    def run_command(self, module, args, data=None, environ_update=None, cwd=None, pass_fds=None, **kwargs):
+        request = json.loads(data)
+        self.runs.append({"args": list(args), "request": request, "env": dict(environ_update or {}), "cwd": cwd,
+                          "pass_fds": pass_fds, "marker_present": os.path.exists(
+                              file_verify.marker_path(request["local_dir"]))})
+        if self.on_sdk:
+            self.on_sdk(request)
+        for item in request["files"]:
+            if item["path"] in self.not_written:
+                continue
+            target = os.path.join(request["local_dir"], item["path"])
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            with open(target + ".incomplete", "wb") as handle:
+                handle.write(self.served.get(item["path"], self.files[item["path"]]))
+            os.replace(target + ".incomplete", target)
+        result = {"ok": self.sdk_rc == 0, "api": "fake", "error": self.sdk_error, "failed": {}}
+        return self.sdk_rc, "progress...\n" + json.dumps(result) + "\n", ""
+
+
+@pytest.fixture
+def world(tmp_path, monkeypatch):
+    w = World(tmp_path)
+
+    def exit_json(self, **kwargs):
+        raise AnsibleExitJson(kwargs)
+
+    def fail_json(self, **kwargs):
+        kwargs["failed"] = True
+        raise AnsibleFailJson(kwargs)
+
+    def run_command(self, args, **kwargs):
+        return w.run_command(self, args, **kwargs)
+
+    monkeypatch.setattr(basic.AnsibleModule, "exit_json", exit_json)
+    monkeypatch.setattr(basic.AnsibleModule, "fail_json", fail_json)
+    monkeypatch.setattr(basic.AnsibleModule, "run_command", run_command)
+    monkeypatch.setattr(basic.AnsibleModule, "warn", lambda self, msg: w.warnings.append(msg))
+    monkeypatch.setattr(modelscope_download, "fetch_manifest", w.fetch_manifest)
+    return w
+
+
+def run(world, check_mode=False, **params):
+    args = {"model_id": "o/n", "model_dir": world.model_dir, "endpoint": "http://127.0.0.1:9/", "token": TOKEN}
+    args.update(params)
+    if check_mode:
+        args["_ansible_check_mode"] = True
+    with patch_module_args(args):
+        with pytest.raises((AnsibleExitJson, AnsibleFailJson)) as info:
+            modelscope_download.main()
+    return info.value.args[0]
+
+
+def tree(root):
+    found = []
+    for base, dirs, files in os.walk(root):
+        for name in dirs + files:
+            found.append(os.path.relpath(os.path.join(base, name), root))
+    return sorted(found)
+
+
+# ------------------------------------------------------------------ parameters
+@pytest.mark.parametrize("params, fragment", [
+    ({"model_id": "Qwen"}, "model_id 'Qwen' is not valid: expected 'owner/name'"),
+    ({"model_id": "o/../x"}, "model_id 'o/../x' is not valid"),
+    ({"endpoint": "modelscope.cn"}, "endpoint 'modelscope.cn' is not valid: expected an http:// or https:// URL"),
+    ({"endpoint": "https://u:pw@hub"}, "credentials in the URL are refused"),
+    ({"revision": "a b"}, "revision 'a b' is not valid"),
+    ({"free_space_margin": "lots"}, "free_space_margin 'lots' is not valid: expected a percentage"),
+    ({"max_workers": 0}, "max_workers 0 is not valid: expected an integer >= 1"),
+    ({"timeout": 0}, "timeout 0 is not valid"),
+    ({"verify": "sometimes"}, "value of verify must be one of: quick, full"),
+    ({"model_dir": "/"}, "model_dir '/' is not valid"),
+])
+def test_bad_parameters_fail_with_the_field_the_value_and_the_accepted_values(world, params, fragment):
+    res = run(world, **params)
+    assert res["failed"] and fragment in res["msg"]
+    assert world.runs == [] and not os.path.exists(world.model_dir)
+
+
+def test_state_dir_inside_model_dir_is_refused(world):
+    res = run(world, state_dir=os.path.join(world.model_dir, "state"))
+    assert res["failed"] and "must not be inside model_dir" in res["msg"]
+
+
+# ------------------------------------------------------------------ first download
+def test_fresh_download_verifies_and_writes_the_marker(world):
+    res = run(world, include=["*"], exclude=["nothing"])
+    assert not res.get("failed"), res.get("msg")
+    assert res["changed"] and res["complete"] and res["marker_written"]
+    assert res["files"] == 5 and res["files_fetched"] == 5
+    assert res["bytes_total"] == res["bytes_fetched"] == sum(len(b) for b in world.files.values())
+    assert res["revision"] == "c0ffee" and res["revision_requested"] == "master"
+    assert res["pickle_files"] == ["pytorch_model.bin"] and res["code_files"] == ["modeling_x.py"]
+    assert res["hashed_files"] == 5
+    marker, reason = file_verify.read_marker(world.model_dir)
+    assert reason is None and marker["model_id"] == "o/n" and marker["revision"] == "c0ffee"
+    assert marker["endpoint"] == "http://127.0.0.1:9" and marker["include"] == ["*"]
+    assert sorted(f["path"] for f in marker["files"]) == sorted(world.files)
+    assert TOKEN not in json.dumps(marker)
+
+
+def test_the_sdk_gets_the_token_on_stdin_never_on_argv_and_an_explicit_endpoint(world):
+    run(world, max_workers=7)
+    (call,) = world.runs
+    assert TOKEN not in " ".join(call["args"])
+    assert TOKEN not in json.dumps(call["env"])
+    assert call["request"]["token"] == TOKEN
+    assert call["args"][1:3] == ["-I", "-c"]          # isolated: no cwd or PYTHONPATH imports
+    env = call["env"]
+    assert env["MODELSCOPE_ENDPOINT"] == "http://127.0.0.1:9"
+    assert env["MODELSCOPE_DOWNLOAD_INTRA_CLOUD"] == "false"
+    state = os.path.join(world.root, "models", "o", ".modelscope-state")
+    assert env["MODELSCOPE_CACHE"] == os.path.join(state, "cache")
+    assert env["HOME"] == env["MODELSCOPE_HOME"] == os.path.join(state, "home")
+    assert env["LC_ALL"] == "C"
+    assert call["cwd"] == state
+    assert call["request"]["max_workers"] == 7 and call["request"]["endpoint"] == "http://127.0.0.1:9"
+    assert call["pass_fds"] and len(call["pass_fds"]) == 1   # the child holds the lock too
+    assert sorted(f["path"] for f in call["request"]["files"]) == sorted(world.files)
+    assert world.listings[0]["token"] == TOKEN
+
+
+def test_include_exclude_select_what_is_fetched(world):
+    res = run(world, include=["*.json", "*.safetensors"], exclude=["sub/*"])
+    assert res["files"] == 2
+    assert sorted(f["path"] for f in world.runs[0]["request"]["files"]) == ["config.json", "model.safetensors"]
+    assert not os.path.exists(os.path.join(world.model_dir, "pytorch_model.bin"))
+
+
+def test_empty_selection_fails(world):
+    res = run(world, include=["*.gguf"])
+    assert res["failed"] and "no file of o/n@master matches include=['*.gguf']" in res["msg"]
+    assert "hub lists 5 file(s)" in res["msg"]
+
+
+# ------------------------------------------------------------------ reruns
+def test_rerun_fetches_nothing_and_hashes_nothing(world):
+    run(world)
+    before = os.stat(file_verify.marker_path(world.model_dir)).st_mtime_ns
+    res = run(world)
+    assert res["changed"] is False and res["files_fetched"] == 0 and res["bytes_fetched"] == 0
+    assert res["hashed_files"] == 0 and res["verified"] == "quick" and res["complete"]
+    assert len(world.runs) == 1 and len(world.listings) == 2
+    assert os.stat(file_verify.marker_path(world.model_dir)).st_mtime_ns == before
+
+
+def test_full_rerun_rehashes_everything_without_changes(world):
+    run(world)
+    res = run(world, verify="full")
+    assert res["changed"] is False and res["hashed_files"] == 5 and len(world.runs) == 1
+
+
+def test_full_rerun_repairs_a_silently_corrupted_file(world):
+    run(world)
+    path = os.path.join(world.model_dir, "model.safetensors")
+    st = os.stat(path)
+    with open(path, "r+b") as handle:
+        handle.write(b"X")
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert run(world)["changed"] is False                 # quick cannot see same size + same mtime
+    res = run(world, verify="full")
+    assert res["changed"] and res["files_removed"] == ["model.safetensors"] and res["files_fetched"] == 1
+    assert [f["path"] for f in world.runs[-1]["request"]["files"]] == ["model.safetensors"]
+    assert open(path, "rb").read() == world.files["model.safetensors"]
+
+
+def test_hub_moved_revision_refetches_only_changed_files_and_removes_the_marker_first(world):
+    run(world)
+    world.files["config.json"] = b'{"model_type": "y"}'
+    res = run(world)
+    assert res["changed"] and res["files_fetched"] == 1 and res["hashed_files"] == 2   # the old copy + new one
+    assert world.runs[-1]["marker_present"] is False
+    marker, _ = file_verify.read_marker(world.model_dir)
+    assert {f["path"]: f["sha256"] for f in marker["files"]}["config.json"] == sha(b'{"model_type": "y"}')
+
+
+def test_existing_correct_files_without_marker_are_hashed_not_fetched(world):
+    os.makedirs(world.model_dir)
+    for rel, data in world.files.items():
+        path = os.path.join(world.model_dir, rel)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        open(path, "wb").write(data)
+    res = run(world)
+    assert res["changed"] and res["marker_written"] and res["files_fetched"] == 0 and res["hashed_files"] == 5
+    assert world.runs == []
+
+
+# ------------------------------------------------------------------ failures
+def test_corrupted_file_fails_is_deleted_and_no_marker(world):
+    world.served["model.safetensors"] = b"X" * 5000
+    res = run(world)
+    assert res["failed"] and res["complete"] is False
+    assert "1 of 5 file(s)" in res["msg"] and "model.safetensors (sha256" in res["msg"]
+    assert list(res["failed_files"]) == ["model.safetensors"]
+    assert not os.path.exists(os.path.join(world.model_dir, "model.safetensors"))
+    assert os.path.exists(os.path.join(world.model_dir, "config.json"))
+    assert file_verify.read_marker(world.model_dir)[0] is None
+
+
+def test_sdk_exit_zero_with_a_missing_file_is_still_a_failure(world):
+    world.not_written.add("config.json")
+    res = run(world)
+    assert res["failed"] and "config.json (missing after the download)" in res["msg"]
+    assert file_verify.read_marker(world.model_dir)[0] is None
+
+
+def test_sdk_failure_is_reported_with_the_token_scrubbed(world):
+    world.not_written.add("config.json")
+    world.sdk_rc = 1
+    world.sdk_error = "HTTPError: 500 for url with Authorization %s" % TOKEN
+    res = run(world)
+    assert res["failed"] and TOKEN not in json.dumps(res) and "********" in res["msg"]
+    assert res["sdk"]["rc"] == 1
+
+
+def test_sdk_failure_with_every_file_correct_is_a_warning(world):
+    world.sdk_rc = 1
+    world.sdk_error = "FileDownloadError: flaky"
+    res = run(world)
+    assert not res.get("failed") and res["complete"]
+    assert any("every file passed" in w for w in world.warnings)
+
+
+def test_a_failed_run_then_a_rerun_completes(world):
+    world.served["model.safetensors"] = b"X" * 5000
+    assert run(world)["failed"]
+    del world.served["model.safetensors"]
+    res = run(world)
+    assert res["complete"] and res["files_fetched"] == 1 and res["hashed_files"] == 5
+
+
+def test_unsafe_listing_is_refused_before_anything_is_written(world):
+    world.extra_listing = [{"Path": "../escaped.txt", "Type": "blob", "Size": 1, "Sha256": "0" * 64}]
+    res = run(world)
+    assert res["failed"] and "unsafe path '../escaped.txt'" in res["msg"]
+    assert res["unsafe_paths"] == ["unsafe path '../escaped.txt': '..' path segment"]
+    assert world.runs == [] and not os.path.exists(world.model_dir)
+
+
+def test_blob_without_sha256_is_refused(world):
+    world.extra_listing = [{"Path": "nohash.bin", "Type": "blob", "Size": 1, "Sha256": ""}]
+    res = run(world)
+    assert res["failed"] and "nohash.bin: no valid Sha256" in res["msg"] and world.runs == []
+
+
+def test_symlinked_directory_in_the_target_is_refused(world, tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    os.makedirs(world.model_dir)
+    os.symlink(str(outside), os.path.join(world.model_dir, "sub"))
+    res = run(world)
+    assert res["failed"] and "sub is a symlinked directory" in res["msg"]
+    assert world.runs == [] and os.listdir(str(outside)) == []
+
+
+def test_not_enough_disk_fails_before_any_byte(world, monkeypatch):
+    class Small(object):
+        f_bavail, f_frsize = 10, 512
+    monkeypatch.setattr(file_verify.os, "statvfs", lambda path: Small())
+    res = run(world)
+    assert res["failed"] and "not enough free disk space" in res["msg"] and "5120 are available" in res["msg"]
+    assert world.runs == [] and not os.path.exists(world.model_dir)
+
+
+def test_hub_errors_fail_clearly(world):
+    world.hub_error = HubError("the hub refused access (HTTP 401): no token was given", 401)
+    res = run(world)
+    assert res["failed"] and res["msg"].startswith("cannot resolve o/n@master from http://127.0.0.1:9: the hub refused")
+
+
+def test_held_lock_fails_naming_the_holder(world):
+    parent = os.path.dirname(world.model_dir)
+    os.makedirs(parent)
+    with file_verify.DirLock(file_verify.lock_path_for(world.model_dir), 1):
+        res = run(world, lock_timeout=0)
+    assert res["failed"] and "another run holds the lock" in res["msg"] and "pid %d" % os.getpid() in res["msg"]
+    assert world.runs == [] and world.listings == []
+
+
+def test_missing_sdk_python_fails_clearly(world):
+    res = run(world, sdk_python="/nonexistent/python")
+    assert res["failed"] and "sdk_python '/nonexistent/python' is not an executable interpreter" in res["msg"]
+    assert file_verify.read_marker(world.model_dir)[0] is None
+
+
+# ------------------------------------------------------------------ check mode
+def test_check_mode_reports_and_writes_nothing(world):
+    before = tree(world.root)
+    res = run(world, check_mode=True)
+    assert res["changed"] and res["complete"] is False
+    assert res["would_fetch_bytes"] == sum(len(b) for b in world.files.values())
+    assert sorted(f["path"] for f in res["would_fetch"]) == sorted(world.files)
+    assert tree(world.root) == before and world.runs == []
+
+
+def test_check_mode_on_a_complete_directory(world):
+    run(world)
+    before = tree(world.root)
+    res = run(world, check_mode=True)
+    assert res["changed"] is False and res["would_fetch"] == [] and res["complete"]
+    assert tree(world.root) == before
+
+
+def test_check_mode_counts_partial_bytes(world):
+    os.makedirs(world.model_dir)
+    open(os.path.join(world.model_dir, "model.safetensors.incomplete"), "wb").write(b"W" * 1000)
+    res = run(world, check_mode=True, include=["model.safetensors"])
+    assert res["would_fetch"] == [{"path": "model.safetensors", "size": 5000, "have": 1000}]
+    assert res["would_fetch_bytes"] == 4000
+
+
+# ------------------------------------------------------------------ offline
+def test_offline_without_marker_fails(world):
+    res = run(world, offline=True)
+    assert res["failed"] and "offline: no completion marker" in res["msg"] and world.listings == []
+
+
+def test_offline_trusts_the_marker_without_the_hub(world):
+    run(world)
+    res = run(world, offline=True)
+    assert not res.get("failed") and res["changed"] is False and res["complete"]
+    assert len(world.listings) == 1 and res["revision"] == "c0ffee" and res["files"] == 5
+    res = run(world, offline=True, verify="full")
+    assert res["hashed_files"] == 5
+
+
+def test_offline_detects_damage_and_other_selection(world):
+    run(world)
+    res = run(world, offline=True, include=["*.json"])
+    assert res["failed"] and "written for include=[], not ['*.json']" in res["msg"]
+    os.unlink(os.path.join(world.model_dir, "config.json"))
+    res = run(world, offline=True)
+    assert res["failed"] and "config.json is missing" in res["msg"]
+
+
+# ------------------------------------------------------------------ ownership and modes
+def test_modes_are_applied_and_idempotent(world):
+    res = run(world, mode="0600", dir_mode="0750")
+    assert res["changed"]
+    assert oct(os.stat(os.path.join(world.model_dir, "sub", "tokenizer.json")).st_mode & 0o777) == "0o600"
+    assert oct(os.stat(file_verify.marker_path(world.model_dir)).st_mode & 0o777) == "0o600"
+    assert oct(os.stat(os.path.join(world.model_dir, "sub")).st_mode & 0o777) == "0o750"
+    assert oct(os.stat(world.model_dir).st_mode & 0o777) == "0o750"
+    assert run(world, mode="0600", dir_mode="0750")["changed"] is False
+    res = run(world, mode="0644", dir_mode="0750")
+    assert res["changed"] and res["files_fetched"] == 0 and res["marker_written"] is False
+    assert run(world, mode="0644", check_mode=True)["changed"] is False
+    assert run(world, mode="0640", check_mode=True)["changed"] is True
+    assert oct(os.stat(os.path.join(world.model_dir, "config.json")).st_mode & 0o777) == "0o644"
