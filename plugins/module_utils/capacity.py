@@ -261,9 +261,9 @@ def assess(sizing_result, hardware, reserve=sizing.DEFAULT_RESERVE, gpus_per_nod
         for gpu in hw["gpus"] or []:
             used = gpu.get("memory_used_mib")
             if used and used > IN_USE_WARNING_FRACTION * gpu["memory_total_mib"]:
-                warnings.append("GPU %s (%s) has %d MiB of %d MiB in use by other processes; planning uses total "
-                                "memory, so free it before deploying" % (gpu["index"], gpu["name"], used,
-                                                                          gpu["memory_total_mib"]))
+                warnings.append(
+                    "GPU %s (%s) has %d MiB of %d MiB in use by other processes; planning uses total memory, so "
+                    "free it before deploying" % (gpu["index"], gpu["name"], used, gpu["memory_total_mib"]))
     ram_required = req["cpu_memory"]
     resources["cpu_memory"] = _resource(
         "cpu_memory", ram_required,

@@ -44,7 +44,7 @@ def host_row(host, result, groups=None):
     row.update({
         "verdict": result["verdict"],
         "gpus": gpus,
-        "gpu_summary": _gpu_summary(gpus),
+        "gpu_summary": "not used (CPU target)" if result.get("target") == "cpu" else _gpu_summary(gpus),
         "gpu_count": None if gpus is None else len(gpus),
         "gpus_needed": result.get("gpus_needed"),
         "gpu_plan": result.get("gpu_plan"),
@@ -132,7 +132,7 @@ def summary_lines(report):
         t["insufficient"], t["failed"], t["unreachable"])
     lines = [head]
     for row in report["hosts"]:
-        needed = "" if row["gpus_needed"] is None else ", needs %s GPU(s)" % row["gpus_needed"]
+        needed = "" if not row["gpus_needed"] else ", needs %s GPU(s)" % row["gpus_needed"]
         lines.append("%s: %s (GPUs: %s%s)%s" % (
             row["host"], row["verdict"].upper(), row["gpu_summary"], needed,
             "" if row["verdict"] == "fits" else " - " + "; ".join(row["reasons"])))

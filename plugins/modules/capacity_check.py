@@ -25,14 +25,18 @@ description:
   - Planning uses total device memory. Memory already used by other processes on a live host is reported and warned
     about.
 author:
-  - llmops.deploy developers
+  - llmops.deploy developers (@llmops)
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: The module only reads; check mode runs the same probes and returns the same result.
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
   platform:
+    description: Target OS/families that can be operated against.
+    support: full
     platforms: posix
 options:
   model:
@@ -100,7 +104,9 @@ notes:
 seealso:
   - module: llmops.deploy.model_sizing
   - module: llmops.deploy.gpu_info
-  - role: llmops.deploy.preflight
+  - name: The preflight role
+    description: Runs this module on every host and writes one fleet report.
+    link: https://example.invalid/llmops/deploy/roles/preflight
 """
 
 EXAMPLES = r"""
@@ -228,12 +234,16 @@ def probe_missing(module, declared):
     gpu_source = None
     if hardware.get("gpus") is None and module.params["target"] == "gpu":
 
-        def run(argv):
-            return module.run_command(argv, environ_update={"LC_ALL": "C"})
+        def which(name):
+            return module.get_bin_path(name, opt_dirs=list(gpu_facts.TOOL_EXTRA_DIRS.get(name, ())))
 
-        found = gpu_facts.collect_gpus(lambda name: module.get_bin_path(name), run)
+        def run(argv):
+            # A tool that cannot be executed becomes a warning in collect_gpus, not a failed task.
+            return module.run_command(argv, environ_update={"LC_ALL": "C"}, handle_exceptions=False)
+
+        found = gpu_facts.collect_gpus(which, run)
         hardware["gpus"] = found["gpus"]
-        gpu_source = found["source"]
+        gpu_source = ", ".join(found.get("sources") or []) or found["source"]
         warnings.extend(found["warnings"])
         probed.append("gpus")
     if hardware.get("memory_total_mib") is None:

@@ -28,7 +28,7 @@ description:
     C(unified_memory) is true.
   - Output that cannot be read (a changed format) fails the task with the offending line.
 author:
-  - llmops.deploy developers
+  - llmops.deploy developers (@llmops)
 options:
   vendors:
     description:
@@ -60,8 +60,10 @@ attributes:
     support: full
     description: The module only reads; it runs the same read-only commands in check mode.
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
   facts:
+    description: Action returns an C(ansible_facts) dictionary that will update existing host facts.
     support: full
   platform:
     platforms: posix

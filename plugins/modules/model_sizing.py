@@ -23,14 +23,18 @@ description:
     power-of-two tensor-parallel groups, split into nodes of at most O(gpus_per_node).
   - Pure computation; it reads nothing from the host and changes nothing.
 author:
-  - llmops.deploy developers
+  - llmops.deploy developers (@llmops)
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: The module only computes; check mode returns the same result.
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
   platform:
+    description: Target OS/families that can be operated against.
+    support: full
     platforms: posix
 options:
   model:

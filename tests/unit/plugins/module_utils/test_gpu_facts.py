@@ -214,7 +214,7 @@ def test_every_recorded_fixture_has_expectations():
     assert csvs == set(NVIDIA_EXPECTED) | set(NVIDIA_LEGACY_EXPECTED)
     statics = set(os.path.basename(p) for p in glob.glob(os.path.join(GPU_FIXTURES, "amd-smi", "*.json"))
                   if not p.endswith((".mem-usage.json", ".runs.json")))
-    assert statics == set(s for s, _ in AMD_SMI_EXPECTED)
+    assert statics == set(pair[0] for pair in AMD_SMI_EXPECTED)
     rocm = set(os.path.basename(p) for p in glob.glob(os.path.join(GPU_FIXTURES, "rocm-smi", "*.json")))
     assert rocm == set(ROCM_SMI_EXPECTED)
 

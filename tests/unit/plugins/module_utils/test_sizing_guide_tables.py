@@ -73,7 +73,7 @@ def test_hardware_example_column(precision, row):
         assert plan["gpus"] == count
         # Power of two, and the next smaller power of two would not do.
         if count > 1:
-            smaller, _ = _example_verdict(params, precision, count // 2, gpu_model)
+            smaller = _example_verdict(params, precision, count // 2, gpu_model)[0]
             assert smaller["verdict"] in ("tight", "insufficient")
 
 
@@ -106,7 +106,7 @@ def test_single_host_too_small_for_671b_says_multi_node():
 def test_units_mib_are_converted_exactly_not_as_gib():
     # 21 GB (7B FP16) x 1.2 = 25.2 GB; an RTX 4090 reports 24564 MiB = 25.757 GB: fits. Read as GiB-as-GB (24.0)
     # it would not.
-    gpu, _ = _example_verdict("7B", "FP16", 1, "RTX 4090")
+    gpu = _example_verdict("7B", "FP16", 1, "RTX 4090")[0]
     assert gpu["verdict"] == "fits"
     assert gpu["available"] == 25.757
     assert gpu["available_gib"] == 23.99
@@ -128,8 +128,8 @@ def test_reserve_out_of_range_is_refused(reserve):
     assert "reserve" in str(err.value) and "0 to 0.5" in str(err.value)
 
 
-@pytest.mark.parametrize("params, label", [("0.5B", "4"), ("3B", "8"), ("14B", "32"), ("72B", "128+"),
-                                            ("1T", "128+")])
+@pytest.mark.parametrize("params, label", [
+    ("0.5B", "4"), ("3B", "8"), ("14B", "32"), ("72B", "128+"), ("1T", "128+")])
 def test_cores_between_rows_take_the_next_row(params, label):
     assert sizing.size_model(params=params, precision="int8")["cpu_cores_label"] == label
 

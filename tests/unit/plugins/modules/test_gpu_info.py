@@ -220,8 +220,14 @@ def test_the_module_with_the_fake_nvidia_smi_on_path(monkeypatch):
     """No patched I/O: get_bin_path finds tests/fixtures/fake-bin/nvidia-smi and run_command runs it."""
     monkeypatch.setenv("PATH", FAKE_BIN + os.pathsep + os.environ.get("PATH", ""))
     monkeypatch.setenv("LLMOPS_FAKE_NVIDIA_SMI", "a100-sxm4-80gb-x4.csv")
-    monkeypatch.setattr(basic.AnsibleModule, "exit_json", lambda self, **kw: (_ for _ in ()).throw(AnsibleExitJson(kw)))
-    monkeypatch.setattr(basic.AnsibleModule, "fail_json", lambda self, **kw: (_ for _ in ()).throw(AnsibleFailJson(kw)))
+    def exit_json(self, **kw):
+        raise AnsibleExitJson(kw)
+
+    def fail_json(self, **kw):
+        raise AnsibleFailJson(kw)
+
+    monkeypatch.setattr(basic.AnsibleModule, "exit_json", exit_json)
+    monkeypatch.setattr(basic.AnsibleModule, "fail_json", fail_json)
     kind, result = run_module({"vendors": ["nvidia"]})
     assert kind is AnsibleExitJson, result
     facts = result["ansible_facts"]

@@ -1,0 +1,139 @@
+"""capacity_check module: declared and probed hardware, verdicts, failing, errors."""
+import os
+
+import pytest
+
+from ansible.module_utils import basic
+from ansible_collections.llmops.deploy.plugins.module_utils import gpu_facts
+from ansible_collections.llmops.deploy.plugins.modules import capacity_check
+
+from .module_runner import run_module
+
+FIXTURES = os.path.join(os.path.dirname(__file__), "..", "..", "..", "fixtures", "gpu", "nvidia-smi")
+FULL_HOST = {"memory_total_mib": 1048576, "cpu_cores": 64, "disk_free_mib": 2000000}
+
+
+def declared(**gpus):
+    return dict(FULL_HOST, **gpus)
+
+
+@pytest.fixture
+def nvidia_smi(monkeypatch):
+    """Make the module find nvidia-smi and replay a recorded CSV for the exact query argv."""
+    calls = []
+
+    def use(fixture_name):
+        with open(os.path.join(FIXTURES, fixture_name)) as handle:
+            text = handle.read()
+
+        def get_bin_path(self, name, required=False, opt_dirs=None):
+            return "/usr/bin/nvidia-smi" if name == "nvidia-smi" else None
+
+        def run_command(self, argv, **kwargs):
+            calls.append((argv, kwargs.get("environ_update")))
+            assert argv == ["/usr/bin/nvidia-smi"] + gpu_facts.nvidia_smi_argv()
+            return 0, text, ""
+
+        monkeypatch.setattr(basic.AnsibleModule, "get_bin_path", get_bin_path)
+        monkeypatch.setattr(basic.AnsibleModule, "run_command", run_command)
+        return calls
+
+    return use
+
+
+def test_declared_hardware_is_not_probed(monkeypatch):
+    monkeypatch.setattr(basic.AnsibleModule, "run_command", lambda *a, **k: pytest.fail("probed a tool"))
+    failed, result = run_module(monkeypatch, capacity_check, {
+        "model": "deepseek-ai/DeepSeek-R1-Distill-Qwen-32B", "precision": "bf16",
+        "hardware": declared(gpu_model="A100 80GB", gpu_count=4)})
+    assert not failed and result["changed"] is False
+    assert result["verdict"] == "fits" and result["gpus_needed"] == 2
+    assert result["probed"] == [] and result["gpu_source"] is None
+    assert result["gpu_plan"]["tensor_parallel_size"] == 2
+    assert set(result["resources"]) == {"gpu_memory", "cpu_memory", "cpu_cores", "disk"}
+
+
+def test_probed_h100s_from_recorded_nvidia_smi(monkeypatch, nvidia_smi):
+    calls = nvidia_smi("h100-80gb-hbm3-x8.csv")
+    failed, result = run_module(monkeypatch, capacity_check, {"params": "70B", "precision": "fp8",
+                                                              "hardware": FULL_HOST})
+    assert not failed
+    assert calls and calls[0][1] == {"LC_ALL": "C"}
+    assert result["probed"] == ["gpus"] and result["gpu_source"] == "nvidia-smi"
+    assert len(result["hardware"]["gpus"]) == 8
+    # 70B FP8: 105 GB GPU memory, 126 GB with reserve -> 2 x 81559 MiB (171 GB)
+    assert result["verdict"] == "fits" and result["gpus_needed"] == 2
+
+
+def test_fp8_on_a100_is_insufficient_with_the_reason(monkeypatch, nvidia_smi):
+    nvidia_smi("a100-sxm4-80gb-x4.csv")
+    failed, result = run_module(monkeypatch, capacity_check, {
+        "model": "okwinds/DeepSeek-R1-Distill-Qwen-32B-FP8", "hardware": FULL_HOST, "fail_on": "never"})
+    assert not failed
+    gpu = result["resources"]["gpu_memory"]
+    assert gpu["verdict"] == "insufficient" and result["verdict"] == "insufficient"
+    assert "FP8 needs compute capability 8.9; the GPU has 8.0" in gpu["reason"]
+
+
+def test_insufficient_fails_the_task_by_default(monkeypatch):
+    failed, result = run_module(monkeypatch, capacity_check, {
+        "params": "70B", "precision": "fp16", "hardware": declared(gpu_model="RTX 4090", gpu_count=1)})
+    assert failed
+    assert result["verdict"] == "insufficient"
+    assert "70B at FP16 is insufficient on this host" in result["msg"]
+    assert result["gpus_needed"] == 16
+
+
+@pytest.mark.parametrize("fail_on, failed_expected", [("tight", True), ("insufficient", False), ("never", False)])
+def test_fail_on_tight(monkeypatch, fail_on, failed_expected):
+    # 7B FP32 (42 GB) on one A100 40GB (42.95 GB): holds it, not the reserve -> tight
+    failed, result = run_module(monkeypatch, capacity_check, {
+        "params": "7B", "precision": "fp32", "fail_on": fail_on,
+        "hardware": declared(gpu_model="A100 40GB", gpu_count=1)})
+    assert result["verdict"] == "tight"
+    assert failed is failed_expected
+
+
+def test_cpu_target_skips_gpus(monkeypatch):
+    monkeypatch.setattr(basic.AnsibleModule, "run_command", lambda *a, **k: pytest.fail("probed a GPU tool"))
+    failed, result = run_module(monkeypatch, capacity_check, {"params": "0.5B", "precision": "bf16", "target": "cpu",
+                                                              "hardware": FULL_HOST})
+    assert not failed and "gpu_memory" not in result["resources"] and result["gpus_needed"] == 0
+
+
+def test_ram_cores_and_disk_are_probed_when_not_declared(monkeypatch, tmp_path):
+    failed, result = run_module(monkeypatch, capacity_check, {
+        "params": "0.5B", "precision": "bf16", "target": "cpu", "model_dir": str(tmp_path / "not" / "yet"),
+        "fail_on": "never"})
+    assert not failed
+    assert result["probed"] == ["memory_total_mib", "cpu_cores", "disk_free_mib"]
+    assert result["hardware"]["memory_total_mib"] > 0 and result["hardware"]["cpu_cores"] >= 1
+    assert result["resources"]["disk"]["available"] > 0
+
+
+def test_memory_in_use_is_warned_about(monkeypatch):
+    gpus = [{"name": "NVIDIA H100 80GB HBM3", "memory_total_mib": 81559, "memory_used_mib": 40000,
+             "compute_capability": "9.0"}]
+    _failed, result = run_module(monkeypatch, capacity_check, {"params": "7B", "precision": "bf16",
+                                                               "hardware": declared(gpus=gpus)})
+    assert any("40000 MiB of 81559 MiB in use" in w for w in result["_warnings"])
+    assert result["verdict"] == "fits"  # planning uses total memory
+
+
+@pytest.mark.parametrize("hardware, field", [
+    ({"gpus": [{"memory_total_mib": -1}]}, "hardware.gpus[0].memory_total_mib"),
+    ({"gpus": [{"memory_total_mib": "lots"}]}, "hardware.gpus[0].memory_total_mib"),
+    ({"gpus": [{"compute_capability": "9.0"}]}, "hardware.gpus[0].memory_total_mib"),
+    ({"gpus": "8 x H100"}, "hardware.gpus"),
+    ({"gpus": [{"memory_total_mib": 1000, "vram": 3}]}, "hardware.gpus[0]"),
+    ({"ram": 1000}, "hardware"),
+    ({"cpu_cores": 0}, "hardware.cpu_cores"),
+    ({"gpu_model": "Voodoo 5", "gpu_count": 2}, "hardware.gpus[0].name"),
+    ({"gpu_model": "H100", "gpu_count": 2, "gpus": []}, "hardware"),
+])
+def test_malformed_hardware_names_the_field(monkeypatch, hardware, field):
+    failed, result = run_module(monkeypatch, capacity_check, {"params": "7B", "precision": "fp16",
+                                                              "hardware": hardware})
+    assert failed
+    assert result["msg"].startswith(field + ":"), result["msg"]
+    assert "expected" in result["msg"]
