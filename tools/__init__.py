@@ -1,0 +1,1 @@
+"""Developer tools that live in the repository but are not part of the built collection (galaxy.yml build_ignore)."""
