@@ -71,6 +71,9 @@ def main(argv=None) -> int:
         print("error: %s" % exc, file=sys.stderr)
         return 2
 
+    if not (args.host.startswith("127.") or args.host in ("::1", "localhost")):
+        print("warning: the hub listens on %s, not only on loopback; it is a test tool without TLS" % args.host,
+              file=sys.stderr)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())

@@ -29,7 +29,7 @@ import json
 import math
 import re
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Dict, Iterator, List, Optional, Tuple
 
@@ -690,7 +690,7 @@ LLAMA3_TINY = ModelSpec(
 )
 QWEN2_TINY_FP8 = ModelSpec(
     model_id=OWNER + "/Qwen2-tiny-2M-FP8",
-    arch=Architecture(**dict(_QWEN2_TINY.__dict__, quantization="fp8")),
+    arch=replace(_QWEN2_TINY, quantization="fp8"),
     description="Qwen2-style with block-wise FP8 (F8_E4M3) linear weights and F32 weight_scale_inv tensors.",
 )
 
@@ -718,10 +718,10 @@ def bench_model(target_bytes: int, max_shard_bytes: int = 4 << 30, materialise: 
         raise ValueError("bench model size must be at least 1 MiB, got %d bytes" % target_bytes)
     base = [arch for minimum, arch in _BENCH_TIERS if target_bytes >= minimum][-1]
     one = count_parameters(model_config(base, make_tokenizer("qwen2", base.vocab_size)))
-    per_layer = count_parameters(model_config(Architecture(**dict(base.__dict__, num_hidden_layers=2)),
+    per_layer = count_parameters(model_config(replace(base, num_hidden_layers=2),
                                               make_tokenizer("qwen2", base.vocab_size))) - one
     layers = max(1, round((target_bytes / DTYPE_SIZES[base.dtype] - (one - per_layer)) / per_layer))
-    arch = Architecture(**dict(base.__dict__, num_hidden_layers=layers))
+    arch = replace(base, num_hidden_layers=layers)
     params = count_parameters(model_config(arch, make_tokenizer("qwen2", arch.vocab_size)))
     shards = max(1, math.ceil(params * DTYPE_SIZES[arch.dtype] / max_shard_bytes))
     shards = min(shards, layers + 1)

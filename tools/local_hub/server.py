@@ -141,6 +141,14 @@ class _Handler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, socket.timeout, OSError) as exc:
             self.close_connection = True
             self._record["error"] = "%s: %s" % (type(exc).__name__, exc)
+        except Exception as exc:  # a hub bug: answer 500 (if nothing was sent yet) and record it
+            self.close_connection = True
+            self._record["error"] = "%s: %s" % (type(exc).__name__, exc)
+            if self._status is None:
+                try:
+                    self._send_error(500, 10010500500, "local hub internal error: %s" % type(exc).__name__)
+                except OSError:
+                    pass
         finally:
             if not admin:
                 self._record["status"] = self._status
