@@ -535,3 +535,20 @@ def test_sdk_writes_unsafe_listing_paths_outside_local_dir(local_hub, modelscope
     assert absolute.read_bytes() == fetch(local_hub, QWEN, str(absolute))[2]
     assert not (local_dir / "escaped.txt").exists()
     assert {r["file"] for r in file_requests(local_hub)} >= {"../escaped.txt", str(absolute)}
+
+
+def test_sdk_environment_is_isolated_and_guarded(modelscope_sdk, local_hub):
+    env = modelscope_sdk.env(token="t0ken")
+    assert env["MODELSCOPE_ENDPOINT"] == local_hub.endpoint
+    assert env["MODELSCOPE_DOWNLOAD_INTRA_CLOUD"] == "false" and env["MODELSCOPE_API_TOKEN"] == "t0ken"
+    for key in ("HOME", "MODELSCOPE_CACHE", "MODELSCOPE_HOME"):
+        assert env[key].startswith(str(modelscope_sdk.base_dir))
+    probe = ("import socket\n"
+             "socket.create_connection(('127.0.0.1', %d), timeout=5).close()\n"
+             "try:\n"
+             "    socket.getaddrinfo('modelscope.cn', 443)\n"
+             "except ConnectionRefusedError:\n"
+             "    print('refused')\n" % local_hub.port)
+    proc = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0 and proc.stdout.strip() == "refused", proc.stderr
+    assert modelscope_sdk.network_violations() == ["socket.getaddrinfo 'modelscope.cn'"]
