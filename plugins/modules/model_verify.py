@@ -92,7 +92,7 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
-path:
+model_dir:
   description: Absolute path of the model directory.
   returned: always
   type: str
@@ -262,7 +262,7 @@ def main():
     if p["params_tolerance"] < 0:
         module.fail_json(msg="params_tolerance %r is not valid: expected a number >= 0 such as 0.25" % (
             p["params_tolerance"],))
-    result = {"changed": False, "path": path}
+    result = {"changed": False, "model_dir": path}
     try:
         with DirLock(lock_path_for(path), p["lock_timeout"], shared=True):
             report = check_model_dir(path, verify=p["verify"])
