@@ -16,7 +16,7 @@ description:
   - Checks that C(config.json) is valid JSON, that weights are present (C(*.safetensors), C(*.bin)/C(*.pt)/C(*.pth),
     C(*.gguf)), and that every shard named in a C(*.index.json) is present (for safetensors shards, holding every
     tensor the index maps to it).
-  - Reads every safetensors header (never the tensor data): a damaged header or a file whose size differs from what
+  - Reads every safetensors header (never the tensor data); a damaged header or a file whose size differs from what
     its header describes (truncated, or with trailing bytes) is a problem.
   - With O(verify=quick) or O(verify=full), the completion marker written by M(llmops.deploy.modelscope_download)
     must be valid and every file it lists must match it by size and mtime (quick) or by size and sha256 (full).
