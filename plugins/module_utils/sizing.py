@@ -13,7 +13,14 @@ Pure functions, standard library only. A *method* turns a model spec into resour
 
 Units: the guide's "GB" are 10^9 bytes (32B x 2 bytes = 64 GB). Device memory is reported by ``nvidia-smi`` in MiB
 (2^20 bytes); comparisons are done in exact bytes, and results show GiB beside GB for people who compare with
-``nvidia-smi``. Other methods (issue 4's ``detailed``) register in ``METHODS`` and return the same keys.
+``nvidia-smi``.
+
+Methods are a registry (``METHODS``) of functions taking one spec dict (model, params, precision, model_info, config,
+weights summary, serving options) and returning the requirements in bytes. ``detailed``
+(plugins/module_utils/detailed_sizing.py) sizes from the model's architecture: exact weight bytes, KV cache for a
+context and concurrency, activation and runtime overhead, per GPU. ``auto`` is ``detailed`` when a config.json is
+given, else ``seed``. Detailed results keep every seed key and add ``breakdown``, ``seed`` (the guide's figures for
+the same model) and ``differs_from_seed``.
 """
 
 import math
@@ -131,7 +138,27 @@ def seed_requirements(params, precision):
     }
 
 
-METHODS = {"seed": seed_requirements}
+def _seed_method(spec):
+    count, canonical, info = resolve_model(spec.get("model"), spec.get("params"), spec.get("precision"))
+    req = seed_requirements(count, canonical)
+    req.update(params=count, precision=canonical, model_info=info)
+    return req
+
+
+def _detailed_method(spec):
+    # Imported here: detailed_sizing builds on this module's helpers.
+    from ansible_collections.llmops.deploy.plugins.module_utils import detailed_sizing
+    info = None
+    if spec.get("model") is not None:
+        from ansible_collections.llmops.deploy.plugins.module_utils import model_names
+        info = model_names.parse_model_id(spec["model"])
+    return detailed_sizing.requirements(dict(spec, model_info=info))
+
+
+METHODS = {"seed": _seed_method, "detailed": _detailed_method}
+METHOD_CHOICES = ("seed", "detailed", "auto")
+# A detailed GPU figure this far from the guide's rule of thumb (ratio) is flagged as differing.
+DIFFERS_FROM_SEED_TOLERANCE = 0.1
 
 
 def _fmt_fraction(value):
@@ -161,27 +188,51 @@ def resolve_model(model=None, params=None, precision=None):
     return count, precisions.normalize_precision(chosen), info
 
 
-def size_model(model=None, params=None, precision=None, method="seed", reserve=DEFAULT_RESERVE):
-    """Size a model: the requirements of ``method`` plus the GB/GiB figures the modules return."""
+def resolve_method(method, config=None):
+    """``seed``/``detailed`` as given; ``auto`` -> ``detailed`` when a config.json is given, else ``seed``."""
+    if method not in METHOD_CHOICES:
+        raise SizingInputError("method", method, "one of %s" % ", ".join(METHOD_CHOICES))
+    if method == "auto":
+        return "detailed" if config is not None else "seed"
+    return method
+
+
+def size_model(model=None, params=None, precision=None, method="seed", reserve=DEFAULT_RESERVE, config=None,
+               weights=None, context_length=None, concurrency=None, kv_cache_dtype=None,
+               gpu_memory_utilization=None):
+    """Size a model: the requirements of ``method`` plus the GB/GiB figures the modules return.
+
+    ``config`` is a config.json dict, ``weights`` a safetensors header summary (safetensors_header.summarize_headers);
+    ``context_length``, ``concurrency``, ``kv_cache_dtype`` and ``gpu_memory_utilization`` are the detailed
+    method's serving options (ignored by ``seed``).
+    """
     reserve = check_reserve(reserve)
-    if method not in METHODS:
-        raise SizingInputError("method", method, "one of %s" % ", ".join(sorted(METHODS)))
-    count, canonical, info = resolve_model(model, params, precision)
-    req = METHODS[method](count, canonical)
+    resolved = resolve_method(method, config)
+    spec = {"model": model, "params": params, "precision": precision, "config": config, "weights": weights,
+            "context_length": context_length, "concurrency": concurrency, "kv_cache_dtype": kv_cache_dtype,
+            "gpu_memory_utilization": gpu_memory_utilization}
+    req = METHODS[resolved](spec)
+    count, canonical, info = req["params"], req["precision"], req["model_info"]
+    bytes_per_param = precisions.BYTES_PER_PARAM[canonical]
+    if resolved != "seed":
+        bytes_per_param = Fraction(req["param_memory_bytes"], count)
+    cores, cores_max, cores_label, cores_basis = cpu_cores_for(count, canonical)
+    basis = dict(req["basis"], cpu_cores=cores_basis)
     result = {
-        "method": method,
+        "method": resolved,
+        "method_requested": method,
         "model": info["id"] if info else None,
         "model_info": info,
         "params": count,
         "params_label": parameter_count.format_params(count),
         "precision": canonical,
         "precision_label": precisions.LABELS[canonical],
-        "bytes_per_param": float(precisions.BYTES_PER_PARAM[canonical]),
+        "bytes_per_param": round(float(bytes_per_param), 4),
         "reserve": reserve,
-        "cpu_cores": req["cpu_cores"],
-        "cpu_cores_max": req["cpu_cores_max"],
-        "cpu_cores_label": req["cpu_cores_label"],
-        "basis": req["basis"],
+        "cpu_cores": cores,
+        "cpu_cores_max": cores_max,
+        "cpu_cores_label": cores_label,
+        "basis": basis,
         "requirements_bytes": {
             "param_memory": req["param_memory_bytes"],
             "gpu_memory": req["gpu_memory_bytes"],
@@ -189,13 +240,32 @@ def size_model(model=None, params=None, precision=None, method="seed", reserve=D
             "disk": req["disk_bytes"],
         },
     }
+    _add_figures(result, req, reserve)
+    if resolved != "seed":
+        for key in ("precision_source", "breakdown", "weight_format", "weight_format_source",
+                    "effective_bits_per_param", "kv_cache_per_token_bytes", "kv_cache_dtype", "context_length",
+                    "context_length_source", "concurrency", "gpu_memory_utilization", "architecture", "warnings",
+                    "plan_inputs"):
+            result[key] = req[key]
+        seed = seed_requirements(count, canonical)
+        result["seed"] = {"requirements_bytes": {"param_memory": seed["param_memory_bytes"],
+                                                 "gpu_memory": seed["gpu_memory_bytes"],
+                                                 "cpu_memory": seed["cpu_memory_bytes"], "disk": seed["disk_bytes"]},
+                          "basis": seed["basis"]}
+        _add_figures(result["seed"], seed, reserve)
+        ratio = float(Fraction(req["gpu_memory_bytes"], seed["gpu_memory_bytes"]))
+        result["gpu_memory_ratio_to_seed"] = round(ratio, 3)
+        result["differs_from_seed"] = abs(ratio - 1) > DIFFERS_FROM_SEED_TOLERANCE
+    return result
+
+
+def _add_figures(result, req, reserve):
     for key in ("param_memory", "gpu_memory", "cpu_memory", "disk"):
         value = req[key + "_bytes"]
         result[key + "_gb"] = gb(value)
         result[key + "_gib"] = gib(value)
     result["gpu_memory_with_reserve_gb"] = gb(with_reserve(req["gpu_memory_bytes"], reserve))
     result["cpu_memory_with_reserve_gb"] = gb(with_reserve(req["cpu_memory_bytes"], reserve))
-    return result
 
 
 def with_reserve(amount, reserve):
@@ -270,6 +340,25 @@ def gpu_plan(gpu_memory_bytes, per_gpu_mib, reserve=DEFAULT_RESERVE, gpus_per_no
         "per_gpu_requirement_gb": gb(Fraction(gpu_memory_bytes, needed)),
         "total_gpu_memory_gb": gb(needed * per_gpu),
     })
+    return plan
+
+
+def plan_gpus(sizing_result, per_gpu_mib, reserve=DEFAULT_RESERVE, gpus_per_node=DEFAULT_GPUS_PER_NODE,
+              gpu_name="GPU", available_gpus=None):
+    """The GPU plan for a sizing result of any method, with its ``gpu_name`` and ``description``.
+
+    Seed results use gpu_plan (the total over power-of-two groups); detailed results are checked per GPU
+    (detailed_sizing.plan: valid TP sizes, KV heads per GPU, largest context and concurrency that fit).
+    """
+    if sizing_result.get("method") == "detailed":
+        from ansible_collections.llmops.deploy.plugins.module_utils import detailed_sizing
+        plan = detailed_sizing.plan(sizing_result, per_gpu_mib, reserve, gpus_per_node, available_gpus)
+        plan["gpu_name"] = gpu_name
+        plan["description"] = detailed_sizing.describe_plan(plan, gpu_name)
+        return plan
+    plan = gpu_plan(sizing_result["requirements_bytes"]["gpu_memory"], per_gpu_mib, reserve, gpus_per_node)
+    plan["gpu_name"] = gpu_name
+    plan["description"] = describe_plan(plan, gpu_name)
     return plan
 
 
