@@ -27,15 +27,19 @@ description:
   - Fails listing every problem found; all facts are returned either way.
   - Waits for a running download of the same directory (shared lock on its lock file) so it never reads a mix.
 author:
-  - llmops.deploy developers
+  - llmops.deploy developers (@llmops)
 attributes:
   check_mode:
     support: full
+    description: Can run in check_mode and return changed status prediction without modifying target.
     details: The module only reads.
   diff_mode:
     support: none
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
   platform:
     platforms: posix
+    support: full
+    description: Linux hosts (C(fcntl) locks).
 options:
   path:
     description: The model directory.

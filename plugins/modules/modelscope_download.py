@@ -27,10 +27,11 @@ description:
     gets the token on its standard input, never on a command line or in its environment. The endpoint is always
     explicit, Alibaba Cloud region probing is off, and the SDK's side files (session id, cache) go to O(state_dir).
   - Nothing from the model repository is imported or executed. Pickle weights and code files are reported.
+  - Role C(llmops.deploy.model_download) wraps this module and M(llmops.deploy.model_verify).
   - Runs are serialised per model directory by an C(flock) on C(<parent>/.<name>.llmops-lock); a second run waits up
     to O(lock_timeout) seconds, then fails naming the holder.
 author:
-  - llmops.deploy developers
+  - llmops.deploy developers (@llmops)
 requirements:
   - The ModelScope SDK (C(modelscope) and C(modelscope-hub), pinned 1.40.2 / 0.5.1) importable by O(sdk_python), for
     downloads only. Check mode, reruns of complete directories and O(offline=true) need only the standard library.
@@ -38,12 +39,16 @@ requirements:
 attributes:
   check_mode:
     support: full
+    description: Can run in check_mode and return changed status prediction without modifying target.
     details: Fetches the listing, hashes files that lack a valid marker entry, and reports what would be fetched
       (RV(would_fetch), RV(would_fetch_bytes)); writes nothing, not even the lock file.
   diff_mode:
     support: none
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
   platform:
     platforms: posix
+    support: full
+    description: Linux hosts (C(fcntl) locks, C(os.statvfs)); the download step needs the ModelScope SDK.
 options:
   model_id:
     description: Model to download, as C(owner/name).
@@ -147,7 +152,6 @@ notes:
     O(exclude) if the runtime does not need them.
 seealso:
   - module: llmops.deploy.model_verify
-  - role: llmops.deploy.model_download
 """
 
 EXAMPLES = r"""
@@ -358,7 +362,7 @@ try:
 except Exception as exc:
     _out({"ok": False, "api": None, "error": "the ModelScope SDK cannot be imported by %s: %s: %s" % (
         sys.executable, type(exc).__name__, exc), "failed": {}})
-    sys.exit(3)
+    raise SystemExit(3)
 files = req["files"]
 try:
     if HubApi is not None:
@@ -377,7 +381,7 @@ try:
 except BaseException as exc:
     failed = dict((str(k), "%s: %s" % (type(v).__name__, v)) for k, v in (getattr(exc, "failed_files", None) or {}).items())
     _out({"ok": False, "api": api, "error": "%s: %s" % (type(exc).__name__, exc), "failed": failed})
-    sys.exit(1)
+    raise SystemExit(1)
 _out({"ok": True, "api": api, "error": None, "failed": {}})
 """
 

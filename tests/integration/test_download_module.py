@@ -12,7 +12,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 
@@ -54,7 +53,7 @@ def result_of(stdout):
 
 def run_module(module, args, check=False, env=None, timeout=300):
     proc = subprocess.run(module_argv(module, args, check), cwd=REPO, env=ansible_env(env), capture_output=True,
-                          text=True, timeout=timeout)
+                          text=True, timeout=timeout, check=False)
     try:
         return result_of(proc.stdout)
     except (ValueError, KeyError, IndexError):
@@ -301,7 +300,7 @@ def small_fs(tmp_path):
     if os.geteuid() != 0:
         pytest.skip("mounting a tmpfs needs root")
     proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "llmops-test-small", str(mount_point)],
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         pytest.skip("cannot mount a tmpfs here: %s" % proc.stderr.strip())
     try:
@@ -331,10 +330,12 @@ def test_two_runs_at_once_wait_or_fail_never_mix(local_hub, tmp_path):
         cwd=REPO, env=ansible_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     waiter_result = {}
     try:
-        wait_for(lambda: (model_dir / "model.safetensors.incomplete").exists(), 60, "the first run's download")
+        wait_for((model_dir / "model.safetensors.incomplete").exists, 60, "the first run's download")
         # a second run that waits: it starts now, blocks on the lock and then finds the directory complete
-        waiter = threading.Thread(target=lambda: waiter_result.update(download(
-            local_hub, model_dir, lock_timeout=120)))
+
+        def wait_then_download():
+            waiter_result.update(download(local_hub, model_dir, lock_timeout=120))
+        waiter = threading.Thread(target=wait_then_download)
         waiter.start()
         # a third run that may not wait: fails clearly, naming the holder
         res = download(local_hub, model_dir, lock_timeout=1)

@@ -91,8 +91,8 @@ def test_parse_listing_reads_name_when_path_missing():
 
 
 def test_resolved_revision_from_listing():
-    parsed = parse_listing(listing(blob("a", Revision="c0ffee", CommitId="1"), blob("b", Revision="c0ffee",
-                                                                                      CommitId="2")), "master")
+    entries = [blob("a", Revision="c0ffee", CommitId="1"), blob("b", Revision="c0ffee", CommitId="2")]
+    parsed = parse_listing(listing(*entries), "master")
     assert parsed["revision"] == "c0ffee"
     parsed = parse_listing(listing(blob("a", CommitId="abc"), blob("b", CommitId="abc")), "master")
     assert parsed["revision"] == "abc"

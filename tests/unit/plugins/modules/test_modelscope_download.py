@@ -46,7 +46,7 @@ class World(object):
         self.listings = []
         self.runs = []
         self.warnings = []
-        self.hub_error = None
+        self.hub_errors = []    # exceptions the listing raises, one per call
         self.on_sdk = None
 
     def listing(self):
@@ -56,8 +56,8 @@ class World(object):
 
     def fetch_manifest(self, endpoint, model_id, revision, token=None, timeout=60, reserved_names=()):
         self.listings.append({"endpoint": endpoint, "model_id": model_id, "revision": revision, "token": token})
-        if self.hub_error:
-            raise self.hub_error
+        if self.hub_errors:
+            raise self.hub_errors.pop(0)
         manifest = parse_listing(self.listing(), revision, reserved_names)
         manifest["url"] = endpoint
         return manifest
@@ -234,7 +234,7 @@ def test_hub_moved_revision_refetches_only_changed_files_and_removes_the_marker_
     res = run(world)
     assert res["changed"] and res["files_fetched"] == 1 and res["hashed_files"] == 2   # the old copy + new one
     assert world.runs[-1]["marker_present"] is False
-    marker, _ = file_verify.read_marker(world.model_dir)
+    marker = file_verify.read_marker(world.model_dir)[0]
     assert {f["path"]: f["sha256"] for f in marker["files"]}["config.json"] == sha(b'{"model_type": "y"}')
 
 
@@ -327,7 +327,7 @@ def test_not_enough_disk_fails_before_any_byte(world, monkeypatch):
 
 
 def test_hub_errors_fail_clearly(world):
-    world.hub_error = HubError("the hub refused access (HTTP 401): no token was given", 401)
+    world.hub_errors.append(HubError("the hub refused access (HTTP 401): no token was given", 401))
     res = run(world)
     assert res["failed"] and res["msg"].startswith("cannot resolve o/n@master from http://127.0.0.1:9: the hub refused")
 
