@@ -487,8 +487,9 @@ def verify_fetched(model_dir, entries, hasher=sha256_file):
 # ---------------------------------------------------------------------------------------------------------------
 def lock_path_for(model_dir):
     """The lock file of a model directory: ``<parent>/.<name>.llmops-lock`` (outside the directory, so removing the
-    directory does not remove the lock another run is holding)."""
-    model_dir = os.path.abspath(model_dir)
+    directory does not remove the lock another run is holding). Symlinks are resolved first, so two paths to the
+    same directory share one lock."""
+    model_dir = os.path.realpath(model_dir)
     return os.path.join(os.path.dirname(model_dir), "." + os.path.basename(model_dir) + LOCK_SUFFIX)
 
 

@@ -580,6 +580,7 @@ class Download(object):
             if plan["fetch"]:
                 fetched_good = self.fetch(plan["fetch"])
             files = plan["complete"] + fetched_good
+            self.remove_stale_partials(files)
             recheck = quick_check(self.model_dir, plan["complete"])
             if recheck:
                 self.fail("files changed while the download ran (%s); nothing was marked complete" % "; ".join(
@@ -659,6 +660,13 @@ class Download(object):
             self.module.warn("the SDK reported a failure (%s) but every file passed the size and sha256 check" % (
                 sdk["error"],))
         return good
+
+    def remove_stale_partials(self, files):
+        """SDK partial files left next to files that are now complete (an interrupted older download)."""
+        for item in files:
+            partial = os.path.join(self.model_dir, item["path"] + ".incomplete")
+            if os.path.isfile(partial) and not os.path.islink(partial):
+                os.unlink(partial)
 
     def bytes_on_disk(self, items):
         total = 0

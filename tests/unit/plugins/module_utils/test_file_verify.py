@@ -340,7 +340,11 @@ def test_verify_fetched(tmp_path):
 
 # ------------------------------------------------------------------ lock
 def test_lock_path_is_outside_the_model_dir(tmp_path):
-    assert fv.lock_path_for(str(tmp_path / "o" / "n")) == str(tmp_path / "o" / ".n.llmops-lock")
+    root = os.path.realpath(str(tmp_path))
+    assert fv.lock_path_for(os.path.join(root, "o", "n")) == os.path.join(root, "o", ".n.llmops-lock")
+    (tmp_path / "real" / "n").mkdir(parents=True)
+    os.symlink(str(tmp_path / "real" / "n"), str(tmp_path / "link"))
+    assert fv.lock_path_for(str(tmp_path / "link")) == os.path.join(root, "real", ".n.llmops-lock")
 
 
 def test_second_exclusive_lock_times_out_naming_the_holder(tmp_path):

@@ -244,9 +244,11 @@ def test_existing_correct_files_without_marker_are_hashed_not_fetched(world):
         path = os.path.join(world.model_dir, rel)
         os.makedirs(os.path.dirname(path), exist_ok=True)
         open(path, "wb").write(data)
+    stale = os.path.join(world.model_dir, "config.json.incomplete")
+    open(stale, "wb").write(b"{")
     res = run(world)
     assert res["changed"] and res["marker_written"] and res["files_fetched"] == 0 and res["hashed_files"] == 5
-    assert world.runs == []
+    assert world.runs == [] and not os.path.exists(stale)
 
 
 # ------------------------------------------------------------------ failures
