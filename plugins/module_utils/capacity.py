@@ -203,13 +203,66 @@ def _gpu_resource(sizing_result, gpus, reserve, gpus_per_node):
     names = sorted(set(gpu["name"] for gpu in eligible))
     per_gpu_mib = min(gpu["memory_total_mib"] for gpu in eligible)
     usable = 1 << (len(eligible).bit_length() - 1)
-    plan = sizing.gpu_plan(required, per_gpu_mib, reserve, gpus_per_node)
-    plan["gpu_name"] = names[0] if len(names) == 1 else "mixed GPUs (smallest %d MiB)" % per_gpu_mib
-    plan["description"] = sizing.describe_plan(plan, plan["gpu_name"])
+    gpu_name = names[0] if len(names) == 1 else "mixed GPUs (smallest %d MiB)" % per_gpu_mib
     per_gpu_bytes = sizing.mib_to_bytes(per_gpu_mib)
     entry["gpus_used"] = usable
     entry["available"] = sizing.gb(usable * per_gpu_bytes)
     entry["available_gib"] = sizing.gib(usable * per_gpu_bytes)
+    if sizing_result.get("method") == "detailed":
+        plan = sizing.plan_gpus(sizing_result, per_gpu_mib, reserve, gpus_per_node, gpu_name, available_gpus=usable)
+        entry["verdict"], reason = _detailed_verdict(sizing_result, plan, usable, reserve)
+    else:
+        plan = sizing.gpu_plan(required, per_gpu_mib, reserve, gpus_per_node)
+        plan["gpu_name"] = gpu_name
+        plan["description"] = sizing.describe_plan(plan, plan["gpu_name"])
+        entry["verdict"], reason = _seed_verdict(entry, plan, usable, eligible, per_gpu_bytes, reserve)
+    if len(eligible) != usable:
+        notes.append("tensor parallelism uses %d of the %d GPUs (power-of-two group)" % (usable, len(eligible)))
+    if len(names) > 1:
+        notes.append("GPUs differ (%s); planning uses the smallest" % ", ".join(names))
+    if refused:
+        notes.append("%d GPU(s) left out: %s" % (len(refused), "; ".join(refused)))
+    entry["reason"] = reason + ("" if not notes else " (" + "; ".join(notes) + ")")
+    return entry, plan
+
+
+def _detailed_verdict(sizing_result, plan, usable, reserve):
+    """Per-GPU verdict of the detailed method, in plain words, with the guide's figure where it differs."""
+    pct = round(reserve * 100)
+    seed_note = ""
+    if sizing_result.get("differs_from_seed"):
+        seed_note = "; the guide's rule of thumb says %s GB of GPU memory, the detailed method %s GB before " \
+            "parallelism" % (sizing_result["seed"]["gpu_memory_gb"], sizing_result["gpu_memory_gb"])
+    if plan["tensor_parallel_size"] is None:
+        if not plan["valid_tensor_parallel_sizes"]:
+            return "insufficient", "GPU memory: %s" % plan["description"]
+        return "insufficient", "GPU memory: the model does not fit %s GPUs at any tensor/pipeline-parallel size" % (
+            plan["gpu_name"]) + seed_note
+    context = "{:,} tokens x {} sequence(s)".format(plan["context_length"], plan["concurrency"])
+    where = plan["description"].split(";")[0]
+    if plan["gpus"] is not None and plan["gpus"] <= usable:
+        return "fits", ("GPU memory: %s needs %s GB per GPU for %s (%d%% reserve kept, %s GB usable at "
+                        "gpu_memory_utilization %s)%s" % (where, plan["per_gpu_requirement_gb"], context, pct,
+                                                          plan["per_gpu_budget_gb"], plan["gpu_memory_utilization"],
+                                                          seed_note))
+    if plan["gpus_minimum"] is not None and plan["gpus_minimum"] <= usable:
+        return "tight", ("GPU memory: %s holds %s but not the %d%% reserve (%s GB per GPU of %s usable); %s GPUs "
+                         "would" % (where, context, pct, plan["per_gpu_requirement_gb"], plan["per_gpu_budget_gb"],
+                                    plan["gpus"] or "more"))
+    needed = plan["gpus"] or plan["gpus_minimum"]
+    reason = "GPU memory: %s needs %s x %s (tensor parallel %s x pipeline parallel %s) for %s; host has %d usable" % (
+        sizing_result.get("model") or sizing_result["params_label"], needed, plan["gpu_name"],
+        plan["tensor_parallel_size"], plan["pipeline_parallel_size"], context, usable)
+    if plan["nodes"] and plan["nodes"] > 1:
+        reason += "; a multi-node deployment of %d nodes is needed" % plan["nodes"]
+    if plan["excluded_tensor_parallel_sizes"]:
+        reason += "; excluded: %s" % "; ".join("TP %d (%s)" % (e["tensor_parallel_size"], e["reason"])
+                                              for e in plan["excluded_tensor_parallel_sizes"])
+    return "insufficient", reason + seed_note
+
+
+def _seed_verdict(entry, plan, usable, eligible, per_gpu_bytes, reserve):
+    """The seed method's verdict over the total GPU memory (unchanged since the guide's tables)."""
     if plan["gpus"] is not None and plan["gpus"] <= usable:
         verdict = "fits"
         reason = "GPU memory: needs %s GB (%s with the %d%% reserve); %s gives %s GB" % (
@@ -231,15 +284,7 @@ def _gpu_resource(sizing_result, gpus, reserve, gpus_per_node):
                 plan["gpu_name"], sizing.gb(len(eligible) * per_gpu_bytes))
             if plan["nodes"] > 1:
                 reason += "; a multi-node deployment of %d nodes is needed" % plan["nodes"]
-    if len(eligible) != usable:
-        notes.append("tensor parallelism uses %d of the %d GPUs (power-of-two group)" % (usable, len(eligible)))
-    if len(names) > 1:
-        notes.append("GPUs differ (%s); planning uses the smallest" % ", ".join(names))
-    if refused:
-        notes.append("%d GPU(s) left out: %s" % (len(refused), "; ".join(refused)))
-    entry["verdict"] = verdict
-    entry["reason"] = reason + ("" if not notes else " (" + "; ".join(notes) + ")")
-    return entry, plan
+    return verdict, reason
 
 
 def assess(sizing_result, hardware, reserve=sizing.DEFAULT_RESERVE, gpus_per_node=sizing.DEFAULT_GPUS_PER_NODE,

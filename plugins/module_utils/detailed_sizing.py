@@ -38,7 +38,7 @@ DEFAULT_CONCURRENCY = 1
 # the full max_position_embeddings (131072 for Llama 3.1), which most single GPUs cannot hold next to the weights;
 # 8192 is a common serving length. Plan for more by passing context_length (and the same --max-model-len to vLLM).
 DEFAULT_CONTEXT_CAP = 8192
-KV_CACHE_DTYPES = ("auto", "fp16", "bf16", "fp8", "fp8_e4m3", "fp8_e5m2")
+KV_CACHE_DTYPES = sizing.KV_CACHE_DTYPE_CHOICES
 
 # ---------------------------------------------------------------------------------------------------------------
 # Activation peak and runtime overhead, per GPU. Source: llm-d's measurements of vLLM on one H100 (79.18 GiB) at

@@ -157,6 +157,7 @@ def _detailed_method(spec):
 
 METHODS = {"seed": _seed_method, "detailed": _detailed_method}
 METHOD_CHOICES = ("seed", "detailed", "auto")
+KV_CACHE_DTYPE_CHOICES = ("auto", "fp16", "bf16", "fp8", "fp8_e4m3", "fp8_e5m2")
 # A detailed GPU figure this far from the guide's rule of thumb (ratio) is flagged as differing.
 DIFFERS_FROM_SEED_TOLERANCE = 0.1
 
@@ -257,6 +258,25 @@ def size_model(model=None, params=None, precision=None, method="seed", reserve=D
         result["gpu_memory_ratio_to_seed"] = round(ratio, 3)
         result["differs_from_seed"] = abs(ratio - 1) > DIFFERS_FROM_SEED_TOLERANCE
     return result
+
+
+def size_model_options(options):
+    """size_model keyword arguments from the options model_sizing and capacity_check share.
+
+    A ``config_path`` is read here: its config.json and, for a model directory, the summary of its safetensors
+    headers (used unless ``weights`` is given).
+    """
+    config, weights = options.get("config"), options.get("weights")
+    if options.get("config_path"):
+        from ansible_collections.llmops.deploy.plugins.module_utils import architecture
+        config, headers = architecture.read_local_model(options["config_path"])
+        if weights is None:
+            weights = headers
+    return dict(model=options.get("model"), params=options.get("params"), precision=options.get("precision"),
+                method=options.get("method") or "seed", reserve=options.get("reserve", DEFAULT_RESERVE),
+                config=config, weights=weights, context_length=options.get("context_length"),
+                concurrency=options.get("concurrency"), kv_cache_dtype=options.get("kv_cache_dtype"),
+                gpu_memory_utilization=options.get("gpu_memory_utilization"))
 
 
 def _add_figures(result, req, reserve):

@@ -20,6 +20,11 @@ description:
     verdict is the worst one, and each resource has a reason in plain words.
   - GPU plans use power-of-two tensor-parallel groups. A precision the GPU cannot run (FP8 below compute capability 8.9,
     BF16 below 8.0) makes GPU memory V(insufficient) with that reason.
+  - With O(method=detailed) (or O(method=auto) and a config), GPU memory is checked per GPU. Each GPU must hold its
+    share of the weights, its KV heads' cache for O(context_length) x O(concurrency), the activation peak and the
+    runtime overhead within O(gpu_memory_utilization) of its memory. Tensor-parallel sizes must divide the attention
+    heads, and KV heads are replicated when TP exceeds them. The plan reports the largest context and concurrency that
+    fit. The reason quotes the guide's rule-of-thumb figure where the two methods differ by more than 10 percent.
   - With O(hardware), plans against declared hardware instead of probing; parts not declared are probed. A fully
     declared host needs no probe, so the check can run on the controller for hosts not yet reachable.
   - Planning uses total device memory. Memory already used by other processes on a live host is reported and warned
@@ -55,10 +60,46 @@ options:
     type: str
   method:
     description:
-      - Sizing method. C(seed) is the guide's rule of thumb.
+      - Sizing method. C(seed) is the guide's rule of thumb. C(detailed) sizes from the architecture and needs
+        O(config) or O(config_path). C(auto) is C(detailed) when a config is given, else C(seed).
     type: str
-    choices: [seed]
+    choices: [seed, detailed, auto]
     default: seed
+  config:
+    description:
+      - The content of the model's C(config.json), as a dict. Mutually exclusive with O(config_path).
+    type: dict
+  config_path:
+    description:
+      - Path on the host to a C(config.json), or to a model directory holding one (whose C(*.safetensors) headers
+        then give the exact weight bytes).
+    type: path
+  weights:
+    description:
+      - Summary of the model's safetensors headers (C(params_total), C(params_by_dtype), C(data_bytes),
+        C(precision)), for exact weight bytes.
+    type: dict
+  context_length:
+    description:
+      - Tokens per sequence to plan the KV cache for. Defaults to the model's C(max_position_embeddings) capped at
+        8192.
+    type: int
+  concurrency:
+    description:
+      - Sequences of O(context_length) tokens held at once.
+    type: int
+    default: 1
+  kv_cache_dtype:
+    description:
+      - Precision of the KV cache; C(auto) follows the model's activation dtype.
+    type: str
+    choices: [auto, fp16, bf16, fp8, fp8_e4m3, fp8_e5m2]
+    default: auto
+  gpu_memory_utilization:
+    description:
+      - Share of each GPU's memory the engine may use (vLLM's C(--gpu-memory-utilization)).
+    type: float
+    default: 0.9
   reserve:
     description:
       - Headroom to keep free, as a fraction from 0 to 0.5.
@@ -123,6 +164,15 @@ EXAMPLES = r"""
     reserve: 0.3
     fail_on: never
 
+- name: Check, per GPU, a downloaded model for 32k tokens and 16 users
+  llmops.deploy.capacity_check:
+    model: Qwen/Qwen2.5-72B-Instruct
+    method: detailed
+    config_path: /opt/llmops/models/Qwen/Qwen2.5-72B-Instruct
+    context_length: 32768
+    concurrency: 16
+    kv_cache_dtype: fp8
+
 - name: Plan against declared hardware (nothing is probed)
   llmops.deploy.capacity_check:
     model: Qwen/Qwen2.5-72B-Instruct
@@ -148,7 +198,10 @@ gpus_needed:
   type: int
   sample: 2
 gpu_plan:
-  description: The GPU plan on this host's GPUs, null without usable GPUs or for O(target=cpu).
+  description: The GPU plan on this host's GPUs, null without usable GPUs or for O(target=cpu). With C(detailed) it
+    also has C(per_gpu_requirement_gb), C(per_gpu_breakdown_gb), C(per_gpu_budget_gb),
+    C(valid_tensor_parallel_sizes), C(excluded_tensor_parallel_sizes), C(kv_heads_per_gpu), C(max_context_length)
+    and C(max_concurrency) (for the configuration this host can run).
   returned: always
   type: dict
   sample: {"gpus": 2, "gpus_minimum": 2, "nodes": 1, "tensor_parallel_size": 2, "pipeline_parallel_size": 1,
@@ -212,7 +265,14 @@ def build_module():
             model=dict(type="str"),
             params=dict(type="raw"),
             precision=dict(type="str"),
-            method=dict(type="str", choices=["seed"], default="seed"),
+            method=dict(type="str", choices=list(sizing.METHOD_CHOICES), default="seed"),
+            config=dict(type="dict"),
+            config_path=dict(type="path"),
+            weights=dict(type="dict"),
+            context_length=dict(type="int"),
+            concurrency=dict(type="int", default=1),
+            kv_cache_dtype=dict(type="str", choices=list(sizing.KV_CACHE_DTYPE_CHOICES), default="auto"),
+            gpu_memory_utilization=dict(type="float", default=0.9),
             reserve=dict(type="float", default=sizing.DEFAULT_RESERVE),
             gpus_per_node=dict(type="int", default=sizing.DEFAULT_GPUS_PER_NODE),
             target=dict(type="str", choices=["gpu", "cpu"], default="gpu"),
@@ -221,7 +281,8 @@ def build_module():
             hardware=dict(type="dict"),
             fail_on=dict(type="str", choices=["insufficient", "tight", "never"], default="insufficient"),
         ),
-        required_one_of=[("model", "params")],
+        required_one_of=[("model", "params", "config", "config_path")],
+        mutually_exclusive=[("config", "config_path")],
         supports_check_mode=True,
     )
 
@@ -264,8 +325,7 @@ def main():
     module = build_module()
     p = module.params
     try:
-        sized = sizing.size_model(model=p["model"], params=p["params"], precision=p["precision"],
-                                  method=p["method"], reserve=p["reserve"])
+        sized = sizing.size_model(**sizing.size_model_options(p))
         declared = capacity.normalize_hardware(p["hardware"])
         # Keep only what was declared, so the rest is probed.
         declared = dict((k, v) for k, v in declared.items() if v is not None)

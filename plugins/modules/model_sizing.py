@@ -19,8 +19,19 @@ description:
     parameter (INT4 0.5, INT8 1, FP8 1, FP16 2, BF16 2, FP32 4). GPU memory is parameter memory times 1.5. Host RAM is
     parameter memory times 2. Recommended CPU cores come from the guide's tables 2.3.1 (FP16) and 2.3.2 (FP32).
   - Sizes are in the guide's GB (10^9 bytes), with GiB (2^30 bytes) beside them for comparison with C(nvidia-smi).
-  - Given a GPU model (O(gpu)) or a per-GPU memory (O(gpu_memory_mib)), also plans how many GPUs hold the model as
-    power-of-two tensor-parallel groups, split into nodes of at most O(gpus_per_node).
+  - The C(detailed) method sizes from the model's architecture (its C(config.json), O(config) or O(config_path)).
+    Weights are exact bytes from safetensors headers when given (O(weights), or a local model directory in
+    O(config_path)), else parameters computed from the config times the effective bits of the format (AWQ/GPTQ with
+    group scales, FP8, bitsandbytes, GGUF types). The KV cache is computed per token from the config (GQA/MQA/MHA,
+    DeepSeek MLA, sliding-window layers capped at their window) times O(context_length) times O(concurrency).
+    Activation peak and runtime overhead are measured vLLM constants, and the engine keeps
+    O(gpu_memory_utilization) of each GPU. Every figure says whether it was read or estimated.
+  - C(auto) uses C(detailed) when a config is given, else C(seed). Detailed results keep every seed key and add the
+    guide's figures under RV(seed) so both can be shown.
+  - Given a GPU model (O(gpu)) or a per-GPU memory (O(gpu_memory_mib)), also plans how many GPUs hold the model.
+    C(seed) plans the total as power-of-two tensor-parallel groups, split into nodes of at most O(gpus_per_node).
+    C(detailed) checks each GPU of each valid tensor-parallel size (it must divide the attention heads; KV heads are
+    replicated when TP exceeds them), then pipeline stages, and reports the largest context and concurrency that fit.
   - Pure computation; it reads nothing from the host and changes nothing.
 author:
   - llmops.deploy developers (@llmops)
@@ -55,10 +66,49 @@ options:
     type: str
   method:
     description:
-      - Sizing method. C(seed) is the guide's rule of thumb.
+      - Sizing method. C(seed) is the guide's rule of thumb. C(detailed) sizes from the architecture and needs
+        O(config) or O(config_path). C(auto) is C(detailed) when a config is given, else C(seed).
     type: str
-    choices: [seed]
+    choices: [seed, detailed, auto]
     default: seed
+  config:
+    description:
+      - The content of the model's C(config.json), as a dict (for example from C(ansible.builtin.slurp) and
+        C(from_json)). Vision-language configs with a C(text_config) are read from there.
+      - Mutually exclusive with O(config_path).
+    type: dict
+  config_path:
+    description:
+      - Path to a local C(config.json), or to a model directory holding one. In a directory, the headers of its
+        C(*.safetensors) files give the exact weight bytes (unless O(weights) is given).
+      - Read on the host the module runs on.
+    type: path
+  weights:
+    description:
+      - Summary of the model's safetensors headers, as the collection's safetensors header reader returns it
+        (C(params_total), C(params_by_dtype), C(data_bytes), C(precision)). Gives exact weight bytes.
+    type: dict
+  context_length:
+    description:
+      - Tokens per sequence to plan the KV cache for (the engine's C(--max-model-len)).
+      - Defaults to the model's C(max_position_embeddings) capped at 8192. At most C(max_position_embeddings).
+    type: int
+  concurrency:
+    description:
+      - Sequences of O(context_length) tokens held in the KV cache at once.
+    type: int
+    default: 1
+  kv_cache_dtype:
+    description:
+      - Precision of the KV cache. C(auto) follows the model's activation dtype (16-bit), as vLLM does.
+    type: str
+    choices: [auto, fp16, bf16, fp8, fp8_e4m3, fp8_e5m2]
+    default: auto
+  gpu_memory_utilization:
+    description:
+      - Share of each GPU's memory the engine may use (vLLM's C(--gpu-memory-utilization)), above 0 and at most 1.
+    type: float
+    default: 0.9
   reserve:
     description:
       - Headroom to keep free, as a fraction from 0 to 0.5. The guide asks for 20 to 30 percent.
@@ -101,6 +151,23 @@ EXAMPLES = r"""
   ansible.builtin.debug:
     msg: "{{ sized.gpu_memory_gb }} GB of GPU memory: {{ sized.gpu_plan.description }}"
 
+- name: Size Qwen2.5-7B from its config.json for 32k tokens and 8 users on L40S GPUs
+  llmops.deploy.model_sizing:
+    model: Qwen/Qwen2.5-7B-Instruct
+    method: detailed
+    config_path: /opt/llmops/models/Qwen/Qwen2.5-7B-Instruct
+    context_length: 32768
+    concurrency: 8
+    gpu: L40S
+  register: detailed
+
+- name: Show the per-GPU plan and what was read or estimated
+  ansible.builtin.debug:
+    msg:
+      - "{{ detailed.gpu_plan.description }}"
+      - "{{ detailed.breakdown.weights.source }}"
+      - "guide rule of thumb: {{ detailed.seed.gpu_memory_gb }} GB, detailed: {{ detailed.gpu_memory_gb }} GB"
+
 - name: Size with a 30 % reserve on 24 GiB cards
   llmops.deploy.model_sizing:
     params: 7B
@@ -111,10 +178,15 @@ EXAMPLES = r"""
 
 RETURN = r"""
 method:
-  description: The sizing method used.
+  description: The sizing method used (C(auto) resolved to C(seed) or C(detailed)).
   returned: always
   type: str
   sample: seed
+method_requested:
+  description: The method asked for.
+  returned: always
+  type: str
+  sample: auto
 model:
   description: The ModelScope id, when one was given.
   returned: always
@@ -146,7 +218,7 @@ precision_label:
   type: str
   sample: INT8
 bytes_per_param:
-  description: Bytes per parameter (guide table 2.2).
+  description: Bytes per parameter (guide table 2.2); with C(detailed), the weights' bytes divided by the parameters.
   returned: always
   type: float
   sample: 1.0
@@ -161,7 +233,8 @@ param_memory_gib:
   type: float
   sample: 29.8
 gpu_memory_gb:
-  description: GPU memory needed, GB (parameter memory x 1.5 with the seed method).
+  description: GPU memory needed, GB (parameter memory x 1.5 with the seed method; with C(detailed), weights + KV
+    cache + activations + overhead on one GPU divided by O(gpu_memory_utilization)).
   returned: always
   type: float
   sample: 48.0
@@ -230,6 +303,97 @@ requirements_bytes:
   returned: always
   type: dict
   sample: {"param_memory": 32000000000, "gpu_memory": 48000000000, "cpu_memory": 64000000000, "disk": 32000000000}
+precision_source:
+  description: Where the precision came from (asked for, config.json, safetensors headers, model name).
+  returned: when method is detailed
+  type: str
+  sample: "read: config.json torch_dtype"
+breakdown:
+  description: GPU memory on one GPU by part (C(weights), C(kv_cache), C(activations), C(overhead),
+    C(utilization_headroom)), each with C(bytes), C(gb), C(gib) and C(source) (C(read:) or C(estimated:) and why).
+  returned: when method is detailed
+  type: dict
+  sample: {"kv_cache": {"bytes": 1073741824, "gb": 1.074, "gib": 1.0,
+           "source": "read: config.json (GQA: 2 x 32 layers x 8 KV heads x head_dim 128 x 2, 131,072 bytes per token)"}}
+weight_format:
+  description: How the weights are stored, as sized.
+  returned: when method is detailed
+  type: str
+  sample: AWQ int4 g128
+weight_format_source:
+  description: Where the weight format came from.
+  returned: when method is detailed
+  type: str
+  sample: "read: config.json quantization_config (awq)"
+effective_bits_per_param:
+  description: Weight bits per parameter, scales and unquantised parts included.
+  returned: when method is detailed
+  type: float
+  sample: 4.61
+kv_cache_per_token_bytes:
+  description: KV cache bytes one token takes over all layers (sliding layers included).
+  returned: when method is detailed
+  type: int
+  sample: 131072
+kv_cache_dtype:
+  description: KV cache precision used.
+  returned: when method is detailed
+  type: str
+  sample: fp8
+context_length:
+  description: Tokens per sequence planned for.
+  returned: when method is detailed
+  type: int
+  sample: 8192
+context_length_source:
+  description: Whether the context length was asked for or defaulted.
+  returned: when method is detailed
+  type: str
+  sample: "default: max_position_embeddings 131072 capped at 8192"
+concurrency:
+  description: Sequences planned for at once.
+  returned: when method is detailed
+  type: int
+  sample: 1
+gpu_memory_utilization:
+  description: Share of each GPU the engine may use.
+  returned: when method is detailed
+  type: float
+  sample: 0.9
+architecture:
+  description: The architecture facts read from config.json (attention kind, layers, heads, KV heads, head size,
+    sliding window, MoE, MLA ranks, quantization, parameters computed from the shapes).
+  returned: when method is detailed
+  type: dict
+  sample: {"attention": "gqa", "num_hidden_layers": 32, "num_key_value_heads": 8, "head_dim": 128,
+           "params_total": 8030261248, "source": "read: config.json"}
+warnings:
+  description: Disagreements between what was asked for and what the config or headers say.
+  returned: when method is detailed
+  type: list
+  elements: str
+  sample: []
+plan_inputs:
+  description: The per-GPU planning inputs (weights by tensor-parallel treatment, KV layout, activation bytes), used
+    by M(llmops.deploy.capacity_check).
+  returned: when method is detailed
+  type: dict
+  sample: {"weights_split": 16059449344, "weights_replicated": 532480, "activation": 5153960755}
+seed:
+  description: The guide's seed figures for the same parameters and precision, to show beside the detailed ones.
+  returned: when method is detailed
+  type: dict
+  sample: {"param_memory_gb": 16.061, "gpu_memory_gb": 24.091, "cpu_memory_gb": 32.121}
+gpu_memory_ratio_to_seed:
+  description: Detailed GPU memory divided by the seed GPU memory.
+  returned: when method is detailed
+  type: float
+  sample: 1.083
+differs_from_seed:
+  description: Whether the detailed GPU memory differs from the guide's rule of thumb by more than 10 percent.
+  returned: when method is detailed
+  type: bool
+  sample: false
 gpu_plan:
   description: GPUs needed on O(gpu) or O(gpu_memory_mib); null when neither is given.
   returned: always
@@ -259,6 +423,24 @@ gpu_plan:
       description: The plan in words.
       type: str
       sample: 1 x H100 (75.96 GiB each)
+    max_context_length:
+      description: With C(detailed), the largest context per sequence whose KV cache fits at the asked concurrency.
+      type: int
+      sample: 131072
+    max_concurrency:
+      description: With C(detailed), the sequences of the asked context that fit at once.
+      type: int
+      sample: 26
+    valid_tensor_parallel_sizes:
+      description: With C(detailed), the tensor-parallel sizes the model allows.
+      type: list
+      elements: int
+      sample: [1, 2, 4]
+    excluded_tensor_parallel_sizes:
+      description: With C(detailed), the sizes left out and why.
+      type: list
+      elements: dict
+      sample: [{"tensor_parallel_size": 8, "reason": "28 attention heads do not divide by 8"}]
   sample: {"gpus": 1, "gpus_minimum": 1, "nodes": 1, "tensor_parallel_size": 1, "pipeline_parallel_size": 1}
 """
 
@@ -276,22 +458,28 @@ def build_module():
             model=dict(type="str"),
             params=dict(type="raw"),
             precision=dict(type="str"),
-            method=dict(type="str", choices=["seed"], default="seed"),
+            method=dict(type="str", choices=list(sizing.METHOD_CHOICES), default="seed"),
+            config=dict(type="dict"),
+            config_path=dict(type="path"),
+            weights=dict(type="dict"),
+            context_length=dict(type="int"),
+            concurrency=dict(type="int", default=1),
+            kv_cache_dtype=dict(type="str", choices=list(sizing.KV_CACHE_DTYPE_CHOICES), default="auto"),
+            gpu_memory_utilization=dict(type="float", default=0.9),
             reserve=dict(type="float", default=sizing.DEFAULT_RESERVE),
             gpu=dict(type="str"),
             gpu_memory_mib=dict(type="int"),
             gpus_per_node=dict(type="int", default=sizing.DEFAULT_GPUS_PER_NODE),
         ),
-        required_one_of=[("model", "params")],
-        mutually_exclusive=[("gpu", "gpu_memory_mib")],
+        required_one_of=[("model", "params", "config", "config_path")],
+        mutually_exclusive=[("gpu", "gpu_memory_mib"), ("config", "config_path")],
         supports_check_mode=True,
     )
 
 
 def compute(params):
     """The module's result for validated module parameters (raises SizingInputError on bad input)."""
-    result = sizing.size_model(model=params["model"], params=params["params"], precision=params["precision"],
-                               method=params["method"], reserve=params["reserve"])
+    result = sizing.size_model(**sizing.size_model_options(params))
     result["gpu_plan"] = None
     gpu_name, per_gpu_mib = None, None
     if params["gpu"]:
@@ -300,11 +488,8 @@ def compute(params):
     elif params["gpu_memory_mib"] is not None:
         gpu_name, per_gpu_mib = "%d MiB GPU" % params["gpu_memory_mib"], params["gpu_memory_mib"]
     if per_gpu_mib is not None:
-        plan = sizing.gpu_plan(result["requirements_bytes"]["gpu_memory"], per_gpu_mib, params["reserve"],
-                               params["gpus_per_node"])
-        plan["gpu_name"] = gpu_name
-        plan["description"] = sizing.describe_plan(plan, gpu_name)
-        result["gpu_plan"] = plan
+        result["gpu_plan"] = sizing.plan_gpus(result, per_gpu_mib, params["reserve"], params["gpus_per_node"],
+                                              gpu_name)
     else:
         sizing.check_positive_int("gpus_per_node", params["gpus_per_node"], "GPUs in one node")
     return result
