@@ -413,3 +413,101 @@ def test_modes_are_applied_and_idempotent(world):
     assert run(world, mode="0644", check_mode=True)["changed"] is False
     assert run(world, mode="0640", check_mode=True)["changed"] is True
     assert oct(os.stat(os.path.join(world.model_dir, "config.json")).st_mode & 0o777) == "0o644"
+
+
+# ------------------------------------------------------------------ the SDK runner (child process), with fake SDKs
+FAKE_HUB_WITH_FILE_LIST = '''
+import json, os
+class FileDownloadError(Exception):
+    def __init__(self, msg, failed_files):
+        Exception.__init__(self, msg)
+        self.failed_files = failed_files
+class HubApi(object):
+    def __init__(self, endpoint=None, token=None):
+        self.seen = {"endpoint": endpoint, "token": token}
+    def download_repo(self, repo_id, repo_type, revision=None, local_dir=None, max_workers=4, file_list=None):
+        self.seen.update(repo_id=repo_id, repo_type=repo_type, revision=revision, local_dir=local_dir,
+                         max_workers=max_workers, file_list=file_list)
+        with open(os.environ["FAKE_SDK_RECORD"], "w") as handle:
+            json.dump(self.seen, handle)
+        if os.environ.get("FAKE_SDK_FAIL"):
+            raise FileDownloadError("1 of 2 file(s) failed", {"b.txt": ValueError("hash mismatch")})
+'''
+FAKE_OLD_HUB = '''
+class HubApi(object):
+    def download_repo(self, repo_id, repo_type, revision=None, local_dir=None):
+        raise AssertionError("must not be used without file_list")
+'''
+FAKE_MODELSCOPE = '''
+import json, os
+def snapshot_download(model_id, revision=None, local_dir=None, allow_patterns=None, max_workers=None, token=None,
+                      endpoint=None):
+    with open(os.environ["FAKE_SDK_RECORD"], "w") as handle:
+        json.dump({"model_id": model_id, "revision": revision, "local_dir": local_dir,
+                   "allow_patterns": allow_patterns, "max_workers": max_workers, "token": token,
+                   "endpoint": endpoint}, handle)
+'''
+
+
+def run_runner(tmp_path, packages, files, fail=False):
+    import subprocess
+    import sys
+    root = tmp_path / "fake-sdk"
+    for name, source in packages.items():
+        (root / name).mkdir(parents=True)
+        (root / name / "__init__.py").write_text(source)
+    record = tmp_path / "record.json"
+    request = {"parent_pid": os.getpid(), "model_id": "o/n", "revision": "v1", "endpoint": "http://h",
+               "token": TOKEN, "local_dir": str(tmp_path / "m"), "max_workers": 3, "files": files}
+    env = dict(os.environ, PYTHONPATH=str(root), FAKE_SDK_RECORD=str(record))
+    if fail:
+        env["FAKE_SDK_FAIL"] = "1"
+    # Not isolated (-I) here, so that PYTHONPATH can put the fake SDK first.
+    proc = subprocess.run([sys.executable, "-c", modelscope_download.SDK_RUNNER], input=json.dumps(request),
+                          capture_output=True, text=True, env=env, timeout=60, check=False)
+    outcome = modelscope_download._last_json_line(proc.stdout)
+    seen = json.loads(record.read_text()) if record.exists() else None
+    return proc.returncode, outcome, seen
+
+
+FILES = [{"path": "a.json", "size": 1, "sha256": "a" * 64}, {"path": "sub/b[1]*?.txt", "size": 2, "sha256": "b" * 64}]
+
+
+def test_runner_passes_the_exact_verified_file_list(tmp_path):
+    rc, outcome, seen = run_runner(tmp_path, {"modelscope_hub": FAKE_HUB_WITH_FILE_LIST}, FILES)
+    assert rc == 0 and outcome == {"ok": True, "api": "HubApi.download_repo(file_list)", "error": None, "failed": {}}
+    assert seen["token"] == TOKEN and seen["endpoint"] == "http://h" and seen["revision"] == "v1"
+    assert seen["repo_type"] == "model" and seen["max_workers"] == 3 and seen["local_dir"].endswith("/m")
+    assert seen["file_list"] == [
+        {"Path": "a.json", "Type": "blob", "Size": 1, "Sha256": "a" * 64},
+        {"Path": "sub/b[1]*?.txt", "Type": "blob", "Size": 2, "Sha256": "b" * 64}]
+
+
+def test_runner_reports_failed_files(tmp_path):
+    rc, outcome, _seen = run_runner(tmp_path, {"modelscope_hub": FAKE_HUB_WITH_FILE_LIST}, FILES, fail=True)
+    assert rc == 1 and outcome["ok"] is False
+    assert outcome["failed"] == {"b.txt": "ValueError: hash mismatch"}
+    assert outcome["error"].startswith("FileDownloadError: 1 of 2")
+
+
+def test_runner_falls_back_to_literal_patterns_on_an_sdk_without_file_list(tmp_path):
+    import fnmatch
+    rc, outcome, seen = run_runner(tmp_path, {"modelscope_hub": FAKE_OLD_HUB, "modelscope": FAKE_MODELSCOPE}, FILES)
+    assert rc == 0 and outcome["api"] == "modelscope.snapshot_download(allow_patterns)"
+    assert seen["allow_patterns"] == ["a.json", "sub/b[[]1][*][?].txt"]
+    assert seen["token"] == TOKEN and seen["endpoint"] == "http://h"
+    # each pattern matches its own path and nothing else
+    assert fnmatch.fnmatchcase("sub/b[1]*?.txt", seen["allow_patterns"][1])
+    assert not fnmatch.fnmatchcase("sub/b1xx.txt", seen["allow_patterns"][1])
+
+
+def test_runner_refuses_commas_on_the_fallback(tmp_path):
+    files = [{"path": "a,b.json", "size": 1, "sha256": "a" * 64}]
+    rc, outcome, seen = run_runner(tmp_path, {"modelscope_hub": FAKE_OLD_HUB, "modelscope": FAKE_MODELSCOPE}, files)
+    assert rc == 1 and "comma" in outcome["error"] and seen is None
+
+
+def test_runner_without_the_sdk(tmp_path):
+    rc, outcome, _seen = run_runner(tmp_path, {"modelscope_hub": "raise ImportError('no hub')",
+                                               "modelscope": "raise ImportError('no sdk')"}, FILES)
+    assert rc == 3 and outcome["ok"] is False and "cannot be imported" in outcome["error"]
