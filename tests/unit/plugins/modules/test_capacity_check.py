@@ -1,4 +1,5 @@
 """capacity_check module: declared and probed hardware, verdicts, failing, errors."""
+import json
 import os
 
 import pytest
@@ -137,3 +138,30 @@ def test_malformed_hardware_names_the_field(monkeypatch, hardware, field):
     assert failed
     assert result["msg"].startswith(field + ":"), result["msg"]
     assert "expected" in result["msg"]
+
+
+def _config(name):
+    path = os.path.join(os.path.dirname(__file__), "..", "..", "..", "fixtures", "configs", name + ".json")
+    with open(path) as handle:
+        return json.load(handle)
+
+
+def test_detailed_per_gpu_check_on_declared_hardware(monkeypatch):
+    monkeypatch.setattr(basic.AnsibleModule, "run_command", lambda *a, **k: pytest.fail("probed a tool"))
+    failed, result = run_module(monkeypatch, capacity_check, {
+        "method": "detailed", "config": _config("llama-3.1-8b"), "context_length": 16000, "concurrency": 8,
+        "hardware": declared(gpu_model="H100", gpu_count=8)})
+    assert not failed, result.get("msg")
+    assert result["verdict"] == "fits" and result["gpus_needed"] == 1
+    plan = result["gpu_plan"]
+    assert plan["method"] == "detailed" and plan["max_concurrency"] >= 8
+    assert result["sizing"]["method"] == "detailed"
+    assert "per GPU" in result["resources"]["gpu_memory"]["reason"]
+
+
+def test_detailed_tp_exclusion_is_a_reason(monkeypatch):
+    failed, result = run_module(monkeypatch, capacity_check, {
+        "method": "detailed", "config": _config("qwen2.5-7b"), "fail_on": "never",
+        "hardware": declared(gpu_model="RTX 3060", gpu_count=1)})
+    assert not failed and result["verdict"] == "insufficient"
+    assert "28 attention heads do not divide by 8" in result["resources"]["gpu_memory"]["reason"]

@@ -1,4 +1,8 @@
 """model_sizing module: options, results, errors that name the field."""
+import json
+import os
+import struct
+
 import pytest
 
 from ansible_collections.llmops.deploy.plugins.modules import model_sizing
@@ -76,4 +80,69 @@ def test_bad_input_names_field_value_and_accepted(monkeypatch, args, field, word
 def test_gpu_and_gpu_memory_are_exclusive(monkeypatch):
     failed, result = run_module(monkeypatch, model_sizing, {"params": "7B", "precision": "fp16", "gpu": "H100",
                                                             "gpu_memory_mib": 1000})
+    assert failed and "mutually exclusive" in result["msg"]
+
+
+CONFIGS = os.path.join(os.path.dirname(__file__), "..", "..", "..", "fixtures", "configs")
+
+
+def _config(name):
+    with open(os.path.join(CONFIGS, name + ".json")) as handle:
+        return json.load(handle)
+
+
+def test_detailed_from_a_config_dict_with_a_gpu(monkeypatch):
+    failed, result = run_module(monkeypatch, model_sizing, {
+        "method": "detailed", "config": _config("qwen2.5-7b"), "context_length": 32768, "concurrency": 4,
+        "gpu": "L40S"})
+    assert not failed, result.get("msg")
+    assert result["method"] == "detailed" and result["params"] == 7615616512
+    assert result["kv_cache_per_token_bytes"] == 2 * 28 * 4 * 128 * 2
+    assert result["breakdown"]["kv_cache"]["bytes"] == 57344 * 32768 * 4
+    assert result["seed"]["gpu_memory_gb"] == round(7615616512 * 2 * 1.5 / 1e9, 3)
+    plan = result["gpu_plan"]
+    assert plan["valid_tensor_parallel_sizes"] == [1, 2, 4]
+    # 15.2 GB weights + 7.5 GB KV + 6.0 GB activations + 0.16 GB, x 1.2, within 46068 MiB x 0.9 = 43.5 GB.
+    assert plan["gpus"] == 1 and plan["tensor_parallel_size"] == 1
+    assert plan["max_concurrency"] >= 4 and 32768 < plan["max_context_length"] < 131072
+
+
+def test_config_path_directory_reads_headers(monkeypatch, tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps(_config("qwen2.5-0.5b")))
+    header = json.dumps({"w": {"dtype": "BF16", "shape": [494032768], "data_offsets": [0, 988065536]}}).encode()
+    # A sparse file: the header is all that is read.
+    with open(str(tmp_path / "model.safetensors"), "wb") as handle:
+        handle.write(struct.pack("<Q", len(header)) + header)
+        handle.truncate(8 + len(header) + 988065536)
+    failed, result = run_module(monkeypatch, model_sizing, {"method": "auto", "config_path": str(tmp_path)})
+    assert not failed, result.get("msg")
+    assert result["method"] == "detailed" and result["method_requested"] == "auto"
+    assert result["breakdown"]["weights"]["bytes"] == 988065536
+    assert result["breakdown"]["weights"]["source"].startswith("read: safetensors headers")
+
+
+def test_auto_without_config_is_seed(monkeypatch):
+    _failed, result = run_module(monkeypatch, model_sizing, {"params": "7B", "precision": "fp16", "method": "auto"})
+    assert result["method"] == "seed" and "breakdown" not in result
+
+
+@pytest.mark.parametrize("args, field", [
+    ({"method": "detailed", "params": "7B", "precision": "fp16"}, "config"),
+    ({"method": "detailed", "config": {"hidden_size": 4096}}, "config.num_hidden_layers"),
+    ({"method": "detailed", "config": {"num_hidden_layers": 2, "hidden_size": 64, "num_attention_heads": 0,
+                                       "vocab_size": 10, "intermediate_size": 8}}, "config.num_attention_heads"),
+    ({"method": "detailed", "config_path": "/nonexistent/config.json"}, "config_path"),
+    ({"method": "detailed", "config": "LLAMA_CONFIG", "context_length": 10 ** 6}, "context_length"),
+    ({"method": "detailed", "config": "LLAMA_CONFIG", "gpu_memory_utilization": 1.2}, "gpu_memory_utilization"),
+])
+def test_detailed_bad_input_names_the_field(monkeypatch, args, field):
+    if args.get("config") == "LLAMA_CONFIG":
+        args = dict(args, config=_config("llama-3.1-8b"))
+    failed, result = run_module(monkeypatch, model_sizing, args)
+    assert failed and result["field"] == field, result["msg"]
+    assert result["msg"].startswith(field + ":") and "Traceback" not in result["msg"]
+
+
+def test_config_and_config_path_are_exclusive(monkeypatch):
+    failed, result = run_module(monkeypatch, model_sizing, {"config": {}, "config_path": "/x"})
     assert failed and "mutually exclusive" in result["msg"]

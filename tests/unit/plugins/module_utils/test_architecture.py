@@ -1,0 +1,202 @@
+"""config.json -> architecture facts: real configs with hand-checked KV-per-token and parameter figures, bad configs."""
+import json
+import os
+import struct
+
+import pytest
+
+from ansible_collections.llmops.deploy.plugins.module_utils import architecture
+from ansible_collections.llmops.deploy.plugins.module_utils.sizing_errors import SizingInputError
+
+CONFIGS = os.path.join(os.path.dirname(__file__), "..", "..", "..", "fixtures", "configs")
+
+
+def load(name):
+    with open(os.path.join(CONFIGS, name + ".json")) as handle:
+        return json.load(handle)
+
+
+def facts(name):
+    return architecture.parse_config(load(name))
+
+
+# name, attention, layers, heads, kv heads, head_dim, KV bytes per token at 2 bytes (hand-checked arithmetic),
+# published total parameters, relative tolerance of our count against it.
+KNOWN = [
+    ("llama-3.1-8b", "gqa", 32, 32, 8, 128, 2 * 32 * 8 * 128 * 2, 8.03e9, 0.005),
+    ("qwen2.5-7b", "gqa", 28, 28, 4, 128, 2 * 28 * 4 * 128 * 2, 7.61e9, 0.005),
+    ("qwen2.5-0.5b", "gqa", 24, 14, 2, 64, 2 * 24 * 2 * 64 * 2, 0.494e9, 0.005),
+    ("deepseek-v3", "mla", 61, 128, 128, 56, 61 * (512 + 64) * 2, 671e9, 0.005),
+    ("mixtral-8x7b-v0.1", "gqa", 32, 32, 8, 128, 2 * 32 * 8 * 128 * 2, 46.7e9, 0.005),
+    ("mistral-7b-v0.1", "gqa", 32, 32, 8, 128, 2 * 32 * 8 * 128 * 2, 7.24e9, 0.005),
+    ("gemma-2-9b", "gqa", 42, 16, 8, 256, 2 * 42 * 8 * 256 * 2, 9.24e9, 0.005),
+    ("qwen3-32b", "gqa", 64, 64, 8, 128, 2 * 64 * 8 * 128 * 2, 32.8e9, 0.005),
+    ("llama-3.3-70b-instruct-fp8-dynamic", "gqa", 80, 64, 8, 128, 2 * 80 * 8 * 128 * 2, 70.6e9, 0.005),
+    ("qwen3-235b-a22b-fp8", "gqa", 94, 64, 4, 128, 2 * 94 * 4 * 128 * 2, 235e9, 0.005),
+]
+
+
+@pytest.mark.parametrize("name, attention, layers, heads, kv, head_dim, kv_per_token, published, tol", KNOWN)
+def test_known_architectures(name, attention, layers, heads, kv, head_dim, kv_per_token, published, tol):
+    got = facts(name)
+    assert got["attention"] == attention
+    assert (got["num_hidden_layers"], got["num_attention_heads"], got["num_key_value_heads"]) == (layers, heads, kv)
+    assert got["head_dim"] == head_dim
+    assert architecture.kv_bytes_per_token(got, 2) == kv_per_token
+    assert abs(got["params"]["total"] / published - 1) < tol, got["params"]["total"]
+    parts = got["params"]
+    assert parts["split"] + parts["replicated"] + parts["kv_proj"] == parts["total"]
+
+
+def test_llama_8b_parameters_exactly():
+    p = facts("llama-3.1-8b")["params"]
+    embedding = 128256 * 4096
+    per_layer = (4096 * 4096 * 2 + 4096 * 1024 * 2) + 3 * 4096 * 14336 + 2 * 4096
+    assert p["total"] == 2 * embedding + 32 * per_layer + 4096 == 8030261248
+
+
+def test_tied_embeddings_counted_once():
+    tied = facts("qwen2.5-0.5b")
+    assert tied["tie_word_embeddings"] is True and tied["params"]["lm_head"] == 0
+    # q/k/v carry biases in Qwen2: 896x896+896, 2 x (896x128+128), o 896x896; MLP 3 x 896 x 4864; 2 norms.
+    per_layer = 896 * 896 + 896 + 2 * (896 * 128 + 128) + 896 * 896 + 3 * 896 * 4864 + 2 * 896
+    assert tied["params"]["total"] == 151936 * 896 + 24 * per_layer + 896 == 494032768
+    assert facts("qwen2.5-7b")["tie_word_embeddings"] is False
+
+
+def test_head_dim_explicit_or_derived():
+    assert facts("gemma-2-9b")["head_dim_source"].startswith("read")  # 256, not 3584 / 16 = 224
+    assert facts("llama-3.1-8b")["head_dim_source"] == "hidden_size / num_attention_heads"
+
+
+def test_deepseek_v3_mla_moe():
+    got = facts("deepseek-v3")
+    assert got["mla"] == {"kv_lora_rank": 512, "q_lora_rank": 1536, "qk_rope_head_dim": 64, "qk_nope_head_dim": 128,
+                          "v_head_dim": 128}
+    assert got["moe"]["experts"] == 256 and got["moe"]["dense_layers"] == 3 and got["moe"]["moe_layers"] == 58
+    assert got["moe"]["shared_intermediate_size"] == 2048
+    assert abs(got["params"]["active"] / 37e9 - 1) < 0.03  # 37B activated (DeepSeek-V3 report)
+    assert got["mtp_layers"] == 1
+    assert got["quantization"]["format"] == "fp8" and got["quantization"]["block"] == [128, 128]
+
+
+def test_mixtral_experts_all_resident_and_active_two():
+    got = facts("mixtral-8x7b-v0.1")
+    assert got["moe"]["experts"] == 8 and got["moe"]["experts_per_token"] == 2
+    assert abs(got["params"]["active"] / 12.9e9 - 1) < 0.01  # "12.9B active parameters" (Mistral AI)
+
+
+def test_sliding_windows():
+    mistral = facts("mistral-7b-v0.1")
+    assert (mistral["sliding_layers"], mistral["sliding_window"]) == (32, 4096)
+    # At 32k tokens every layer keeps only 4096.
+    assert architecture.kv_bytes_for_context(mistral, 2, 32768) == 131072 * 4096
+    gemma = facts("gemma-2-9b")
+    assert (gemma["sliding_layers"], gemma["full_layers"]) == (21, 21)
+    per_layer_token = 2 * 8 * 256 * 2
+    assert architecture.kv_bytes_for_context(gemma, 2, 8192) == 21 * per_layer_token * 8192 + \
+        21 * per_layer_token * 4096
+    # Qwen2.5 ships sliding_window 131072 with use_sliding_window false: no sliding layer.
+    assert facts("qwen2.5-7b")["sliding_layers"] == 0
+
+
+def test_qwen2_sliding_from_max_window_layers():
+    cfg = dict(load("qwen2.5-7b"), use_sliding_window=True, sliding_window=4096, max_window_layers=20)
+    got = architecture.parse_config(cfg)
+    assert (got["full_layers"], got["sliding_layers"]) == (20, 8)
+
+
+def test_gemma3_pattern_and_layer_types():
+    cfg = dict(load("gemma-2-9b"), model_type="gemma3_text", sliding_window=1024, sliding_window_pattern=6,
+               num_hidden_layers=12)
+    got = architecture.parse_config(cfg)
+    assert (got["full_layers"], got["sliding_layers"]) == (2, 10)
+    cfg["layer_types"] = ["full_attention"] * 3 + ["sliding_attention"] * 9
+    assert architecture.parse_config(cfg)["sliding_layers"] == 9
+
+
+def test_nested_text_config():
+    vl = {"architectures": ["Qwen2VLForConditionalGeneration"], "torch_dtype": "bfloat16",
+          "text_config": dict(load("qwen2.5-7b"), torch_dtype=None)}
+    del vl["text_config"]["torch_dtype"]
+    got = architecture.parse_config(vl)
+    assert got["nested_text_config"] is True and got["num_hidden_layers"] == 28 and got["precision"] == "bf16"
+
+
+@pytest.mark.parametrize("name, fmt, bits, group", [
+    ("qwen2.5-7b-instruct-awq", "awq", 4, 128),
+    ("llama-3.3-70b-instruct-fp8-dynamic", "fp8", 8, None),
+    ("deepseek-v3", "fp8", 8, None),
+])
+def test_quantization_config(name, fmt, bits, group):
+    q = facts(name)["quantization"]
+    assert (q["format"], q["bits"], q["group_size"]) == (fmt, bits, group)
+
+
+def test_bitsandbytes_config():
+    cfg = dict(load("llama-3.1-8b"), quantization_config={"quant_method": "bitsandbytes", "load_in_4bit": True,
+                                                           "bnb_4bit_quant_type": "nf4",
+                                                           "bnb_4bit_use_double_quant": True})
+    q = architecture.parse_config(cfg)["quantization"]
+    assert (q["format"], q["bits"], q["double_quant"]) == ("bnb-4bit", 4, True)
+
+
+@pytest.mark.parametrize("change, field", [
+    ({"num_hidden_layers": None}, "config.num_hidden_layers"),
+    ({"num_attention_heads": 0}, "config.num_attention_heads"),
+    ({"num_attention_heads": "32"}, "config.num_attention_heads"),
+    ({"num_key_value_heads": 5}, "config.num_key_value_heads"),
+    ({"vocab_size": -1}, "config.vocab_size"),
+    ({"hidden_size": 4097}, "config.head_dim"),
+    ({"intermediate_size": None}, "config.intermediate_size"),
+    ({"quantization_config": {"quant_method": "magic"}}, "config.quantization_config.quant_method"),
+    ({"quantization_config": {"quant_method": "gptq", "bits": 5}}, "config.quantization_config.bits"),
+    ({"layer_types": ["full_attention"]}, "config.layer_types"),
+])
+def test_bad_configs_name_the_key(change, field):
+    cfg = load("llama-3.1-8b")
+    for key, value in change.items():
+        if value is None:
+            cfg.pop(key)
+        else:
+            cfg[key] = value
+    with pytest.raises(SizingInputError) as err:
+        architecture.parse_config(cfg)
+    assert err.value.field == field
+    assert str(err.value).startswith(field + ":")
+
+
+def test_config_must_be_a_dict():
+    with pytest.raises(SizingInputError) as err:
+        architecture.parse_config("llama")
+    assert err.value.field == "config"
+
+
+def _safetensors(path, tensors):
+    header, offset = {}, 0
+    for name, (dtype, shape, size) in tensors.items():
+        header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [offset, offset + size]}
+        offset += size
+    raw = json.dumps(header).encode("utf-8")
+    with open(path, "wb") as handle:
+        handle.write(struct.pack("<Q", len(raw)) + raw + b"\0" * offset)
+
+
+def test_read_local_model_reads_config_and_headers(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps(load("qwen2.5-0.5b")))
+    _safetensors(str(tmp_path / "model.safetensors"), {"a.weight": ("BF16", [4, 8], 64), "b": ("F32", [2], 8)})
+    config, summary = architecture.read_local_model(str(tmp_path))
+    assert config["num_hidden_layers"] == 24
+    assert summary["data_bytes"] == 72 and summary["params_total"] == 34 and summary["precision"] == "bf16"
+    config, summary = architecture.read_local_model(str(tmp_path / "config.json"))
+    assert summary is None
+
+
+@pytest.mark.parametrize("content", [None, b"{not json", b"[1, 2]"])
+def test_read_config_file_errors(tmp_path, content):
+    path = tmp_path / "config.json"
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(SizingInputError) as err:
+        architecture.read_config_file(str(path))
+    assert err.value.field == "config_path"

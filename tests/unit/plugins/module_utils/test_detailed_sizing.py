@@ -1,0 +1,271 @@
+"""The detailed method: weights (headers or config x format), KV cache, per-GPU plans, and the seed beside it."""
+import json
+import os
+from fractions import Fraction
+
+import pytest
+
+from ansible_collections.llmops.deploy.plugins.module_utils import capacity, detailed_sizing, sizing
+from ansible_collections.llmops.deploy.plugins.module_utils.sizing_errors import SizingInputError
+
+CONFIGS = os.path.join(os.path.dirname(__file__), "..", "..", "..", "fixtures", "configs")
+GIB = 2 ** 30
+# What torch reports for an H100 80GB HBM3 (llm-d's measurements: 79.18 GiB); nvidia-smi shows 81559 MiB.
+H100_TORCH_MIB = 81080
+
+
+def load(name):
+    with open(os.path.join(CONFIGS, name + ".json")) as handle:
+        return json.load(handle)
+
+
+def detailed(name, **kwargs):
+    return sizing.size_model(method="detailed", config=load(name), **kwargs)
+
+
+def test_llama_8b_matches_vllm_kv_budget_on_h100():
+    """llm-d measured vLLM on one H100 at max_model_len 16000: weights 14.99 GiB, 51.38 GiB left for the KV cache."""
+    sized = detailed("llama-3.1-8b", context_length=16000)
+    assert sized["breakdown"]["weights"]["bytes"] == 8030261248 * 2
+    assert sized["kv_cache_per_token_bytes"] == 2 * 32 * 8 * 128 * 2
+    assert sized["breakdown"]["kv_cache"]["bytes"] == 131072 * 16000
+    inputs = sized["plan_inputs"]
+    parts = detailed_sizing.per_gpu_requirement(inputs, 1, 1)
+    budget = int(H100_TORCH_MIB * 2 ** 20 * 0.9)
+    kv_room = budget - (parts["total"] - parts["kv_cache"])
+    assert abs(kv_room / GIB - 51.38) < 0.1
+    assert detailed_sizing.max_concurrency(inputs, 1, 1, budget) == kv_room // (131072 * 16000)
+
+
+def test_result_keeps_seed_keys_and_shows_seed_beside():
+    sized = detailed("llama-3.1-8b")
+    seed = sizing.size_model(params=8030261248, precision="bf16")
+    for key in ("param_memory_gb", "gpu_memory_gb", "cpu_memory_gb", "disk_gb", "cpu_cores", "cpu_cores_label",
+                "requirements_bytes", "gpu_memory_with_reserve_gb", "basis", "params_label"):
+        assert key in sized
+    assert sized["seed"]["gpu_memory_gb"] == seed["gpu_memory_gb"]
+    assert sized["cpu_cores"] == seed["cpu_cores"]  # CPU cores: the guide's tables for both methods
+    assert sized["method"] == "detailed" and sized["context_length"] == 8192
+    assert sized["context_length_source"].startswith("default")
+    total = sum(part["bytes"] for part in sized["breakdown"].values())
+    assert total == sized["requirements_bytes"]["gpu_memory"]
+    assert sized["gpu_memory_ratio_to_seed"] == round(float(Fraction(total, seed["requirements_bytes"]["gpu_memory"])),
+                                                      3)
+
+
+def test_every_figure_says_read_or_estimated():
+    sized = detailed("qwen2.5-7b")
+    for name, part in sized["breakdown"].items():
+        assert part["source"].split(":")[0] in ("read", "estimated"), name
+    assert sized["breakdown"]["kv_cache"]["source"].startswith("read: config.json")
+    assert sized["breakdown"]["activations"]["source"].startswith("estimated")
+
+
+def test_auto_uses_detailed_only_with_a_config():
+    assert sizing.size_model(params="7B", precision="fp16", method="auto")["method"] == "seed"
+    sized = sizing.size_model(method="auto", config=load("qwen2.5-7b"))
+    assert sized["method"] == "detailed" and sized["method_requested"] == "auto"
+
+
+def test_detailed_without_config_is_refused():
+    with pytest.raises(SizingInputError) as err:
+        sizing.size_model(params="7B", precision="fp16", method="detailed")
+    assert err.value.field == "config"
+
+
+def test_mixtral_all_experts_resident():
+    sized = detailed("mixtral-8x7b-v0.1")
+    assert sized["params"] == sized["architecture"]["params_total"] > 46e9
+    assert sized["breakdown"]["weights"]["bytes"] == sized["params"] * 2
+
+
+def test_awq_effective_bits():
+    sized = detailed("qwen2.5-7b-instruct-awq")
+    assert sized["precision"] == "int4" and sized["weight_format"] == "AWQ int4 g128"
+    p = sized["architecture"]["params_total"]
+    unquantized = 2 * 152064 * 3584 + 28 * 2 * 3584 + 3584  # embeddings, lm_head, norms at 16 bits
+    linear_bits = Fraction(4) + Fraction(16 + 4, 128)  # 4-bit weights, fp16 scale and 4-bit zero per 128
+    expected = (unquantized * 16 + (p - unquantized) * linear_bits) / 8
+    assert abs(sized["param_memory_gb"] - float(expected) / 1e9) < 0.01
+    # Embeddings and lm_head (1.09B of 7.62B parameters) stay 16-bit: 5.86 bits overall, as the 5.58 GB of
+    # Qwen2.5-7B-Instruct-AWQ's files (x 8 / 7.62e9 = 5.86).
+    assert 5.8 < sized["effective_bits_per_param"] < 5.9
+    # The group size rules out TPs whose MLP shard is not a multiple of 128: 18944 / 8 = 2368 = 18.5 x 128.
+    valid, excluded = detailed_sizing.tp_sizes(sized["plan_inputs"], 8)
+    assert 8 not in valid and any(e["tensor_parallel_size"] == 8 for e in excluded)
+
+
+def test_gguf_type_from_the_model_name():
+    sized = sizing.size_model(model="bartowski/Qwen2.5-7B-Instruct-Q4_K_M-GGUF", method="detailed",
+                              config=load("qwen2.5-7b"))
+    assert sized["weight_format"] == "GGUF Q4_K_M" and sized["effective_bits_per_param"] == 4.9
+
+
+def test_fp8_keeps_embeddings_at_16_bits():
+    sized = detailed("llama-3.3-70b-instruct-fp8-dynamic")
+    # Safetensors of RedHatAI/Llama-3.3-70B-Instruct-FP8-dynamic: 68,451,041,280 F8 + 2,109,382,656 BF16 parameters
+    # (the BF16 count includes 6.7M per-channel scales we do not count): 67.72 GiB in vLLM's log.
+    assert abs(sized["breakdown"]["weights"]["gib"] - 67.72) < 0.05
+    assert sized["precision"] == "fp8" and sized["weight_format"] == "FP8"
+
+
+def test_exact_bytes_from_headers():
+    summary = {"params_total": 8030261248, "params_by_dtype": {"BF16": 8030261248}, "data_bytes": 16060522496,
+               "precision": "bf16", "packed": False}
+    sized = detailed("llama-3.1-8b", weights=summary)
+    assert sized["breakdown"]["weights"]["bytes"] == 16060522496
+    assert sized["breakdown"]["weights"]["source"].startswith("read: safetensors headers")
+    fp32 = dict(summary, data_bytes=32121044992, precision="fp32", params_by_dtype={"F32": 8030261248})
+    halved = sizing.size_model(method="detailed", config=dict(load("llama-3.1-8b"), torch_dtype="float32"),
+                               weights=fp32)
+    assert halved["precision"] == "bf16" and halved["breakdown"]["weights"]["bytes"] == 16060522496
+    assert halved["disk_gb"] == 32.121  # on disk the checkpoint is still fp32
+    quantized = detailed("llama-3.1-8b", weights=summary, precision="fp8")
+    assert quantized["breakdown"]["weights"]["source"].startswith("estimated")
+
+
+@pytest.mark.parametrize("weights, field", [("big", "weights"), ({"params_total": 1}, "weights.data_bytes"),
+                                            ({"params_total": 0, "data_bytes": 2}, "weights.params_total")])
+def test_bad_weights_summary(weights, field):
+    with pytest.raises(SizingInputError) as err:
+        detailed("llama-3.1-8b", weights=weights)
+    assert err.value.field == field
+
+
+def test_kv_cache_dtype_and_concurrency():
+    bf16 = detailed("llama-3.1-8b", context_length=4096, concurrency=4)
+    fp8 = detailed("llama-3.1-8b", context_length=4096, concurrency=4, kv_cache_dtype="fp8")
+    assert bf16["breakdown"]["kv_cache"]["bytes"] == 131072 * 4096 * 4
+    assert fp8["breakdown"]["kv_cache"]["bytes"] == 65536 * 4096 * 4
+
+
+def test_deepseek_v3_mla_kv_is_not_split_by_tp():
+    sized = detailed("deepseek-v3", context_length=32768)
+    assert sized["kv_cache_per_token_bytes"] == 61 * (512 + 64) * 2
+    inputs = sized["plan_inputs"]
+    one = detailed_sizing.per_gpu_requirement(inputs, 1, 1)
+    eight = detailed_sizing.per_gpu_requirement(inputs, 8, 1)
+    assert one["kv_cache"] == eight["kv_cache"] == 70272 * 32768
+    assert eight["weights"] < one["weights"] / 7  # weights are split (MLA down-projections replicated)
+
+
+def test_kv_heads_replicated_when_tp_exceeds_them():
+    sized = detailed("qwen3-235b-a22b-fp8", context_length=4096)
+    inputs = sized["plan_inputs"]
+    per_head_token = 94 * 2 * 128 * 2
+    assert detailed_sizing.per_gpu_requirement(inputs, 4, 1)["kv_cache"] == per_head_token * 4096
+    # TP 8 > 4 KV heads: each GPU still holds one whole head.
+    assert detailed_sizing.per_gpu_requirement(inputs, 8, 1)["kv_cache"] == per_head_token * 4096
+    # 236 GB of FP8 weights on 80 GiB GPUs: TP 4 holds it without the reserve, TP 8 with it.
+    plan = sizing.plan_gpus(sized, 81920, gpus_per_node=8)
+    assert (plan["gpus_minimum"], plan["gpus"]) == (4, 8)
+    assert plan["kv_heads_per_gpu"] == 1 and plan["kv_heads_replicated"] is True
+
+
+def test_tp_that_cannot_divide_heads_is_excluded_with_reason():
+    sized = detailed("qwen2.5-7b")
+    valid, excluded = detailed_sizing.tp_sizes(sized["plan_inputs"], 8)
+    assert valid == [1, 2, 4]
+    assert excluded == [{"tensor_parallel_size": 8, "reason": "28 attention heads do not divide by 8"}]
+    # 7.6B at bf16 on 12 GiB cards: TP 4 is the largest; more needs pipeline stages.
+    plan = sizing.plan_gpus(sized, 12288, gpu_name="RTX 3060")
+    assert plan["tensor_parallel_size"] in (1, 2, 4)
+    assert plan["gpus"] == plan["tensor_parallel_size"] * plan["pipeline_parallel_size"]
+
+
+def test_per_gpu_not_only_total():
+    """The seed method divides a total; per GPU, each rank also carries its own activations and overhead."""
+    sized = detailed("llama-3.1-8b")
+    inputs = sized["plan_inputs"]
+    one = detailed_sizing.per_gpu_requirement(inputs, 1, 1)
+    two = detailed_sizing.per_gpu_requirement(inputs, 2, 1)
+    assert two["activations"] == one["activations"]
+    assert two["overhead"] > one["overhead"]  # NCCL buffers
+    assert 2 * two["total"] > one["total"]
+    # 8B on 16 GiB GPUs: the weights alone (16.06 GB) exceed 16380 MiB x 0.9, so TP 2 is the least.
+    plan = sizing.plan_gpus(sized, 16380, reserve=0.0, gpu_name="RTX 4060 Ti")
+    assert plan["gpus_minimum"] == 2 and plan["tensor_parallel_size"] == 2
+
+
+def test_max_context_and_concurrency():
+    sized = detailed("llama-3.1-8b", context_length=8192, concurrency=4)
+    inputs = sized["plan_inputs"]
+    budget = int(24564 * 2 ** 20 * Fraction("0.9"))
+    for tp in (1, 2):
+        fixed = detailed_sizing.per_gpu_requirement(inputs, tp, 1, 1, 4)
+        room = budget - (fixed["total"] - fixed["kv_cache"])
+        per_token = 131072 // tp  # 8 KV heads split over the TP ranks
+        assert detailed_sizing.max_context_length(inputs, tp, 1, budget) == room // (per_token * 4)
+        assert detailed_sizing.max_concurrency(inputs, tp, 1, budget) == room // (per_token * 8192)
+    # 4 x 8192 tokens do not fit next to 16 GB of weights on one RTX 4090; TP 2 does, and says how much more fits.
+    plan = sizing.plan_gpus(sized, 24564, reserve=0.0, gpu_name="RTX 4090")
+    assert plan["tensor_parallel_size"] == 2
+    assert plan["max_context_length"] == detailed_sizing.max_context_length(inputs, 2, 1, budget) > 8192
+    assert plan["max_concurrency"] == detailed_sizing.max_concurrency(inputs, 2, 1, budget) >= 4
+    # Mistral's sliding window: KV stops growing at 4096 tokens, so the whole 32k context fits.
+    mistral = sizing.plan_gpus(detailed("mistral-7b-v0.1"), 81559, gpu_name="H100")
+    assert mistral["max_context_length"] == 32768
+
+
+def test_pipeline_stages_across_nodes_and_no_fit():
+    sized = detailed("deepseek-v3")
+    plan = sizing.plan_gpus(sized, 81559, gpus_per_node=4, gpu_name="H100")
+    assert (plan["gpus"], plan["tensor_parallel_size"], plan["pipeline_parallel_size"], plan["nodes"]) == (16, 4, 4, 4)
+    assert "across 4 nodes" in plan["description"]
+    nowhere = sizing.plan_gpus(sized, 12288, gpus_per_node=1, gpu_name="RTX 3060")
+    assert nowhere["gpus"] is None and "does not fit" in nowhere["description"]
+
+
+@pytest.mark.parametrize("kwargs, field", [
+    ({"context_length": 200000}, "context_length"),
+    ({"context_length": 0}, "context_length"),
+    ({"concurrency": 0}, "concurrency"),
+    ({"gpu_memory_utilization": 1.5}, "gpu_memory_utilization"),
+    ({"gpu_memory_utilization": 0}, "gpu_memory_utilization"),
+    ({"kv_cache_dtype": "int3"}, "kv_cache_dtype"),
+    ({"precision": "fp12"}, "precision"),
+    ({"method": "magic"}, "method"),
+])
+def test_bad_options(kwargs, field):
+    with pytest.raises(SizingInputError) as err:
+        sizing.size_model(**dict({"method": "detailed", "config": load("llama-3.1-8b")}, **kwargs))
+    assert err.value.field == field
+
+
+def test_explicit_params_disagreeing_with_config_warn():
+    sized = detailed("llama-3.1-8b", params="70B")
+    assert sized["params"] == 8030261248 and "70B" in sized["warnings"][0]
+    sized = detailed("qwen2.5-7b-instruct-awq", precision="bf16")
+    assert "awq" in sized["warnings"][0] and sized["weight_format"] == "BF16"
+
+
+def _host(count, gpu="H100"):
+    return {"gpu_model": gpu, "gpu_count": count, "memory_total_mib": 1048576, "cpu_cores": 128,
+            "disk_free_mib": 4000000}
+
+
+def test_assess_detailed_verdicts():
+    sized = detailed("qwen2.5-7b", context_length=32768, concurrency=8)
+    fits = capacity.assess(sized, _host(1))
+    assert fits["verdict"] == "fits" and fits["gpus_needed"] == 1
+    assert "per GPU" in fits["resources"]["gpu_memory"]["reason"]
+    assert fits["gpu_plan"]["max_concurrency"] >= 8
+    small = capacity.assess(sized, _host(1, "RTX 3060"))
+    assert small["verdict"] == "insufficient"
+    reason = small["resources"]["gpu_memory"]["reason"]
+    assert "TP 8 (28 attention heads do not divide by 8)" in reason and "host has 1 usable" in reason
+
+
+def test_assess_seed_path_unchanged_for_seed_results():
+    seed = sizing.size_model(params="7B", precision="fp16")
+    result = capacity.assess(seed, _host(1, "RTX 4090"))
+    assert result["gpu_plan"]["gpus"] == 1 and "method" not in result["gpu_plan"]
+
+
+def test_deepseek_v3_on_eight_h200():
+    sized = detailed("deepseek-v3", context_length=32768, concurrency=4)
+    result = capacity.assess(sized, _host(8, "H200"))
+    assert result["resources"]["gpu_memory"]["verdict"] == "fits"
+    assert result["gpu_plan"]["tensor_parallel_size"] == 8
+    assert sized["differs_from_seed"] is True  # 671B at FP8 x 1.5 = 1006.5 GB vs the per-GPU plan
+    assert "rule of thumb" in result["resources"]["gpu_memory"]["reason"]
