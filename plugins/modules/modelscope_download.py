@@ -305,6 +305,12 @@ sdk:
   returned: when the SDK ran
   type: dict
   sample: {"rc": 0, "seconds": 2.31, "api": "HubApi.download_repo(file_list)", "error": null, "failed": {}}
+unsafe_paths:
+  description: When the listing was refused, its unsafe paths with the reason for each (nothing was written).
+  returned: failure
+  type: list
+  elements: str
+  sample: ["unsafe path '../escaped.txt': '..' path segment"]
 failed_files:
   description: Files that failed the size or sha256 check after the download, with the reason (deleted).
   returned: failure
