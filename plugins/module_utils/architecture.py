@@ -344,6 +344,8 @@ def parameter_breakdown(facts, model_type=None):
             hidden if moe["shared_expert_gate"] else 0)
     norms_per_layer = (4 if model_type in FOUR_NORM_LAYERS else 2) * hidden
     moe_layers = 0 if moe is None else moe["moe_layers"]
+    # Norms inside attention (Qwen3/Gemma3 q/k norms, MLA's q/kv lora norms) stay unquantised.
+    lora_norms = attn_repl if not mla else mla["kv_lora_rank"] + (mla["q_lora_rank"] or 0)
     attention = layers * (attn_split + attn_repl + attn_kv)
     mlp = dense_layers * mlp_dense + moe_layers * shared
     expert_params = moe_layers * experts
@@ -369,8 +371,7 @@ def parameter_breakdown(facts, model_type=None):
         "replicated": layers * attn_repl + norms + routers,
         "kv_proj": layers * attn_kv,
         # Not quantised by weight-only/FP8 formats: embeddings, lm_head, norms, routers.
-        "unquantized": embedding + lm_head + norms + routers + layers * (attn_repl if not mla else mla["kv_lora_rank"]
-                                                                          + (mla["q_lora_rank"] or 0)),
+        "unquantized": embedding + lm_head + norms + routers + layers * lora_norms,
         "source": "computed from config.json shapes",
     }
 

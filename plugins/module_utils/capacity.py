@@ -256,8 +256,9 @@ def _detailed_verdict(sizing_result, plan, usable, reserve):
     if plan["nodes"] and plan["nodes"] > 1:
         reason += "; a multi-node deployment of %d nodes is needed" % plan["nodes"]
     if plan["excluded_tensor_parallel_sizes"]:
-        reason += "; excluded: %s" % "; ".join("TP %d (%s)" % (e["tensor_parallel_size"], e["reason"])
-                                              for e in plan["excluded_tensor_parallel_sizes"])
+        excluded = ["TP %d (%s)" % (e["tensor_parallel_size"], e["reason"])
+                    for e in plan["excluded_tensor_parallel_sizes"]]
+        reason += "; excluded: %s" % "; ".join(excluded)
     return "insufficient", reason + seed_note
 
 

@@ -51,12 +51,12 @@ options:
   params:
     description:
       - Parameter count, such as C(32B), C(1.5B), C(500M) or C(7000000000). Required without O(model), or when the
-        model name has no size.
+        model name has no size, unless a config is given.
     type: raw
   precision:
     description:
       - Precision of the weights, such as C(fp16), C(bf16), C(fp8), C(int8), C(int4), C(fp32) (usual spellings
-        accepted). Required without O(model), or when the model name does not say.
+        accepted). Required without O(model), or when the model name does not say, unless a config is given.
     type: str
   method:
     description:

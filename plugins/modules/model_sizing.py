@@ -56,13 +56,15 @@ options:
   params:
     description:
       - Parameter count, such as C(32B), C(1.5B), C(0.5b), C(671B), C(500M), C(1.5e9) or C(7000000000).
-      - Required when O(model) is not given or its name has no size.
+      - Required when O(model) is not given or its name has no size, unless a config is given (C(detailed) computes
+        the count from the config, or reads it from safetensors headers).
     type: raw
   precision:
     description:
       - Numeric precision of the weights. Accepts the usual spellings, for example C(fp16), C(FP16), C(float16),
         C(half), C(bf16), C(bfloat16), C(int4), C(4bit), C(w4a16), C(int8), C(8bit), C(fp8), C(float32), C(fp32).
-      - Required when O(model) is not given or its name does not say.
+      - Required when O(model) is not given or its name does not say. With C(detailed), defaults to what the
+        config's C(quantization_config) or C(torch_dtype) says (a float32 checkpoint is served at 16 bits).
     type: str
   method:
     description:

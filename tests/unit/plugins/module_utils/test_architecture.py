@@ -134,9 +134,9 @@ def test_quantization_config(name, fmt, bits, group):
 
 
 def test_bitsandbytes_config():
-    cfg = dict(load("llama-3.1-8b"), quantization_config={"quant_method": "bitsandbytes", "load_in_4bit": True,
-                                                           "bnb_4bit_quant_type": "nf4",
-                                                           "bnb_4bit_use_double_quant": True})
+    bnb = {"quant_method": "bitsandbytes", "load_in_4bit": True, "bnb_4bit_quant_type": "nf4",
+           "bnb_4bit_use_double_quant": True}
+    cfg = dict(load("llama-3.1-8b"), quantization_config=bnb)
     q = architecture.parse_config(cfg)["quantization"]
     assert (q["format"], q["bits"], q["double_quant"]) == ("bnb-4bit", 4, True)
 
