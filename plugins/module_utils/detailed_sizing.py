@@ -446,7 +446,7 @@ def requirements(spec):
         "concurrency": concurrency,
         "gpu_memory_utilization": util,
         "architecture": _architecture_summary(facts),
-        "warnings": warnings,
+        "sizing_warnings": warnings,
         "plan_inputs": {
             "weights_split": weights["split"],
             "weights_replicated": weights["replicated"],

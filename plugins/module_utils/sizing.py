@@ -245,7 +245,7 @@ def size_model(model=None, params=None, precision=None, method="seed", reserve=D
     if resolved != "seed":
         for key in ("precision_source", "breakdown", "weight_format", "weight_format_source",
                     "effective_bits_per_param", "kv_cache_per_token_bytes", "kv_cache_dtype", "context_length",
-                    "context_length_source", "concurrency", "gpu_memory_utilization", "architecture", "warnings",
+                    "context_length_source", "concurrency", "gpu_memory_utilization", "architecture", "sizing_warnings",
                     "plan_inputs"):
             result[key] = req[key]
         seed = seed_requirements(count, canonical)

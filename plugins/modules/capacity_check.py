@@ -338,7 +338,7 @@ def main():
         module.fail_json(msg=str(exc), field=getattr(exc, "field", None))
     except Exception as exc:  # pylint: disable=broad-except
         module.fail_json(msg="capacity_check failed: %s" % exc, exception=traceback.format_exc())
-    for warning in warnings + result.pop("warnings"):
+    for warning in warnings + result.pop("warnings") + (sized.get("sizing_warnings") or []):
         module.warn(warning)
     result.update(probed=probed, gpu_source=gpu_source, sizing=sized)
     if result["verdict"] in FAIL_LEVELS[p["fail_on"]]:

@@ -369,8 +369,9 @@ architecture:
   type: dict
   sample: {"attention": "gqa", "num_hidden_layers": 32, "num_key_value_heads": 8, "head_dim": 128,
            "params_total": 8030261248, "source": "read: config.json"}
-warnings:
-  description: Disagreements between what was asked for and what the config or headers say.
+sizing_warnings:
+  description: Disagreements between what was asked for and what the config or headers say (also emitted as
+    warnings).
   returned: when method is detailed
   type: list
   elements: str
@@ -505,6 +506,8 @@ def main():
         module.fail_json(msg=str(exc), field=exc.field)
     except Exception as exc:  # pylint: disable=broad-except
         module.fail_json(msg="model_sizing failed: %s" % exc, exception=traceback.format_exc())
+    for warning in result.get("sizing_warnings") or []:
+        module.warn(warning)
     module.exit_json(changed=False, **result)
 
 

@@ -234,9 +234,9 @@ def test_bad_options(kwargs, field):
 
 def test_explicit_params_disagreeing_with_config_warn():
     sized = detailed("llama-3.1-8b", params="70B")
-    assert sized["params"] == 8030261248 and "70B" in sized["warnings"][0]
+    assert sized["params"] == 8030261248 and "70B" in sized["sizing_warnings"][0]
     sized = detailed("qwen2.5-7b-instruct-awq", precision="bf16")
-    assert "awq" in sized["warnings"][0] and sized["weight_format"] == "BF16"
+    assert "awq" in sized["sizing_warnings"][0] and sized["weight_format"] == "BF16"
 
 
 def _host(count, gpu="H100"):

@@ -146,3 +146,10 @@ def test_detailed_bad_input_names_the_field(monkeypatch, args, field):
 def test_config_and_config_path_are_exclusive(monkeypatch):
     failed, result = run_module(monkeypatch, model_sizing, {"config": {}, "config_path": "/x"})
     assert failed and "mutually exclusive" in result["msg"]
+
+
+def test_disagreements_are_warnings(monkeypatch):
+    failed, result = run_module(monkeypatch, model_sizing, {"method": "detailed", "config": _config("llama-3.1-8b"),
+                                                            "params": "70B"})
+    assert not failed and result["params"] == 8030261248
+    assert any("70B" in w for w in result["_warnings"]) and result["sizing_warnings"]
