@@ -1,0 +1,106 @@
+"""playbooks/deploy-model.yml end to end on this machine: preflight, real SDK install, download from the local hub,
+verification, report; rerun, check mode, a host that fails preflight, a failing download."""
+import hashlib
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+VENV_BIN = os.path.dirname(sys.executable)
+MODEL = "llmops-test/Qwen2-tiny-2M"
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def sdk_venv(tmp_path_factory):
+    """One SDK venv for the module's runs (the role installs modelscope/modelscope-hub from the package index)."""
+    return tmp_path_factory.mktemp("sdk") / "venv"
+
+
+def deploy(tmp_path, hub, sdk_venv, *args, inventory="inventories/local", check=False, model_root=None):
+    env = dict(os.environ)
+    env["PATH"] = os.pathsep.join([VENV_BIN, "/usr/sbin", "/usr/bin", "/sbin", "/bin"])
+    env["ANSIBLE_HOME"] = str(tmp_path / "ansible-home")
+    env["ANSIBLE_LOCAL_TEMP"] = str(tmp_path / "ansible-tmp")
+    env["ANSIBLE_NOCOLOR"] = "1"
+    env["ANSIBLE_CALLBACK_RESULT_FORMAT"] = "json"
+    reports = tmp_path / "reports"
+    cmd = [os.path.join(VENV_BIN, "ansible-playbook"), "playbooks/deploy-model.yml", "-i", inventory,
+           "-e", "llmops_endpoint=%s" % hub.endpoint, "-e", "llmops_model=%s" % MODEL, "-e", "llmops_precision=bf16",
+           "-e", "llmops_target=cpu", "-e", "llmops_venv=%s" % sdk_venv,
+           "-e", "llmops_model_root=%s" % (model_root or tmp_path / "models"),
+           "-e", "llmops_report_dir=%s" % reports, "-e", "preflight_report_dir=%s" % reports] + list(args)
+    if check:
+        cmd.append("--check")
+    proc = subprocess.run(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          timeout=600, check=False)
+    path = reports / "deployment.json"
+    return proc, (json.loads(path.read_text()) if path.exists() else None)
+
+
+def sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def test_deploy_then_rerun_then_check(tmp_path, local_hub, sdk_venv):
+    proc, report = deploy(tmp_path, local_hub, sdk_venv)
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    row = report["hosts"][0]
+    assert (row["host"], row["status"], row["model"]) == ("localhost", "deployed", MODEL)
+    assert row["preflight_verdict"] in ("fits", "tight")
+    assert row["sdk_versions"] == {"modelscope": "1.40.2", "modelscope-hub": "0.5.1"}
+    model_dir = tmp_path / "models" / MODEL
+    snapshot = local_hub.snapshot(MODEL, "master")
+    assert row["files"] == len(snapshot.files) and row["bytes_fetched"] == row["bytes_total"]
+    for path, entry in snapshot.files.items():
+        assert sha256(model_dir / path) == entry.sha256, path
+    marker = json.loads((model_dir / ".llmops-complete.json").read_text())
+    assert marker["model_id"] == MODEL
+    assert "localhost: DEPLOYED - %s@" % MODEL in proc.stdout
+
+    local_hub.clear_requests()
+    proc, report = deploy(tmp_path, local_hub, sdk_venv)
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    assert report["hosts"][0]["status"] == "unchanged" and report["hosts"][0]["bytes_fetched"] == 0
+    assert local_hub.requests(kind="file") == []
+    deploy_play = proc.stdout.split("PLAY [Deploy the model on the hosts that passed preflight]")[1].split("PLAY [")[0]
+    assert "changed: [localhost]" not in deploy_play, deploy_play
+
+    proc, report = deploy(tmp_path / "check", local_hub, sdk_venv, check=True, model_root=tmp_path / "fresh")
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    assert report is None  # check mode writes no report ...
+    assert "localhost: PLANNED - would fetch %d files" % len(snapshot.files) in proc.stdout  # ... but prints the plan
+    assert not (tmp_path / "fresh").exists()
+
+
+def test_hosts_failing_preflight_are_skipped(tmp_path, local_hub, sdk_venv):
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text(
+        "all:\n  vars:\n    ansible_connection: local\n    ansible_become: false\n"
+        "    ansible_python_interpreter: '{{ ansible_playbook_python }}'\n"
+        "  hosts:\n    small-host:\n      llmops_declared_hardware: {memory_total_mib: 4, cpu_cores: 2}\n")
+    proc, report = deploy(tmp_path, local_hub, sdk_venv, inventory=str(inventory))
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    row = report["hosts"][0]
+    assert (row["host"], row["status"], row["preflight_verdict"]) == ("small-host", "skipped", "insufficient")
+    assert "host RAM" in row["reason"]
+    assert not (tmp_path / "models").exists()
+    assert local_hub.requests(kind="listing") == []
+
+
+def test_a_failing_download_is_reported_and_fails_the_run(tmp_path, local_hub, sdk_venv):
+    local_hub.add_file_fault("model.safetensors", status=500)
+    proc, report = deploy(tmp_path, local_hub, sdk_venv, "-e", "model_download_timeout=5")
+    assert proc.returncode != 0
+    row = report["hosts"][0]
+    assert row["status"] == "failed" and "model.safetensors" in row["reason"], row
+    model_dir = tmp_path / "models" / MODEL
+    assert not (model_dir / ".llmops-complete.json").exists()
