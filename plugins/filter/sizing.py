@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) llmops.deploy developers
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Sizing and fleet-report filters: thin adapters over plugins/module_utils (sizing, fleet_report)."""
+"""Sizing filters: thin adapters over plugins/module_utils/sizing.py (the fleet-report filters are in fleet_report.py)."""
 
 from __future__ import absolute_import, division, print_function
 
@@ -9,7 +9,6 @@ __metaclass__ = type
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.llmops.deploy.plugins.module_utils import fleet_report as report_lib
 from ansible_collections.llmops.deploy.plugins.module_utils import gpu_catalog, sizing
 from ansible_collections.llmops.deploy.plugins.module_utils.sizing_errors import SizingInputError
 
@@ -46,43 +45,9 @@ def gpu_plan(value, gpu=None, precision=None, reserve=sizing.DEFAULT_RESERVE, gp
         raise AnsibleFilterError("llmops.deploy.gpu_plan: %s" % exc)
 
 
-def fleet_report(hosts, hostvars, result_var="preflight_result", model=None):
-    """``ansible_play_hosts_all | fleet_report(hostvars)`` -> the report dict (rows, sizing, totals)."""
-    if not isinstance(hosts, (list, tuple)):
-        raise AnsibleFilterError("llmops.deploy.fleet_report: expected a list of host names, got %r" % (hosts,))
-    rows = []
-    sized = None
-    for host in hosts:
-        host_vars = hostvars[host] if host in hostvars else {}
-        result = host_vars.get(result_var)
-        rows.append(report_lib.host_row(host, result, host_vars.get("group_names")))
-        if sized is None and isinstance(result, dict) and result.get("sizing"):
-            sized = result["sizing"]
-    return report_lib.build_report(rows, sized, model)
-
-
-def fleet_report_markdown(report):
-    """The report dict as a Markdown document."""
-    try:
-        return report_lib.render_markdown(report)
-    except (KeyError, TypeError) as exc:
-        raise AnsibleFilterError("llmops.deploy.fleet_report_markdown: not a fleet report (%s)" % exc)
-
-
-def fleet_report_summary(report):
-    """The report dict as short terminal lines."""
-    try:
-        return report_lib.summary_lines(report)
-    except (KeyError, TypeError) as exc:
-        raise AnsibleFilterError("llmops.deploy.fleet_report_summary: not a fleet report (%s)" % exc)
-
-
 class FilterModule(object):
     def filters(self):
         return {
             "model_sizing": model_sizing,
             "gpu_plan": gpu_plan,
-            "fleet_report": fleet_report,
-            "fleet_report_markdown": fleet_report_markdown,
-            "fleet_report_summary": fleet_report_summary,
         }

@@ -1,4 +1,5 @@
-"""playbooks/preflight.yml run for real with ansible-playbook: recorded nvidia-smi first on PATH, none, a fleet."""
+"""playbooks/preflight.yml run for real with ansible-playbook: recorded nvidia-smi first on PATH, none, a fleet,
+one model or a choice among candidates."""
 import json
 import os
 import subprocess
@@ -13,7 +14,7 @@ FAKE_BIN = os.path.join(REPO, "tests", "fixtures", "fake-bin")
 pytestmark = pytest.mark.slow
 
 
-def run_playbook(tmp_path, *args, fake_gpu=None, check=False):
+def run_playbook(tmp_path, *args, fake_gpu=None, check=False, playbook="playbooks/preflight.yml"):
     env = dict(os.environ)
     env["PATH"] = os.pathsep.join(([FAKE_BIN] if fake_gpu else []) + [VENV_BIN, "/usr/sbin", "/usr/bin", "/sbin", "/bin"])
     env["ANSIBLE_HOME"] = str(tmp_path / "ansible-home")
@@ -23,7 +24,7 @@ def run_playbook(tmp_path, *args, fake_gpu=None, check=False):
     env.pop("ANSIBLE_CONFIG", None)
     if fake_gpu:
         env["LLMOPS_FAKE_NVIDIA_SMI"] = fake_gpu
-    cmd = [os.path.join(VENV_BIN, "ansible-playbook"), "playbooks/preflight.yml",
+    cmd = [os.path.join(VENV_BIN, "ansible-playbook"), playbook,
            "-e", "preflight_report_dir=%s" % (tmp_path / "reports")] + list(args)
     if check:
         cmd.append("--check")
@@ -50,9 +51,15 @@ def test_local_with_recorded_h100s(tmp_path):
     assert report["hosts"][0]["verdict"] == "tight"
     assert [r for r in row["reasons"] if r.startswith("CPU cores")]
     assert "localhost: TIGHT (GPUs: 8 x NVIDIA H100 80GB HBM3, needs 1 GPU(s))" in proc.stdout
-    assert "Report: %s/preflight.md (and .json)" % (tmp_path / "reports") in proc.stdout
+    assert "Report: %s/preflight.html (and .md, .json)" % (tmp_path / "reports") in proc.stdout
     markdown = (tmp_path / "reports" / "preflight.md").read_text()
     assert "| localhost | - | 8 x NVIDIA H100 80GB HBM3 | 684.166 |" in markdown
+    # One model: the matrix has one column, the model, chosen where it can be deployed.
+    assert report["mode"] == "single" and [c["key"] for c in report["candidates"]] == ["Qwen/Qwen2.5-0.5B-Instruct"]
+    assert row["chosen"] == "Qwen/Qwen2.5-0.5B-Instruct"
+    assert report["matrix"]["localhost"]["Qwen/Qwen2.5-0.5B-Instruct"]["verdict"] == "tight"
+    page = (tmp_path / "reports" / "preflight.html").read_text()
+    assert page.startswith("<!DOCTYPE html>") and 'data-host="localhost"' in page
 
 
 def test_local_with_recorded_a100_40g_and_a_32b_model(tmp_path):
@@ -84,7 +91,8 @@ def test_rerun_changes_nothing_and_check_mode_writes_nothing(tmp_path):
 
 
 def test_prod_fleet_planned_from_declared_hardware(tmp_path):
-    proc, report = run_playbook(tmp_path, "-i", "inventories/prod", "-e", "preflight_probe=false")
+    proc, report = run_playbook(tmp_path, "-i", "inventories/prod", "-e", "preflight_probe=false",
+                                "-e", '{"llmops_candidates": []}')
     assert proc.returncode == 0, proc.stdout
     verdicts = dict((row["host"], (row["verdict"], row["gpus_needed"])) for row in report["hosts"])
     assert verdicts == {
@@ -98,6 +106,21 @@ def test_prod_fleet_planned_from_declared_hardware(tmp_path):
     assert report["sizing"]["gpu_memory_gb"] == 96.0 and report["model"] == "deepseek-ai/DeepSeek-R1-Distill-Qwen-32B"
     groups = dict((row["host"], row["groups"]) for row in report["hosts"])
     assert groups["edge-4090-01"] == ["gpu_rtx4090"]
+
+
+def test_unreachable_hosts_are_reported_not_fatal_with_candidates(tmp_path):
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text(
+        "all:\n  hosts:\n    localhost:\n      ansible_connection: local\n"
+        "      ansible_python_interpreter: '{{ ansible_playbook_python }}'\n"
+        "    ghost:\n      ansible_host: 127.0.0.1\n      ansible_port: 1\n      ansible_connection: ssh\n")
+    proc, report = run_playbook(tmp_path, "-i", str(inventory), "-e", "llmops_target=cpu", "-e",
+                                '{"llmops_candidates": ["Qwen/Qwen2.5-0.5B-Instruct", "Qwen/Qwen2.5-1.5B-Instruct"]}',
+                                "-e", "llmops_precision=bf16")
+    verdicts = dict((row["host"], (row["verdict"], row["chosen"])) for row in report["hosts"])
+    assert verdicts["ghost"] == ("unreachable", None), proc.stdout
+    assert verdicts["localhost"][1] == "Qwen/Qwen2.5-1.5B-Instruct"
+    assert set(cell["verdict"] for cell in report["matrix"]["ghost"].values()) == {"unreachable"}
 
 
 def test_unreachable_hosts_are_reported_not_fatal(tmp_path):
@@ -118,6 +141,12 @@ def test_unreachable_hosts_are_reported_not_fatal(tmp_path):
     (["-e", "llmops_reserve=0.9"], ["reserve: invalid value 0.9", "0 to 0.5"]),
     (["-e", "llmops_model=deepseek-ai/DeepSeek-OCR"], ["params", "deepseek-ai/DeepSeek-OCR"]),
     (["-e", "llmops_model=", "-e", "llmops_params="], ["preflight_model", "preflight_params"]),
+    (["-e", '{"llmops_candidates": ["deepseek-ai/DeepSeek-OCR"]}'],
+     ["llmops.deploy.model_candidates", "candidates[0].params", "deepseek-ai/DeepSeek-OCR"]),
+    (["-e", '{"llmops_candidates": ["Qwen/Qwen2.5-7B-Instruct"]}', "-e", "llmops_precision="],
+     ["candidates[0].precision", "Qwen/Qwen2.5-7B-Instruct does not say its precision"]),
+    (["-e", '{"llmops_candidates": ["Qwen/Qwen2.5-7B-Instruct-AWQ"]}', "-e", "llmops_scenario=huge"],
+     ["scenario: invalid value 'huge'", "enterprise"]),
 ])
 def test_bad_input_fails_clearly_without_traceback(tmp_path, extra, words):
     proc, _report = run_playbook(tmp_path, "-i", "inventories/local", "-e", "preflight_fail_on=insufficient", *extra)
@@ -125,3 +154,93 @@ def test_bad_input_fails_clearly_without_traceback(tmp_path, extra, words):
     for word in words:
         assert word in proc.stdout, proc.stdout
     assert "Traceback" not in proc.stdout
+
+
+# The prod inventory's candidates for the enterprise scenario: per host, the expected choice.
+PROD_CHOICES = {
+    "h100-node-01": "Qwen/Qwen2.5-32B-Instruct", "h100-node-02": "Qwen/Qwen2.5-32B-Instruct",
+    "a100-node-01": "Qwen/Qwen2.5-32B-Instruct", "a100-node-02": "Qwen/Qwen2.5-32B-Instruct",
+    # 2 x A100 40GB cannot hold the 32B at BF16 (96 GB): its INT8 sibling, not the smaller 7B (guide 6.2).
+    "a100-40g-node-01": "Qwen/Qwen2.5-32B-Instruct-GPTQ-Int8",
+    # One RTX 4090: only the 7B fits with the reserve (the 32B AWQ is tight).
+    "edge-4090-01": "Qwen/Qwen2.5-7B-Instruct", "edge-4090-02": "Qwen/Qwen2.5-7B-Instruct",
+    "cpu-node-01": None,
+}
+
+CHOSEN_FACTS = """
+- name: Run the preflight
+  ansible.builtin.import_playbook: {repo}/playbooks/preflight.yml
+
+- name: Show what the deploy playbook will read
+  hosts: all
+  gather_facts: false
+  tasks:
+    - name: Chosen model fact
+      ansible.builtin.debug:
+        msg: "CHOSEN {{{{ inventory_hostname }}}}=[{{{{ preflight_chosen_model }}}}] {{{{ preflight_result.verdict }}}}"
+"""
+
+
+def test_prod_fleet_chooses_a_candidate_per_host(tmp_path):
+    wrapper = tmp_path / "wrapper.yml"
+    wrapper.write_text(CHOSEN_FACTS.format(repo=REPO))
+    proc, report = run_playbook(tmp_path, "-i", "inventories/prod", "-e", "preflight_probe=false",
+                                playbook=str(wrapper))
+    assert proc.returncode == 0, proc.stdout
+    assert report["mode"] == "candidates" and report["scenario"]["name"] == "enterprise"
+    assert dict((row["host"], row["chosen"]) for row in report["hosts"]) == PROD_CHOICES
+    for host, chosen in PROD_CHOICES.items():
+        assert "CHOSEN %s=[%s]" % (host, chosen or "") in proc.stdout
+    assert "CHOSEN a100-40g-node-01=[Qwen/Qwen2.5-32B-Instruct-GPTQ-Int8] fits" in proc.stdout
+    assert "CHOSEN cpu-node-01=[] insufficient" in proc.stdout
+    # Hosts x candidates, with a reason for every rejection.
+    assert [c["key"] for c in report["candidates"]] == [
+        "Qwen/Qwen2.5-32B-Instruct", "Qwen/Qwen2.5-32B-Instruct-GPTQ-Int8", "Qwen/Qwen2.5-32B-Instruct-AWQ",
+        "Qwen/Qwen2.5-7B-Instruct", "deepseek-ai/DeepSeek-R1-Distill-Qwen-32B", "okwinds/DeepSeek-R1-Distill-Qwen-32B-FP8"]
+    fp8 = report["matrix"]["a100-node-01"]["okwinds/DeepSeek-R1-Distill-Qwen-32B-FP8"]
+    assert (fp8["rule"], fp8["reason"]) == ("capability", "FP8 needs compute capability 8.9, A100 80GB has 8.0")
+    small = report["matrix"]["a100-40g-node-01"]["Qwen/Qwen2.5-32B-Instruct"]
+    assert (small["status"], small["rule"]) == ("rejected", "resources")
+    assert small["reason"].startswith("needs 96.0 GB of GPU memory, host has 85.899 GB")
+    assert report["matrix"]["edge-4090-01"]["Qwen/Qwen2.5-32B-Instruct-AWQ"]["verdict"] == "tight"
+    for host, cells in report["matrix"].items():
+        for key, cell in cells.items():
+            assert cell["status"] != "rejected" or cell["reason"], (host, key)
+    assert report["candidates"][0]["totals"]["chosen"] == 4
+    assert report["totals"]["with_choice"] == 7 and report["totals"]["chosen"]["Qwen/Qwen2.5-7B-Instruct"] == 2
+    row = [r for r in report["hosts"] if r["host"] == "a100-40g-node-01"][0]
+    assert "guide (6.2) quantises 32B+ models to INT8" in row["justification"]
+    markdown = (tmp_path / "reports" / "preflight.md").read_text()
+    assert "| Chosen |" in markdown and "**CHOSEN: fits, 2 GPU(s)**" in markdown
+    assert "a100-40g-node-01: Qwen/Qwen2.5-32B-Instruct-GPTQ-Int8 (FITS, 2 GPU(s))" in proc.stdout
+    assert "cpu-node-01: no candidate (INSUFFICIENT) - every candidate: no GPU found" in proc.stdout
+    page = (tmp_path / "reports" / "preflight.html").read_text()
+    assert page.count('<td class="cell ') == 8 * 6 and page.count('<td class="cell fits chosen"') == 7
+
+
+def test_candidates_on_recorded_a100s_and_a_failing_level(tmp_path):
+    # GPUs probed (recorded nvidia-smi: 2 x A100-PCIE-40GB); RAM, cores and disk declared, so the test machine's
+    # own size does not matter.
+    extra = ["-e", '{"llmops_declared_hardware": {"memory_total_mib": 524288, "cpu_cores": 32, '
+                   '"disk_free_mib": 1800000}}', "-e", "llmops_precision=bf16", "-e", "llmops_scenario=complex"]
+    candidates = '{"llmops_candidates": ["Qwen/Qwen2.5-7B-Instruct", "Qwen/Qwen2.5-32B-Instruct", ' \
+                 '"Qwen/Qwen2.5-32B-Instruct-GPTQ-Int8"]}'
+    proc, report = run_playbook(tmp_path, "-i", "inventories/local", "-e", candidates, *extra,
+                                fake_gpu="a100-pcie-40gb-x2.csv")
+    assert proc.returncode == 0, proc.stdout
+    cells = report["matrix"]["localhost"]
+    assert cells["Qwen/Qwen2.5-7B-Instruct"]["reason"] == "7B is outside the complex scenario's size band (32B~70B)"
+    assert cells["Qwen/Qwen2.5-32B-Instruct"]["rule"] == "resources"
+    assert cells["Qwen/Qwen2.5-32B-Instruct"]["reason"].startswith("needs 96.0 GB of GPU memory, host has 85.899 GB")
+    # FP16 does not fit the 2 x 40 GB: INT8 is chosen for the 32B model, although 'complex' recommends FP16.
+    row = report["hosts"][0]
+    assert (row["chosen"], row["verdict"], row["gpus_needed"]) == ("Qwen/Qwen2.5-32B-Instruct-GPTQ-Int8", "fits", 2)
+    assert "no candidate at a precision it recommends (FP16) can be used here" in row["justification"]
+    assert row["gpu_summary"] == "2 x NVIDIA A100-PCIE-40GB" and row["gpu_class"] == "datacenter"
+
+    failing = run_playbook(tmp_path, "-i", "inventories/local", "-e", '{"llmops_candidates": '
+                           '["Qwen/Qwen2.5-32B-Instruct"]}', *extra, "-e", "preflight_fail_on=insufficient",
+                           fake_gpu="a100-pcie-40gb-x2.csv")[0]
+    assert failing.returncode != 0
+    assert "localhost: insufficient (preflight_fail_on=insufficient)" in failing.stdout
+    assert "needs 96.0 GB of GPU memory" in failing.stdout

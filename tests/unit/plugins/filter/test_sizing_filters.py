@@ -1,10 +1,19 @@
-"""Sizing and fleet-report filters: same numbers as the modules, errors as AnsibleFilterError."""
+"""Sizing, fleet-report and model-selection filters: same numbers as the modules, errors as AnsibleFilterError."""
 import pytest
 
 from ansible.errors import AnsibleFilterError
-from ansible_collections.llmops.deploy.plugins.filter.sizing import FilterModule
+from ansible_collections.llmops.deploy.plugins.filter import fleet_report, model_selection, sizing
 
-FILTERS = FilterModule().filters()
+FILTERS = dict(sizing.FilterModule().filters())
+FILTERS.update(fleet_report.FilterModule().filters())
+FILTERS.update(model_selection.FilterModule().filters())
+
+
+def test_every_filter_has_its_sidecar_documentation():
+    import os
+    here = os.path.dirname(fleet_report.__file__)
+    for name in FILTERS:
+        assert os.path.exists(os.path.join(here, name + ".yml")), name
 
 
 def test_model_sizing_from_a_count():
@@ -34,6 +43,17 @@ def test_gpu_plan_takes_a_sizing_dict():
     (lambda: FILTERS["gpu_plan"]("7B", precision="fp16"), ["llmops.deploy.gpu_plan", "gpu"]),
     (lambda: FILTERS["fleet_report"]("host1", {}), ["list of host names"]),
     (lambda: FILTERS["fleet_report_markdown"]({"nope": 1}), ["not a fleet report"]),
+    (lambda: FILTERS["fleet_report_html"]({"nope": 1}), ["llmops.deploy.fleet_report_html", "not a fleet report"]),
+    (lambda: FILTERS["model_candidates"](["Qwen/Qwen2.5-7B-Instruct"]),
+     ["llmops.deploy.model_candidates", "candidates[0].precision", "does not say its precision"]),
+    (lambda: FILTERS["model_candidates"](["o/M-7B-AWQ", {"model": "o/M-7B-AWQ"}]),
+     ["candidates[1]", "each candidate once", "candidates[0]"]),
+    (lambda: FILTERS["model_candidates"]([{"params": "7B", "precision": "fp16", "size": 1}]),
+     ["candidates[0]", "unknown key(s): size"]),
+    (lambda: FILTERS["select_model"](["o/M-7B-AWQ"]), ["llmops.deploy.select_model", "hardware="]),
+    (lambda: FILTERS["select_model"](["o/M-7B-AWQ"], hardware={"gpu_model": "A100 80GB", "gpu_count": 1},
+                                     scenario="tiny"), ["scenario: invalid value 'tiny'", "edge"]),
+    (lambda: FILTERS["select_model"](["o/M-7B-AWQ"], hardware={"gpus": "many"}), ["hardware.gpus", "'many'"]),
 ])
 def test_errors_are_filter_errors_naming_the_value(call, words):
     with pytest.raises(AnsibleFilterError) as err:
@@ -52,7 +72,7 @@ def _result(verdict, gpus, target="gpu"):
                        "disk_gb": 14.0, "cpu_cores": 8, "cpu_cores_max": None, "cpu_cores_label": "8"}}
 
 
-def test_fleet_report_rows_totals_and_markdown():
+def test_fleet_report_rows_totals_matrix_and_markdown():
     h100 = [{"name": "NVIDIA H100 80GB HBM3", "memory_total_mib": 81559}] * 2
     hostvars = {
         "b-host": {"preflight_result": _result("fits", h100), "group_names": ["gpu_h100"]},
@@ -63,7 +83,8 @@ def test_fleet_report_rows_totals_and_markdown():
     report = FILTERS["fleet_report"](["b-host", "a-host", "c-host", "d-host"], hostvars)
     assert [r["host"] for r in report["hosts"]] == ["a-host", "b-host", "c-host", "d-host"]
     assert report["totals"] == {"hosts": 4, "fits": 1, "tight": 0, "insufficient": 1, "failed": 0,
-                                "unreachable": 2, "deployable": 1}
+                                "unreachable": 2, "deployable": 1, "chosen": {"o/M-7B": 1}, "with_choice": 1,
+                                "without_choice": 3}
     b_row = report["hosts"][1]
     assert b_row["gpu_summary"] == "2 x NVIDIA H100 80GB HBM3" and b_row["gpu_memory_total_gb"] == 171.042
     assert report["hosts"][2]["reasons"] == ["ssh timed out"]
@@ -73,3 +94,55 @@ def test_fleet_report_rows_totals_and_markdown():
     lines = FILTERS["fleet_report_summary"](report)
     assert lines[0].startswith("o/M-7B at FP16: 4 host(s) - fits 1, tight 0, insufficient 1")
     assert "a-host: INSUFFICIENT (GPUs: none, needs 2 GPU(s)) - r-insufficient" in lines
+    # One model: one matrix column; chosen where it fits.
+    assert [c["key"] for c in report["candidates"]] == ["o/M-7B"] and report["mode"] == "single"
+    assert report["matrix"]["b-host"]["o/M-7B"]["status"] == "chosen" and b_row["chosen"] == "o/M-7B"
+    assert report["matrix"]["c-host"]["o/M-7B"]["verdict"] == "unreachable"
+    assert report["matrix"]["d-host"]["o/M-7B"]["reason"] == "host did not report (unreachable or skipped)"
+    assert report["totals"]["chosen"] == {"o/M-7B": 1} and report["totals"]["with_choice"] == 1
+    page = FILTERS["fleet_report_html"](report)
+    assert page.startswith("<!DOCTYPE html>") and "<title>Fleet preflight: o/M-7B</title>" in page
+
+
+def test_model_candidates_reads_names_and_takes_the_default_precision():
+    found = FILTERS["model_candidates"](["Qwen/Qwen2.5-32B-Instruct", "Qwen/Qwen2.5-32B-Instruct-AWQ",
+                                         {"model": "Qwen/Qwen2.5-32B-Instruct", "precision": "int8"},
+                                         {"params": "1.5B", "precision": "fp16"}], "bf16")
+    assert [(c["key"], c["params"], c["precision"], c["precision_source"]) for c in found] == [
+        ("Qwen/Qwen2.5-32B-Instruct", 32 * 10 ** 9, "bf16", "default"),
+        ("Qwen/Qwen2.5-32B-Instruct-AWQ", 32 * 10 ** 9, "int4", "name"),
+        ("Qwen/Qwen2.5-32B-Instruct (INT8)", 32 * 10 ** 9, "int8", "given"),
+        ("1.5B FP16", 1500000000, "fp16", "given"),
+    ]
+    assert FILTERS["model_candidates"]([]) == [] and FILTERS["model_candidates"](None) == []
+
+
+def test_select_model_on_declared_hardware():
+    chosen = FILTERS["select_model"](
+        ["Qwen/Qwen2.5-32B-Instruct", "Qwen/Qwen2.5-32B-Instruct-GPTQ-Int8", "Qwen/Qwen2.5-7B-Instruct"],
+        hardware={"gpu_model": "A100 40GB", "gpu_count": 2, "memory_total_mib": 524288, "cpu_cores": 32,
+                  "disk_free_mib": 1800000}, scenario="enterprise", default_precision="bf16")
+    assert chosen["chosen"] == "Qwen/Qwen2.5-32B-Instruct-GPTQ-Int8" and chosen["assessment"] is None
+    assert chosen["rejected"][0]["key"] == "Qwen/Qwen2.5-32B-Instruct"
+
+
+def test_select_model_on_a_registered_loop_and_on_one_result():
+    def result(verdict, model, precision):
+        return {"verdict": verdict, "gpus_needed": 1, "target": "gpu", "reasons": ["r"],
+                "resources": {"gpu_memory": {"verdict": verdict, "reason": "g", "required": 24.0, "available": 25.7,
+                                             "gpus_used": 1}},
+                "hardware": {"gpus": [{"name": "NVIDIA GeForce RTX 4090", "vendor": "nvidia",
+                                       "compute_capability": "8.9", "memory_total_mib": 24564}]},
+                "sizing": {"model": model, "params": 7 * 10 ** 9, "precision": precision, "reserve": 0.2}}
+    cands = FILTERS["model_candidates"](["o/M-7B-AWQ", "o/M-7B"], "bf16")
+    loop = {"results": [dict(result("fits", "o/M-7B-AWQ", "int4"), item=cands[0]),
+                        dict(result("fits", "o/M-7B", "bf16"), item=cands[1])]}
+    chosen = FILTERS["select_model"](loop)
+    # Consumer GPU: the low-precision variant (guide 6.2).
+    assert chosen["chosen"] == "o/M-7B-AWQ" and chosen["assessment"] is loop["results"][0]
+    assert chosen["preferred_over"] == [{"key": "o/M-7B", "criterion": "gpu_class_precision",
+                                         "why": "consumer GPUs take low precision (guide 6.2): INT4 rather than BF16"}]
+    one = FILTERS["select_model"](result("insufficient", "o/M-7B", "bf16"))
+    assert one["chosen"] is None and one["verdict"] == "insufficient"
+    lost = FILTERS["select_model"]({"unreachable": True, "msg": "ssh: no route"})
+    assert (lost["chosen"], lost["verdict"], lost["assessment"]["reasons"]) == (None, "unreachable", ["ssh: no route"])

@@ -1,0 +1,91 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) llmops.deploy developers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Fleet-report filters: thin adapters over plugins/module_utils (fleet_report, fleet_report_html, model_selection).
+
+Documentation: plugins/filter/fleet_report.yml, fleet_report_markdown.yml, fleet_report_summary.yml,
+fleet_report_html.yml.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.llmops.deploy.plugins.module_utils import fleet_report as report_lib
+from ansible_collections.llmops.deploy.plugins.module_utils import fleet_report_html as html_lib
+from ansible_collections.llmops.deploy.plugins.module_utils import model_selection
+from ansible_collections.llmops.deploy.plugins.module_utils.sizing_errors import SizingInputError
+
+
+def fleet_report(hosts, hostvars, result_var="preflight_result", model=None, scenario=None,
+                 candidates_var="preflight_candidate_results", selection_var="preflight_selection"):
+    """``ansible_play_hosts_all | fleet_report(hostvars)`` -> the report dict (rows, matrix, totals)."""
+    if not isinstance(hosts, (list, tuple)):
+        raise AnsibleFilterError("llmops.deploy.fleet_report: expected a list of host names, got %r" % (hosts,))
+    rows = []
+    sized = None
+    columns = []
+    reserve = None
+    try:
+        for host in hosts:
+            host_vars = hostvars[host] if host in hostvars else {}
+            groups = host_vars.get("group_names")
+            items = model_selection.loop_items(host_vars.get(candidates_var))
+            if items is None:
+                result = host_vars.get(result_var)
+                selection = report_lib.single_model_selection(result, scenario or None)
+                rows.append(report_lib.host_row(host, result, groups, selection))
+                if sized is None and isinstance(result, dict) and result.get("sizing"):
+                    sized = result["sizing"]
+                continue
+            selection = host_vars.get(selection_var)
+            if not isinstance(selection, dict) or "evaluations" not in selection:
+                selection = model_selection.select_from_results(items, scenario or None)
+            if reserve is None and selection.get("reserve") is not None:
+                reserve = selection["reserve"]
+            for evaluation in selection["evaluations"]:
+                if evaluation["key"] not in [c["key"] for c in columns]:
+                    columns.append(evaluation)
+            chosen = selection.get("chosen_candidate")
+            representative = items[chosen["index"]] if chosen else next(
+                (item for item in items if item.get("verdict")), items[0])
+            rows.append(report_lib.host_row(host, representative, groups, selection))
+        return report_lib.build_report(rows, sized, model, scenario or None, columns, reserve)
+    except SizingInputError as exc:
+        raise AnsibleFilterError("llmops.deploy.fleet_report: %s" % exc)
+
+
+def fleet_report_markdown(report):
+    """The report dict as a Markdown document."""
+    try:
+        return report_lib.render_markdown(report)
+    except (KeyError, TypeError) as exc:
+        raise AnsibleFilterError("llmops.deploy.fleet_report_markdown: not a fleet report (%s)" % exc)
+
+
+def fleet_report_summary(report):
+    """The report dict as short terminal lines."""
+    try:
+        return report_lib.summary_lines(report)
+    except (KeyError, TypeError) as exc:
+        raise AnsibleFilterError("llmops.deploy.fleet_report_summary: not a fleet report (%s)" % exc)
+
+
+def fleet_report_html(report, title=None):
+    """The report dict as one self-contained HTML page."""
+    try:
+        return html_lib.render_html(report, title=title)
+    except (KeyError, TypeError) as exc:
+        raise AnsibleFilterError("llmops.deploy.fleet_report_html: not a fleet report (%s)" % exc)
+
+
+class FilterModule(object):
+    def filters(self):
+        return {
+            "fleet_report": fleet_report,
+            "fleet_report_markdown": fleet_report_markdown,
+            "fleet_report_summary": fleet_report_summary,
+            "fleet_report_html": fleet_report_html,
+        }

@@ -1,0 +1,80 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) llmops.deploy developers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Model-selection filters: thin adapters over plugins/module_utils/model_selection.py.
+
+Documentation: plugins/filter/select_model.yml and plugins/filter/model_candidates.yml.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.llmops.deploy.plugins.module_utils import fleet_report as report_lib
+from ansible_collections.llmops.deploy.plugins.module_utils import model_selection, sizing
+from ansible_collections.llmops.deploy.plugins.module_utils.sizing_errors import SizingInputError
+
+
+def model_candidates(values, default_precision=None):
+    """``['Qwen/Qwen2.5-32B-Instruct-AWQ', ...] | model_candidates('bf16')`` -> normalised candidates ([] for none)."""
+    if values is None or values == "" or (isinstance(values, (list, tuple)) and not values):
+        return []
+    try:
+        return model_selection.normalize_candidates(values, default_precision or None)
+    except SizingInputError as exc:
+        raise AnsibleFilterError("llmops.deploy.model_candidates: %s" % exc)
+
+
+def _no_selection(result):
+    result = result if isinstance(result, dict) else {}
+    verdict = "unreachable" if result.get("unreachable") else "failed"
+    reason = result.get("msg") or ("host unreachable" if verdict == "unreachable" else "the check did not run")
+    return {"chosen": None, "chosen_model": None, "chosen_candidate": None, "justification": reason,
+            "verdict": verdict, "ranked": [], "rejected": [], "evaluations": [], "scenario": None,
+            "gpu_class": "unknown", "assessment": {"verdict": verdict, "gpus_needed": None, "gpu_plan": None,
+                                                   "reasons": [reason]}}
+
+
+def select_model(value, scenario=None, hardware=None, assessments=None, reserve=sizing.DEFAULT_RESERVE,
+                 gpus_per_node=sizing.DEFAULT_GPUS_PER_NODE, target="gpu", default_precision=None):
+    """Choose the candidate for one host.
+
+    ``value`` is a registered loop of ``capacity_check`` over candidates, one ``capacity_check`` result, or a list
+    of candidates judged against ``hardware`` (declared, sized here) or ``assessments`` (one per candidate).
+    """
+    scenario = scenario or None
+    try:
+        items = model_selection.loop_items(value)
+        if items is not None:
+            return model_selection.select_from_results(items, scenario, reserve)
+        if isinstance(value, dict):
+            selection = report_lib.single_model_selection(value, scenario)
+            if selection is None:
+                return _no_selection(value)
+            selection["assessment"] = value
+            return selection
+        if hardware is not None:
+            judge = model_selection.hardware_judge(hardware, reserve, gpus_per_node, target)
+        elif assessments is not None:
+            judge = assessments
+        else:
+            raise AnsibleFilterError("llmops.deploy.select_model: a list of candidates needs hardware= (declared "
+                                     "hardware to size them against) or assessments= (one result per candidate)")
+        selection = model_selection.select(value, judge, scenario, reserve, default_precision or None)
+        chosen = selection["chosen_candidate"]
+        selection["assessment"] = None
+        if chosen is not None and not callable(judge):
+            selection["assessment"] = list(judge)[chosen["index"]] if isinstance(judge, (list, tuple)) else None
+        return selection
+    except SizingInputError as exc:
+        raise AnsibleFilterError("llmops.deploy.select_model: %s" % exc)
+
+
+class FilterModule(object):
+    def filters(self):
+        return {
+            "model_candidates": model_candidates,
+            "select_model": select_model,
+        }
