@@ -13,9 +13,11 @@ import pytest
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 VENV_BIN = os.path.join(REPO_ROOT, ".venv", "bin")
 COLLECTIONS_DIR = os.path.join(REPO_ROOT, ".collections")
+MOLECULE_DIR = os.path.join(REPO_ROOT, "extensions", "molecule")
 ANSIBLE_HOME = os.path.join(REPO_ROOT, ".ansible")
-# Where molecule keeps each scenario's ephemeral directory (and so the hosts' overlays) under ANSIBLE_HOME.
-EPHEMERAL_PREFIX = os.path.join(ANSIBLE_HOME, "tmp", "molecule.")
+# Molecule keeps each scenario's ephemeral directory, and so its hosts' overlays, at
+# $ANSIBLE_HOME/tmp/molecule.<hash>.<scenario>/rootfs/<host>.
+EPHEMERAL_PARENT = os.path.join(ANSIBLE_HOME, "tmp") + os.sep
 
 # Must match extensions/molecule/modelscope_sdk_mirror/vars/mirror.yml.
 MIRROR_PROXY_SECRET = "proxy-secret-not-for-logs"
@@ -45,10 +47,12 @@ def _molecule_env():
     return env
 
 
-def _leftover_mounts():
+def _leftover_mounts(scenario):
+    """Mounts below this scenario's hosts (other scenarios may be running beside it)."""
+    marker = ".%s/rootfs/" % scenario
     with open("/proc/self/mounts") as mounts:
         targets = [line.split()[1].replace("\\040", " ") for line in mounts]
-    return [target for target in targets if target.startswith(EPHEMERAL_PREFIX)]
+    return [target for target in targets if target.startswith(EPHEMERAL_PARENT) and marker in target]
 
 
 def _run_scenario(scenario):
@@ -62,23 +66,32 @@ def _run_scenario(scenario):
     output = result.stdout
     assert result.returncode == 0, "molecule test -s %s exited %d; last output:\n%s" % (
         scenario, result.returncode, output[-12000:])
-    assert _leftover_mounts() == [], "molecule test -s %s left mounts behind" % scenario
+    assert _leftover_mounts(scenario) == [], "molecule test -s %s left mounts behind" % scenario
     return output
 
 
-def test_shared_test_hosts():
-    """Shared create/destroy: real bookworm and trixie hosts, create idempotent, nothing left mounted."""
-    _run_scenario("default")
-
-
-def test_modelscope_sdk_role():
-    """Role modelscope_sdk: check mode on a fresh host, converge, idempotence, verify, on bookworm and trixie."""
-    _run_scenario("modelscope_sdk")
-
-
-def test_modelscope_sdk_role_through_mirror_and_proxy_options():
-    """Role modelscope_sdk through a local HTTPS index, its CA, a credentialed proxy and no_proxy."""
-    output = _run_scenario("modelscope_sdk_mirror")
+def _check_mirror_output(output):
     assert MIRROR_PROXY_SECRET not in output
     # The scenario runs ansible-playbook -v, so a pip task without no_log would print its result here.
     assert "'no_log: true' was specified for this result" in output
+
+
+# What each scenario tests is in its molecule.yml; checks on its output go here.
+OUTPUT_CHECKS = {
+    "modelscope_sdk_mirror": _check_mirror_output,
+}
+
+
+def _scenarios():
+    """Every scenario under extensions/molecule, `default` (the shared test hosts) first."""
+    found = sorted(name for name in os.listdir(MOLECULE_DIR)
+                   if os.path.isfile(os.path.join(MOLECULE_DIR, name, "molecule.yml")))
+    return sorted(found, key=lambda name: name != "default")
+
+
+@pytest.mark.parametrize("scenario", _scenarios())
+def test_molecule_scenario(scenario):
+    """molecule test -s <scenario> passes (its own sequence: check, converge, idempotence, verify, ...)."""
+    output = _run_scenario(scenario)
+    if scenario in OUTPUT_CHECKS:
+        OUTPUT_CHECKS[scenario](output)

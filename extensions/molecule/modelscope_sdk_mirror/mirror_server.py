@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # Copyright: llmops.deploy developers
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """A minimal PEP 503 package index over HTTPS, for the modelscope_sdk_mirror molecule scenario.
