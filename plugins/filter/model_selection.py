@@ -64,9 +64,7 @@ def select_model(value, scenario=None, hardware=None, assessments=None, reserve=
                                      "hardware to size them against) or assessments= (one result per candidate)")
         selection = model_selection.select(value, judge, scenario, reserve, default_precision or None)
         chosen = selection["chosen_candidate"]
-        selection["assessment"] = None
-        if chosen is not None and not callable(judge):
-            selection["assessment"] = list(judge)[chosen["index"]] if isinstance(judge, (list, tuple)) else None
+        selection["assessment"] = judge[chosen["index"]] if chosen and isinstance(judge, (list, tuple)) else None
         return selection
     except SizingInputError as exc:
         raise AnsibleFilterError("llmops.deploy.select_model: %s" % exc)

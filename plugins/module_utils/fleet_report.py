@@ -84,7 +84,8 @@ def _fill_from_result(row, result):
         "gpu_count": None if gpus is None else len(gpus),
         "gpus_needed": result.get("gpus_needed"),
         "gpu_plan": result.get("gpu_plan"),
-        "max_context_length": result.get("max_context_length"),
+        "max_context_length": result.get("max_context_length", (result.get("gpu_plan") or {}).get(
+            "max_context_length")),
         "reasons": list(result.get("reasons") or []),
         "warnings": list(result.get("warnings") or []),
         "probed": list(result.get("probed") or []),

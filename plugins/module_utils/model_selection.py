@@ -4,7 +4,9 @@
 """Choose the model to deploy on one host from a list of candidates (guide chapter 3, step 3 of its decision flow).
 
 A *candidate* is a ModelScope id (size and precision read from the name, guide 3.2) or a dict
-``{"model": id, "params": "32B", "precision": "int8", "label": "..."}``. Sibling variants of one model (base, FP8, AWQ,
+``{"model": id, "params": "32B", "precision": "int8", "label": "...", "config_path": "...", "config": {...}}``
+(``config_path``/``config``: the model's config.json, for the architecture-aware ``detailed`` sizing, which also gives
+the largest context that fits). Sibling variants of one model (base, FP8, AWQ,
 GPTQ-Int8, distilled) are separate candidates. Every candidate is judged on the host (``capacity.assess``, or the
 ``capacity_check`` module's result), then the rules below are applied in order.
 
@@ -72,7 +74,7 @@ _MIXED = [item for item in scenarios.OPTIMISATION_ADVICE if item["name"] == "mix
 LOW_PRECISIONS = tuple(_MIXED["low_precisions"])
 QUANTISE_FROM_PARAMS = [item for item in scenarios.OPTIMISATION_ADVICE if item["name"] == "quantization"][0]["min_params"]
 
-CANDIDATE_KEYS = ("model", "params", "precision", "label")
+CANDIDATE_KEYS = ("model", "params", "precision", "label", "config_path", "config")
 # Keys a candidate already normalised by normalize_candidate carries (it may be passed back in, e.g. as a loop item).
 _NORMALISED_KEYS = CANDIDATE_KEYS + ("key", "params_label", "precision_label", "precision_source", "family",
                                      "quantization", "distilled", "summary")
@@ -142,10 +144,14 @@ def normalize_candidate(value, index=0, default_precision=None, field="candidate
         key = "%s (%s)" % (model, precisions.LABELS[chosen])
     else:
         key = model
+    if value.get("config") is not None and not isinstance(value["config"], dict):
+        raise SizingInputError(where + ".config", value["config"], "the content of a config.json, as a dict")
     return {
         "key": key,
         "model": model,
         "label": value.get("label") or None,
+        "config_path": value.get("config_path") or None,
+        "config": value.get("config") or None,
         "params": count,
         "params_label": params_label,
         "precision": chosen,
@@ -322,7 +328,7 @@ def evaluate(candidate, assessment, scenario=None, reserve=sizing.DEFAULT_RESERV
         "gpus_minimum": plan.get("gpus_minimum"),
         "gpu_plan": plan.get("description"),
         "gpu_memory_gb": sized.get("gpu_memory_gb", gpu_entry.get("required")),
-        "max_context_length": assessment.get("max_context_length"),
+        "max_context_length": assessment.get("max_context_length", plan.get("max_context_length")),
         "notes": [],
         "rank": None,
         "in_band": _in_band(scen, candidate["params"]),
@@ -532,6 +538,7 @@ def hardware_judge(hardware, reserve=sizing.DEFAULT_RESERVE, gpus_per_node=sizin
                    target="gpu", method="seed"):
     """A judge for ``select`` that sizes each candidate and assesses it against declared ``hardware`` (no probing).
 
+    ``method`` is the sizing method (``auto``: ``detailed`` for candidates with a ``config``, else ``seed``).
     Bad input for one candidate becomes a failed assessment (a rejection with its reason), not an exception.
     """
     capacity.normalize_hardware(hardware)  # bad hardware is an error of the call, not of each candidate
@@ -539,7 +546,8 @@ def hardware_judge(hardware, reserve=sizing.DEFAULT_RESERVE, gpus_per_node=sizin
     def judge(candidate):
         try:
             sized = sizing.size_model(model=candidate.get("model"), params=candidate["params"],
-                                      precision=candidate["precision"], method=method, reserve=reserve)
+                                      precision=candidate["precision"], method=method, reserve=reserve,
+                                      config=candidate.get("config"))
             result = capacity.assess(sized, hardware, reserve=reserve, gpus_per_node=gpus_per_node, target=target)
         except SizingInputError as exc:
             return {"failed": True, "msg": str(exc)}
