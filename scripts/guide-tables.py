@@ -29,8 +29,8 @@ def table_2_2():
     lines = ["| Precision | Bytes per parameter | 32B example |", "|---|---|---|"]
     for precision in ("int4", "int8", "fp8", "fp16", "bf16", "fp32"):
         result = sizing.size_model(params="32B", precision=precision)
-        lines.append("| %s | %s | %s GB |" % (result["precision_label"], num(result["bytes_per_param"]),
-                                               num(result["param_memory_gb"])))
+        lines.append("| %s | %s | %s GB |" % (
+            result["precision_label"], num(result["bytes_per_param"]), num(result["param_memory_gb"])))
     return lines
 
 

@@ -45,7 +45,7 @@ def http_get(hub, path, params=None, headers=None, method="GET"):
 
 
 def listing(hub, model_id, revision="master", **params):
-    status, _, body = http_get(hub, "/api/v1/models/%s/repo/files" % model_id,
+    status, _ignored, body = http_get(hub, "/api/v1/models/%s/repo/files" % model_id,
                                dict({"Revision": revision, "Recursive": "True"}, **params))
     assert status == 200, body
     return json.loads(body)["Data"]["Files"]
@@ -123,7 +123,7 @@ def test_safetensors_headers_parse_and_count_equals_config(local_hub, model_id):
     weights = sorted(p for p in entries if p.endswith(".safetensors"))
     tensors, data_bytes = {}, {}
     for path in weights:
-        status, _, body = fetch(local_hub, model_id, path)
+        status, _ignored, body = fetch(local_hub, model_id, path)
         assert status == 200
         assert len(body) == entries[path]["Size"]
         assert hashlib.sha256(body).hexdigest() == entries[path]["Sha256"]
@@ -131,19 +131,19 @@ def test_safetensors_headers_parse_and_count_equals_config(local_hub, model_id):
         assert not set(found) & set(tensors), "a tensor appears in two shards"
         tensors.update({name: (path,) + info for name, info in found.items()})
 
-    counted = sum(math.prod(shape) for name, (_, _, shape) in tensors.items() if not name.endswith("_scale_inv"))
+    counted = sum(math.prod(shape) for name, (_ignored, _ignored, shape) in tensors.items() if not name.endswith("_scale_inv"))
     assert counted == params_from_config(cfg)
     assert ("lm_head.weight" in tensors) is (not cfg["tie_word_embeddings"])
     assert tensors["model.embed_tokens.weight"][2] == [cfg["vocab_size"], cfg["hidden_size"]]
     assert "model.layers.%d.mlp.down_proj.weight" % (cfg["num_hidden_layers"] - 1) in tensors
     if "quantization_config" in cfg:
         block = cfg["quantization_config"]["weight_block_size"]
-        _, dtype, shape = tensors["model.layers.0.mlp.gate_proj.weight"]
+        _ignored, dtype, shape = tensors["model.layers.0.mlp.gate_proj.weight"]
         assert dtype == "F8_E4M3"
         scale = tensors["model.layers.0.mlp.gate_proj.weight_scale_inv"]
         assert scale[1:] == ("F32", [math.ceil(shape[0] / block[0]), math.ceil(shape[1] / block[1])])
     else:
-        assert {dtype for _, dtype, _ in tensors.values()} == {"BF16"}
+        assert {dtype for _ignored, dtype, _ignored in tensors.values()} == {"BF16"}
         assert cfg["torch_dtype"] == "bfloat16"
     if len(weights) > 1:
         assert weights == ["model-%05d-of-%05d.safetensors" % (k, len(weights)) for k in range(1, len(weights) + 1)]
@@ -181,10 +181,10 @@ def test_bench_model_streams_without_materialising(local_hub_factory, tmp_path):
     entry = {e["Path"]: e for e in listing(hub, spec.model_id)}["model.safetensors"]
     assert hub.snapshot(spec.model_id).files["model.safetensors"].local_path is None
     assert not (tmp_path / "store" / "models").exists()
-    status, _, body = fetch(hub, spec.model_id, "model.safetensors")
+    status, _ignored, body = fetch(hub, spec.model_id, "model.safetensors")
     assert status == 200 and hashlib.sha256(body).hexdigest() == entry["Sha256"]
-    tensors, _ = parse_header(body)
-    assert sum(math.prod(s) for _, s in tensors.values()) == spec.parameter_count
+    tensors, _ignored = parse_header(body)
+    assert sum(math.prod(s) for _ignored, s in tensors.values()) == spec.parameter_count
     start = len(body) // 2 + 12345
     status, headers, part = fetch(hub, spec.model_id, "model.safetensors", headers={"Range": "bytes=%d-" % start})
     assert status == 206 and part == body[start:]
@@ -208,7 +208,7 @@ def test_listing_paths_tree_entries_root_and_recursive(local_hub):
     shallow = listing(local_hub, LLAMA, Recursive="False")
     assert "original" in {e["Path"] for e in shallow} and "original/params.json" not in {e["Path"] for e in shallow}
 
-    status, _, body = http_get(local_hub, "/api/v1/models/%s/repo/files" % LLAMA,
+    status, _ignored, body = http_get(local_hub, "/api/v1/models/%s/repo/files" % LLAMA,
                                {"Revision": "master", "Recursive": "True", "Root": "missing"})
     assert status == 404 and json.loads(body)["Success"] is False
 
@@ -248,9 +248,9 @@ def test_file_get_ranges_head_and_query_decoding(local_hub):
     assert (status, headers["Content-Range"], body) == (206, "bytes 1000-%d/%d" % (total - 1, total), data[1000:])
     status, headers, body = fetch(local_hub, QWEN, "model.safetensors", headers={"Range": "bytes=10-19"})
     assert (status, headers["Content-Range"], body) == (206, "bytes 10-19/%d" % total, data[10:20])
-    status, _, body = fetch(local_hub, QWEN, "model.safetensors", headers={"Range": "bytes=-5"})
+    status, _ignored, body = fetch(local_hub, QWEN, "model.safetensors", headers={"Range": "bytes=-5"})
     assert (status, body) == (206, data[-5:])
-    status, headers, _ = fetch(local_hub, QWEN, "model.safetensors", headers={"Range": "bytes=%d-" % total})
+    status, headers, _ignored = fetch(local_hub, QWEN, "model.safetensors", headers={"Range": "bytes=%d-" % total})
     assert (status, headers["Content-Range"]) == (416, "bytes */%d" % total)
 
     status, headers, body = http_get(local_hub, "/api/v1/models/%s/repo" % QWEN,
@@ -258,10 +258,10 @@ def test_file_get_ranges_head_and_query_decoding(local_hub):
     assert (status, int(headers["Content-Length"]), body) == (200, total, b"")
 
     # requests encodes FilePath as a form: %2F is "/", "+" is a space
-    status, _, body = http_get(local_hub, "/api/v1/models/%s/repo?Revision=master&FilePath=original%%2Fparams.json"
+    status, _ignored, body = http_get(local_hub, "/api/v1/models/%s/repo?Revision=master&FilePath=original%%2Fparams.json"
                                % LLAMA)
     assert status == 200 and body == local_hub.read_file(LLAMA, "original/params.json")
-    status, _, body = http_get(local_hub, "/api/v1/models/%s/repo?Revision=master&FilePath=READ+ME.md" % QWEN)
+    status, _ignored, body = http_get(local_hub, "/api/v1/models/%s/repo?Revision=master&FilePath=READ+ME.md" % QWEN)
     assert status == 404 and "READ ME.md" in json.loads(body)["Message"]
 
 
@@ -312,7 +312,7 @@ def test_fault_injection_over_the_admin_endpoint(local_hub):
 
     good = local_hub.read_file(QWEN, "model.safetensors")
     size = len(good)
-    status, _ = post({"files": [{"path": "model.safetensors", "model": QWEN, "corrupt": True},
+    status, _ignored = post({"files": [{"path": "model.safetensors", "model": QWEN, "corrupt": True},
                                 {"path": "config.json", "status": 500, "times": 1}]})
     assert status == 200
     listed = {e["Path"]: e for e in listing(local_hub, QWEN)}["model.safetensors"]
@@ -349,7 +349,7 @@ def test_unsafe_listing_paths_are_listed_and_served(local_hub):
     local_hub.add_listing_fault(model=QWEN, unsafe_paths=True)
     entries = {e["Path"]: e for e in listing(local_hub, QWEN)}
     for path in DEFAULT_UNSAFE_PATHS:
-        status, _, body = fetch(local_hub, QWEN, path)
+        status, _ignored, body = fetch(local_hub, QWEN, path)
         assert status == 200 and entries[path]["Size"] == len(body)
         assert entries[path]["Sha256"] == hashlib.sha256(body).hexdigest()
     assert {"../escaped.txt", "C:/drive-letter.txt", "a//empty-segment.txt", "dir\\backslash.txt"} <= set(entries)
@@ -549,6 +549,7 @@ def test_sdk_environment_is_isolated_and_guarded(modelscope_sdk, local_hub):
              "    socket.getaddrinfo('modelscope.cn', 443)\n"
              "except ConnectionRefusedError:\n"
              "    print('refused')\n" % local_hub.port)
-    proc = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=30)
+    proc = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=30,
+                          check=False)
     assert proc.returncode == 0 and proc.stdout.strip() == "refused", proc.stderr
     assert modelscope_sdk.network_violations() == ["socket.getaddrinfo 'modelscope.cn'"]

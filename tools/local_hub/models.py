@@ -244,7 +244,7 @@ def split_shards(tensors, shards: int):
     """Cut the state-dict-ordered tensor list into ``shards`` contiguous groups of roughly equal bytes."""
     if shards <= 1:
         return [list(tensors)]
-    total = sum(tensor_nbytes(d, s) for _, d, s in tensors)
+    total = sum(tensor_nbytes(d, s) for _ignored, d, s in tensors)
     groups, current, acc = [], [], 0
     for tensor in tensors:
         current.append(tensor)
@@ -570,8 +570,8 @@ def _readme(spec: ModelSpec, rev: RevisionSpec, params: int) -> bytes:
         "| Field | Value |", "|---|---|",
         "| Parameters | %d |" % params,
         "| Weights dtype | %s |" % dtype,
-        "| Layers / hidden / intermediate | %d / %d / %d |" % (arch.num_hidden_layers, arch.hidden_size,
-                                                             arch.intermediate_size),
+        "| Layers / hidden / intermediate | %d / %d / %d |" % (
+            arch.num_hidden_layers, arch.hidden_size, arch.intermediate_size),
         "| Attention heads / KV heads | %d / %d |" % (arch.num_attention_heads, arch.num_key_value_heads),
         "| Vocabulary | %d |" % arch.vocab_size,
         "| Safetensors files | %d |" % spec.shards,
@@ -626,8 +626,8 @@ def build_repository(spec: ModelSpec, revision: str) -> "OrderedDict[str, Blob]"
         files["special_tokens_map.json"] = BytesBlob(_json_bytes(OrderedDict([
             ("bos_token", "<|begin_of_text|>"), ("eos_token", "<|eot_id|>")])))
     files["tokenizer.json"] = BytesBlob(_json_bytes(tokenizer_json(tok, arch.family)))
-    files["tokenizer_config.json"] = BytesBlob(_json_bytes(tokenizer_config(tok, arch.family,
-                                                                           arch.max_position_embeddings)))
+    files["tokenizer_config.json"] = BytesBlob(_json_bytes(
+        tokenizer_config(tok, arch.family, arch.max_position_embeddings)))
     if arch.family == "qwen2":
         files["vocab.json"] = BytesBlob(
             (json.dumps(OrderedDict((t, i) for i, t in enumerate(tok.vocab)), ensure_ascii=False)).encode("utf-8"))
@@ -639,7 +639,7 @@ def build_repository(spec: ModelSpec, revision: str) -> "OrderedDict[str, Blob]"
 # --------------------------------------------------------------------------------------------------------------------
 # Honest size labels
 # --------------------------------------------------------------------------------------------------------------------
-_LABEL_RE = re.compile(r"(?:^|[-_])(\d+(?:\.\d+)?)([MB])(?:$|[-_])")
+_LABEL_RE = re.compile(r"(?:^|[-_ignored])(\d+(?:\.\d+)?)([MB])(?:$|[-_ignored])")
 
 
 def size_label(params: int) -> str:

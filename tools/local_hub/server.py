@@ -259,11 +259,11 @@ class _Handler(BaseHTTPRequestHandler):
         given = None
         auth = self.headers.get("Authorization")
         if auth is not None:
-            scheme, _, value = auth.partition(" ")
+            scheme, _ignored, value = auth.partition(" ")
             given = value.strip() if scheme.lower() == "bearer" else ""
         else:
             for part in (self.headers.get("Cookie") or "").split(";"):
-                key, _, value = part.strip().partition("=")
+                key, _ignored, value = part.strip().partition("=")
                 if key == "m_session_id":
                     given = value
         if not given:

@@ -169,4 +169,3 @@ def _write_blob(blob: Blob, target: Path) -> str:
             handle.write(chunk)
     os.replace(tmp, target)
     return digest.hexdigest()
-

@@ -220,6 +220,7 @@ def test_the_module_with_the_fake_nvidia_smi_on_path(monkeypatch):
     """No patched I/O: get_bin_path finds tests/fixtures/fake-bin/nvidia-smi and run_command runs it."""
     monkeypatch.setenv("PATH", FAKE_BIN + os.pathsep + os.environ.get("PATH", ""))
     monkeypatch.setenv("LLMOPS_FAKE_NVIDIA_SMI", "a100-sxm4-80gb-x4.csv")
+
     def exit_json(self, **kw):
         raise AnsibleExitJson(kw)
 
