@@ -256,9 +256,9 @@ def _header(report, title):
         out.append('<p class="sub">Model <b class="mono">%s</b>: %s parameters at %s, %s method%s.</p>' % (
             _e(report.get("model") or s["params_label"]), _e(s["params_label"]), _e(s["precision_label"]),
             _e(s["method"]), reserve_text))
+        needs = (_e(s["gpu_memory_gb"]), _e(s["cpu_memory_gb"]), _e(s["disk_gb"]), _e(s["cpu_cores_label"]))
         out.append('<p class="sub">Needs GPU memory <b>%s GB</b>, host RAM <b>%s GB</b>, disk <b>%s GB</b>, '
-                   'CPU cores <b>%s</b> (guide 2.1).</p>' % (_e(s["gpu_memory_gb"]), _e(s["cpu_memory_gb"]),
-                                                            _e(s["disk_gb"]), _e(s["cpu_cores_label"])))
+                   'CPU cores <b>%s</b> (guide 2.1).</p>' % needs)
         if scen:
             out.append('<p class="sub">Scenario <b>%s</b> (%s): models %s at %s.</p>' % (
                 _e(scen["name"]), _e(scen["label"]), _e(scen["params_band"]), _e(scen["precisions_label"])))

@@ -289,7 +289,7 @@ def _resource_reasons(assessment):
         else:
             reasons.append(entry.get("reason") or "%s is insufficient" % name)
     if not reasons:
-        reasons = [r for r in assessment.get("reasons") or []] or ["insufficient resources"]
+        reasons = list(assessment.get("reasons") or []) or ["insufficient resources"]
     return reasons
 
 

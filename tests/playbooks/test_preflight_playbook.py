@@ -216,6 +216,9 @@ def test_prod_fleet_chooses_a_candidate_per_host(tmp_path):
     assert "cpu-node-01: no candidate (INSUFFICIENT) - every candidate: no GPU found" in proc.stdout
     page = (tmp_path / "reports" / "preflight.html").read_text()
     assert page.count('<td class="cell ') == 8 * 6 and page.count('<td class="cell fits chosen"') == 7
+    # A second run writes nothing new (the reports have no timestamp).
+    again = run_playbook(tmp_path, "-i", "inventories/prod", "-e", "preflight_probe=false", playbook=str(wrapper))[0]
+    assert recap(again.stdout, "h100-node-01")["changed"] == "0", again.stdout
 
 
 def test_candidates_on_recorded_a100s_and_a_failing_level(tmp_path):

@@ -209,8 +209,8 @@ def test_a_host_that_could_not_be_checked():
     assert selection["rejected"] == [
         {"key": "o/A-7B-AWQ", "rule": "unchecked", "reason": "host unreachable: ssh: no route to host"},
         {"key": "o/B-7B-AWQ", "rule": "unchecked", "reason": "host unreachable: ssh: no route to host"}]
-    assert selection["justification"] == ("No candidate can be used on this host: every candidate: host "
-                                           "unreachable: ssh: no route to host.")
+    expected = "No candidate can be used on this host: every candidate: host unreachable: ssh: no route to host."
+    assert selection["justification"] == expected
     failed = select(candidates, [{"failed": True, "msg": "nvidia-smi crashed"}, None])
     assert failed["verdict"] == "failed"
     assert [r["reason"] for r in failed["rejected"]] == ["the check failed: nvidia-smi crashed",
