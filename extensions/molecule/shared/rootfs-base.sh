@@ -40,20 +40,9 @@ mkdir -p "$cache"
 exec 9>"$cache/$name.lock"
 flock 9
 
-unmount_below() {
-    # debootstrap mounts proc and sys in the target; an interrupted build can leave them behind.
-    local root=$1
-    awk -v p="$root" '$2 == p || index($2, p "/") == 1 { print $2 }' /proc/self/mounts | sort -r |
-        while read -r target; do
-            umount "$target" 2>/dev/null || umount -l "$target"
-        done
-}
-
 discard() {
-    if [ -e "$1" ]; then
-        unmount_below "$(realpath "$1")"
-        rm -rf --one-file-system "$1"
-    fi
+    # A half-built base: instance-down.sh unmounts what an interrupted debootstrap left mounted, then deletes it.
+    "$(dirname "$0")/instance-down.sh" "$1" >/dev/null
 }
 
 debian_mirror() {
@@ -96,7 +85,9 @@ else
     cp /etc/resolv.conf "$base.tmp/etc/resolv.conf"
     chroot "$base.tmp" apt-get -qq update >/dev/null
     chroot "$base.tmp" apt-get clean
-    unmount_below "$(realpath "$base.tmp")"
+    for fs in proc sys; do  # debootstrap unmounts these itself; never archive them
+        if mountpoint -q "$base.tmp/$fs"; then umount "$base.tmp/$fs"; fi
+    done
     tar --zstd --numeric-owner -cpf "$tarball.tmp" -C "$base.tmp" .
     mv "$tarball.tmp" "$tarball"
     mv "$base.tmp" "$base"
