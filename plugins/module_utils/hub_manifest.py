@@ -108,6 +108,12 @@ def listing_url(endpoint, owner, name, revision):
     return "%s/api/v1/models/%s/%s/repo/files?%s" % (endpoint, quote(owner, safe=""), quote(name, safe=""), query)
 
 
+def file_url(endpoint, owner, name, revision, path):
+    """The URL of one file's content, with the query parameters the SDK sends (``Revision``, ``FilePath``)."""
+    query = urlencode([("Revision", revision), ("FilePath", path)])
+    return "%s/api/v1/models/%s/%s/repo?%s" % (endpoint, quote(owner, safe=""), quote(name, safe=""), query)
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Paths
 # ---------------------------------------------------------------------------------------------------------------
@@ -305,6 +311,16 @@ class _SameOriginAuthRedirect(HTTPRedirectHandler):
                         del new.headers[key]
                 new.unredirected_hdrs.pop("Authorization", None)
         return new
+
+
+def hub_opener():
+    """A urllib opener that follows redirects but never carries the Authorization header to another origin."""
+    return build_opener(_SameOriginAuthRedirect())
+
+
+def error_detail(body):
+    """The hub's error message from an error body (its JSON ``Message``, else the start of the text)."""
+    return _error_message(body)
 
 
 def _error_message(body):

@@ -137,6 +137,12 @@ def _header_length(prefix, file_size, max_header):
     return length
 
 
+def header_length(prefix, file_size=None, max_header=MAX_HEADER_BYTES):
+    """The header length N that the first 8 bytes of a safetensors file announce, checked against ``max_header`` and
+    (when given) the file size. Raises HeaderError."""
+    return _header_length(bytes(prefix[:8]), file_size, max_header)
+
+
 def parse_header_bytes(data, file_size=None, max_header=MAX_HEADER_BYTES):
     """Parse a header from bytes: the whole file, or its beginning plus ``file_size`` (e.g. bytes from a range
     request). Without ``file_size`` and with only a prefix, the coverage checks are skipped."""
