@@ -377,8 +377,8 @@ class LocalSource(object):
             self.marker = marker
             self.model_id = self.model_id or marker["model_id"]
             self.revision = marker["revision"]
-            if self.revision_requested and self.revision_requested not in (marker["revision"],
-                                                                            marker["revision_requested"]):
+            recorded = (marker["revision"], marker["revision_requested"])
+            if self.revision_requested and self.revision_requested not in recorded:
                 self.warnings.append("the directory holds revision %s (%s), not %s" % (
                     marker["revision_requested"], marker["revision"], self.revision_requested))
             known = dict((f["path"], f) for f in marker["files"])

@@ -119,13 +119,14 @@ EXAMPLES = r"""
     context_length: 32768
     gpu: L40S
 
-- name: Check the target host before downloading (exact disk figure)
+- name: Check the target host before downloading, with the exact bytes the download will write
   llmops.deploy.capacity_check:
     model: Qwen/Qwen2.5-7B-Instruct
     method: detailed
     config: "{{ info.config }}"
     weights: "{{ info.weights }}"
-    path: /opt/llmops/models
+    model_dir: /opt/llmops/models
+    disk_required_bytes: "{{ info.download_bytes }}"
 
 - name: Read a private model from an internal hub at a tag
   llmops.deploy.modelscope_info:
