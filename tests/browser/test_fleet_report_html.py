@@ -8,7 +8,7 @@ insufficient / out-of-band / unreachable cell colours and the chosen-model outli
 inside the window. ``--dump-dom`` checks the rendered matrix, and a host name holding markup stays text. The
 screenshots are kept in tests/output/browser/ (ignored by git) to look at.
 
-Chromium comes from scripts/browser-prereqs.sh. The tests skip only when it is missing and cannot be installed here
+Chromium comes from scripts/apt-prereqs.sh browser. The tests skip only when it is missing and cannot be installed here
 (not root); as root, a missing Chromium is a failure.
 """
 
@@ -46,8 +46,8 @@ def chromium():
     if path:
         return path
     if os.geteuid() != 0:
-        pytest.skip("Debian's chromium is not installed and this user cannot install it (scripts/browser-prereqs.sh)")
-    pytest.fail("chromium is missing: run scripts/browser-prereqs.sh (CI runs it as root before pytest)")
+        pytest.skip("Debian's chromium is not installed and this user cannot install it (scripts/apt-prereqs.sh browser)")
+    pytest.fail("chromium is missing: run scripts/apt-prereqs.sh browser (CI runs it as root before pytest)")
 
 
 def run_chromium(chromium, tmp_path, *args):

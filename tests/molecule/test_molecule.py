@@ -1,7 +1,7 @@
 """Molecule scenarios (extensions/molecule) on real Debian test hosts, run the way CI runs them.
 
 Each scenario boots debootstrap/overlay chroot hosts (see extensions/molecule/shared), so these tests need
-root, debootstrap and zstd (scripts/testhost-prereqs.sh installs them) and reach PyPI and the Debian
+root, debootstrap and zstd (scripts/apt-prereqs.sh testhosts installs them) and reach PyPI and the Debian
 mirror. They are skipped, with the reason, only when root or those tools are missing.
 """
 import os
@@ -21,6 +21,8 @@ EPHEMERAL_PARENT = os.path.join(ANSIBLE_HOME, "tmp") + os.sep
 
 # Must match extensions/molecule/modelscope_sdk_mirror/vars/mirror.yml.
 MIRROR_PROXY_SECRET = "proxy-secret-not-for-logs"
+# Must match extensions/molecule/model_download/vars/hub.yml.
+HUB_TOKEN = "molecule-hub-token-not-for-logs"
 
 pytestmark = [pytest.mark.molecule, pytest.mark.slow]
 
@@ -31,7 +33,7 @@ def _missing_prerequisite():
     search_path = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
     for tool in ("debootstrap", "zstd"):
         if shutil.which(tool, path=search_path) is None:
-            return "%s is not installed: run scripts/testhost-prereqs.sh" % tool
+            return "%s is not installed: run scripts/apt-prereqs.sh testhosts" % tool
     return None
 
 
@@ -76,9 +78,16 @@ def _check_mirror_output(output):
     assert "'no_log: true' was specified for this result" in output
 
 
+def _check_download_output(output):
+    # The scenario runs ansible-playbook -v: the hub token must not reach the output of any step.
+    assert HUB_TOKEN not in output
+    assert "model_download_info" in output or "Download the model" in output
+
+
 # What each scenario tests is in its molecule.yml; checks on its output go here.
 OUTPUT_CHECKS = {
     "modelscope_sdk_mirror": _check_mirror_output,
+    "model_download": _check_download_output,
 }
 
 
