@@ -134,6 +134,16 @@ def _overlay_selection(row, selection):
             row["reasons"] = model_selection.rejection_lines(rejected)
 
 
+def seed_comparison_line(column_or_sizing):
+    """'Guide's rule (seed): GPU memory 24.1 GB; the detailed method says 61.9 GB (x2.57).' or None."""
+    seed = column_or_sizing.get("seed")
+    if not seed or not seed.get("differs"):
+        return None
+    return "Guide's rule (seed method): GPU memory %s GB; the %s method says %s GB (x%s)." % (
+        seed["gpu_memory_gb"], column_or_sizing.get("method") or "detailed", column_or_sizing.get("gpu_memory_gb"),
+        seed["ratio"])
+
+
 def candidate_entry(item):
     """The matrix column for a candidate (from an evaluation or a normalised candidate)."""
     return {
@@ -145,6 +155,8 @@ def candidate_entry(item):
         "precision_label": item.get("precision_label"),
         "summary": item.get("summary"),
         "gpu_memory_gb": item.get("gpu_memory_gb"),
+        "method": item.get("method"),
+        "seed": item.get("seed"),
     }
 
 
@@ -199,6 +211,7 @@ def build_report(rows, sizing_result=None, model=None, scenario=None, candidates
             "method", "params", "params_label", "precision", "precision_label", "reserve", "param_memory_gb",
             "gpu_memory_gb", "gpu_memory_gib", "cpu_memory_gb", "cpu_memory_gib", "disk_gb", "cpu_cores",
             "cpu_cores_max", "cpu_cores_label"))
+        report["sizing"]["seed"] = sizing.seed_comparison(sizing_result)
     columns = []
     for item in candidates or []:
         if item["key"] not in _column_keys(columns):
@@ -312,6 +325,8 @@ def render_markdown(report):
                 s["cpu_cores_label"]),
             "",
         ]
+        if seed_comparison_line(s):
+            lines += [seed_comparison_line(s), ""]
     if _scenario_line(report):
         lines += [_scenario_line(report), ""]
     if candidates_mode:
@@ -320,6 +335,8 @@ def render_markdown(report):
             lines.append("- `%s` - %s parameters at %s, GPU memory %s GB; chosen on %d host(s)" % (
                 column["key"], column["params_label"], column["precision_label"], _value(column["gpu_memory_gb"]),
                 column["totals"]["chosen"]))
+            if seed_comparison_line(column):
+                lines.append("  %s" % seed_comparison_line(column))
         lines.append("")
     t = report["totals"]
     lines += ["Hosts: %d - fits %d, tight %d, insufficient %d, failed %d, unreachable %d." % (

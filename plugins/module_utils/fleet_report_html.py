@@ -259,6 +259,8 @@ def _header(report, title):
         needs = (_e(s["gpu_memory_gb"]), _e(s["cpu_memory_gb"]), _e(s["disk_gb"]), _e(s["cpu_cores_label"]))
         out.append('<p class="sub">Needs GPU memory <b>%s GB</b>, host RAM <b>%s GB</b>, disk <b>%s GB</b>, '
                    'CPU cores <b>%s</b> (guide 2.1).</p>' % needs)
+        if fleet_report.seed_comparison_line(s):
+            out.append('<p class="sub">%s</p>' % _e(fleet_report.seed_comparison_line(s)))
         if scen:
             out.append('<p class="sub">Scenario <b>%s</b> (%s): models %s at %s.</p>' % (
                 _e(scen["name"]), _e(scen["label"]), _e(scen["params_band"]), _e(scen["precisions_label"])))
@@ -312,8 +314,12 @@ def _column_header(column, scen):
     if column.get("gpu_memory_gb") is not None:
         spec.append("%s GB" % _gb(column["gpu_memory_gb"]))
     tag = ""
+    seed = column.get("seed")
+    if seed and seed.get("differs"):
+        tag += '<span class="tag" title="%s">guide\'s rule: %s GB</span>' % (
+            _e(fleet_report.seed_comparison_line(column)), _gb(seed["gpu_memory_gb"]))
     if scen and column.get("precision") and not model_selection.recommended_precision(scen, column["precision"]):
-        tag = '<span class="tag">%s not recommended for %s</span>' % (
+        tag += '<span class="tag">%s not recommended for %s</span>' % (
             _e(column.get("precision_label")), _e(scen["name"]))
     return ('<th scope="col" class="cand" title="%s"><span class="owner">%s</span><span class="name">%s</span>'
             '<span class="spec">%s</span>%s</th>' % (

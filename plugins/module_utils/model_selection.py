@@ -328,6 +328,8 @@ def evaluate(candidate, assessment, scenario=None, reserve=sizing.DEFAULT_RESERV
         "gpus_minimum": plan.get("gpus_minimum"),
         "gpu_plan": plan.get("description"),
         "gpu_memory_gb": sized.get("gpu_memory_gb", gpu_entry.get("required")),
+        "method": sized.get("method"),
+        "seed": sizing.seed_comparison(sized),
         "max_context_length": assessment.get("max_context_length", plan.get("max_context_length")),
         "notes": [],
         "rank": None,

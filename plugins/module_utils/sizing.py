@@ -393,3 +393,17 @@ def describe_plan(plan, gpu_name="GPU"):
     if plan["gpus"] > 1:
         return text + ", tensor parallel %d" % plan["tensor_parallel_size"]
     return text
+
+
+def seed_comparison(sizing_result):
+    """The guide's seed figures beside a detailed sizing, or None when the seed method was used.
+
+    ``differs`` is the sizing engine's own judgement (``differs_from_seed``); reports show both figures when it is set.
+    """
+    seed = (sizing_result or {}).get("seed")
+    if not isinstance(seed, dict) or sizing_result.get("method") == "seed":
+        return None
+    return {"gpu_memory_gb": seed.get("gpu_memory_gb"), "cpu_memory_gb": seed.get("cpu_memory_gb"),
+            "param_memory_gb": seed.get("param_memory_gb"),
+            "ratio": sizing_result.get("gpu_memory_ratio_to_seed"),
+            "differs": bool(sizing_result.get("differs_from_seed"))}
