@@ -21,7 +21,7 @@ def sdk_venv(tmp_path_factory):
     return tmp_path_factory.mktemp("sdk") / "venv"
 
 
-def deploy(tmp_path, hub, sdk_venv, *args, inventory="inventories/local", check=False, model_root=None):
+def deploy(tmp_path, hub, sdk_venv, *args, inventory="inventories/local", check=False, model_root=None, model=MODEL):
     env = dict(os.environ)
     env["PATH"] = os.pathsep.join([VENV_BIN, "/usr/sbin", "/usr/bin", "/sbin", "/bin"])
     env["ANSIBLE_HOME"] = str(tmp_path / "ansible-home")
@@ -30,7 +30,7 @@ def deploy(tmp_path, hub, sdk_venv, *args, inventory="inventories/local", check=
     env["ANSIBLE_CALLBACK_RESULT_FORMAT"] = "json"
     reports = tmp_path / "reports"
     cmd = [os.path.join(VENV_BIN, "ansible-playbook"), "playbooks/deploy-model.yml", "-i", inventory,
-           "-e", "llmops_endpoint=%s" % hub.endpoint, "-e", "llmops_model=%s" % MODEL, "-e", "llmops_precision=bf16",
+           "-e", "llmops_endpoint=%s" % hub.endpoint, "-e", "llmops_model=%s" % (model or ""), "-e", "llmops_precision=bf16",
            "-e", "llmops_target=cpu", "-e", "llmops_venv=%s" % sdk_venv,
            "-e", "llmops_model_root=%s" % (model_root or tmp_path / "models"),
            "-e", "llmops_report_dir=%s" % reports, "-e", "preflight_report_dir=%s" % reports] + list(args)
@@ -104,3 +104,18 @@ def test_a_failing_download_is_reported_and_fails_the_run(tmp_path, local_hub, s
     assert row["status"] == "failed" and "model.safetensors" in row["reason"], row
     model_dir = tmp_path / "models" / MODEL
     assert not (model_dir / ".llmops-complete.json").exists()
+
+
+def test_without_a_model_the_chosen_candidate_is_deployed(tmp_path, local_hub, sdk_venv):
+    """No llmops_model: preflight chooses among candidates per host, and that choice is what gets deployed."""
+    candidates = ["llmops-test/Qwen2-tiny-2M", "llmops-test/Llama-3.1-tiny-4M", "llmops-test/Qwen2-tiny-2M-FP8"]
+    proc, report = deploy(tmp_path, local_hub, sdk_venv, "-e", json.dumps({"llmops_candidates": candidates}),
+                          model=None)
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    row = report["hosts"][0]
+    # CPU target: every candidate holds; the larger model within the (absent) band wins (selection rule `size`).
+    assert (row["status"], row["model"]) == ("deployed", "llmops-test/Llama-3.1-tiny-4M"), row
+    preflight = json.loads((tmp_path / "reports" / "preflight.json").read_text())
+    assert preflight["hosts"][0]["chosen_model"] == "llmops-test/Llama-3.1-tiny-4M"
+    assert (tmp_path / "models" / "llmops-test" / "Llama-3.1-tiny-4M" / ".llmops-complete.json").exists()
+    assert not (tmp_path / "models" / "llmops-test" / "Qwen2-tiny-2M").exists()
