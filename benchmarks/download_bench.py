@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Download figures of llmops.deploy.modelscope_download against the local hub (issue 3). Prints a table.
 
 1. Throughput: the module (real SDK underneath, plus our own size/sha256 check and marker) downloading a generated

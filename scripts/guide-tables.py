@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Print the deployment guide's tables 2.2, 2.3.1 and 2.3.2 as the sizing engine computes them (Markdown).
 
 The README embeds this output between markers, and tests/unit/test_readme.py checks that it is current.

@@ -46,7 +46,7 @@ def http_get(hub, path, params=None, headers=None, method="GET"):
 
 def listing(hub, model_id, revision="master", **params):
     status, _ignored, body = http_get(hub, "/api/v1/models/%s/repo/files" % model_id,
-                               dict({"Revision": revision, "Recursive": "True"}, **params))
+                                      dict({"Revision": revision, "Recursive": "True"}, **params))
     assert status == 200, body
     return json.loads(body)["Data"]["Files"]
 
@@ -209,7 +209,7 @@ def test_listing_paths_tree_entries_root_and_recursive(local_hub):
     assert "original" in {e["Path"] for e in shallow} and "original/params.json" not in {e["Path"] for e in shallow}
 
     status, _ignored, body = http_get(local_hub, "/api/v1/models/%s/repo/files" % LLAMA,
-                               {"Revision": "master", "Recursive": "True", "Root": "missing"})
+                                      {"Revision": "master", "Recursive": "True", "Root": "missing"})
     assert status == 404 and json.loads(body)["Success"] is False
 
 
@@ -259,7 +259,7 @@ def test_file_get_ranges_head_and_query_decoding(local_hub):
 
     # requests encodes FilePath as a form: %2F is "/", "+" is a space
     status, _ignored, body = http_get(local_hub, "/api/v1/models/%s/repo?Revision=master&FilePath=original%%2Fparams.json"
-                               % LLAMA)
+                                      % LLAMA)
     assert status == 200 and body == local_hub.read_file(LLAMA, "original/params.json")
     status, _ignored, body = http_get(local_hub, "/api/v1/models/%s/repo?Revision=master&FilePath=READ+ME.md" % QWEN)
     assert status == 404 and "READ ME.md" in json.loads(body)["Message"]
@@ -313,7 +313,7 @@ def test_fault_injection_over_the_admin_endpoint(local_hub):
     good = local_hub.read_file(QWEN, "model.safetensors")
     size = len(good)
     status, _ignored = post({"files": [{"path": "model.safetensors", "model": QWEN, "corrupt": True},
-                                {"path": "config.json", "status": 500, "times": 1}]})
+                                       {"path": "config.json", "status": 500, "times": 1}]})
     assert status == 200
     listed = {e["Path"]: e for e in listing(local_hub, QWEN)}["model.safetensors"]
     assert listed["Sha256"] == hashlib.sha256(good).hexdigest() and listed["Size"] == size
