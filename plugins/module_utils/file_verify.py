@@ -23,6 +23,7 @@ import socket
 import stat
 import time
 
+from ansible_collections.llmops.deploy.plugins.module_utils import host_resources
 from ansible_collections.llmops.deploy.plugins.module_utils.hub_manifest import unsafe_path_reason
 from ansible_collections.llmops.deploy.plugins.module_utils.safetensors_header import (
     HeaderError, read_header, summarize_headers)
@@ -229,20 +230,9 @@ def margin_bytes(spec, to_fetch):
     return int(float(match.group(1)) * _UNITS[(match.group(2) or "").lower()])
 
 
-def nearest_existing(path):
-    """``path`` or its nearest existing ancestor."""
-    path = os.path.abspath(path)
-    while not os.path.exists(path):
-        parent = os.path.dirname(path)
-        if parent == path:
-            break
-        path = parent
-    return path
-
-
 def free_bytes(path, statvfs=None):
     """Bytes an unprivileged writer may still use on the filesystem holding ``path`` (or its nearest ancestor)."""
-    where = nearest_existing(path)
+    where = host_resources.nearest_existing_dir(path)
     st = (statvfs or os.statvfs)(where)
     return where, st.f_bavail * st.f_frsize
 

@@ -407,3 +407,30 @@ def seed_comparison(sizing_result):
             "param_memory_gb": seed.get("param_memory_gb"),
             "ratio": sizing_result.get("gpu_memory_ratio_to_seed"),
             "differs": bool(sizing_result.get("differs_from_seed"))}
+
+
+def model_spec_argument_spec():
+    """The module options shared by model_sizing and capacity_check (documented in doc_fragments/model_spec.py).
+
+    Plain data in AnsibleModule's argument_spec format; each call returns a fresh copy.
+    """
+    return dict(
+        model=dict(type="str"),
+        params=dict(type="raw"),
+        precision=dict(type="str"),
+        method=dict(type="str", choices=list(METHOD_CHOICES), default="seed"),
+        config=dict(type="dict"),
+        config_path=dict(type="path"),
+        weights=dict(type="dict"),
+        context_length=dict(type="int"),
+        concurrency=dict(type="int", default=1),
+        kv_cache_dtype=dict(type="str", choices=list(KV_CACHE_DTYPE_CHOICES), default="auto"),
+        gpu_memory_utilization=dict(type="float", default=0.9),
+        reserve=dict(type="float", default=DEFAULT_RESERVE),
+        gpus_per_node=dict(type="int", default=DEFAULT_GPUS_PER_NODE),
+    )
+
+
+# Constraints on those options, for AnsibleModule.
+MODEL_SPEC_REQUIRED_ONE_OF = [("model", "params", "config", "config_path")]
+MODEL_SPEC_MUTUALLY_EXCLUSIVE = [("config", "config_path")]

@@ -43,73 +43,9 @@ attributes:
     description: Target OS/families that can be operated against.
     support: full
     platforms: posix
+extends_documentation_fragment:
+  - llmops.deploy.model_spec
 options:
-  model:
-    description:
-      - A ModelScope model id, C(owner/name). Size and precision are taken from the name when it carries them.
-    type: str
-  params:
-    description:
-      - Parameter count, such as C(32B), C(1.5B), C(500M) or C(7000000000). Required without O(model), or when the
-        model name has no size, unless a config is given.
-    type: raw
-  precision:
-    description:
-      - Precision of the weights, such as C(fp16), C(bf16), C(fp8), C(int8), C(int4), C(fp32) (usual spellings
-        accepted). Required without O(model), or when the model name does not say, unless a config is given.
-    type: str
-  method:
-    description:
-      - Sizing method. C(seed) is the guide's rule of thumb. C(detailed) sizes from the architecture and needs
-        O(config) or O(config_path). C(auto) is C(detailed) when a config is given, else C(seed).
-    type: str
-    choices: [seed, detailed, auto]
-    default: seed
-  config:
-    description:
-      - The content of the model's C(config.json), as a dict. Mutually exclusive with O(config_path).
-    type: dict
-  config_path:
-    description:
-      - Path on the host to a C(config.json), or to a model directory holding one (whose C(*.safetensors) headers
-        then give the exact weight bytes).
-    type: path
-  weights:
-    description:
-      - Summary of the model's safetensors headers (C(params_total), C(params_by_dtype), C(data_bytes),
-        C(precision)), for exact weight bytes.
-    type: dict
-  context_length:
-    description:
-      - Tokens per sequence to plan the KV cache for. Defaults to the model's C(max_position_embeddings) capped at
-        8192.
-    type: int
-  concurrency:
-    description:
-      - Sequences of O(context_length) tokens held at once.
-    type: int
-    default: 1
-  kv_cache_dtype:
-    description:
-      - Precision of the KV cache; C(auto) follows the model's activation dtype.
-    type: str
-    choices: [auto, fp16, bf16, fp8, fp8_e4m3, fp8_e5m2]
-    default: auto
-  gpu_memory_utilization:
-    description:
-      - Share of each GPU's memory the engine may use (vLLM's C(--gpu-memory-utilization)).
-    type: float
-    default: 0.9
-  reserve:
-    description:
-      - Headroom to keep free, as a fraction from 0 to 0.5.
-    type: float
-    default: 0.2
-  gpus_per_node:
-    description:
-      - Most GPUs in one node, for the multi-node part of the plan.
-    type: int
-    default: 8
   target:
     description:
       - V(gpu) runs the model on GPUs. V(cpu) plans CPU-only inference, so only RAM, cores and disk are judged.
@@ -260,29 +196,18 @@ FAIL_LEVELS = {"insufficient": ("insufficient",), "tight": ("tight", "insufficie
 
 
 def build_module():
+    argument_spec = sizing.model_spec_argument_spec()
+    argument_spec.update(
+        target=dict(type="str", choices=["gpu", "cpu"], default="gpu"),
+        model_dir=dict(type="path", default="/opt/llmops/models"),
+        disk_required_bytes=dict(type="int"),
+        hardware=dict(type="dict"),
+        fail_on=dict(type="str", choices=["insufficient", "tight", "never"], default="insufficient"),
+    )
     return AnsibleModule(
-        argument_spec=dict(
-            model=dict(type="str"),
-            params=dict(type="raw"),
-            precision=dict(type="str"),
-            method=dict(type="str", choices=list(sizing.METHOD_CHOICES), default="seed"),
-            config=dict(type="dict"),
-            config_path=dict(type="path"),
-            weights=dict(type="dict"),
-            context_length=dict(type="int"),
-            concurrency=dict(type="int", default=1),
-            kv_cache_dtype=dict(type="str", choices=list(sizing.KV_CACHE_DTYPE_CHOICES), default="auto"),
-            gpu_memory_utilization=dict(type="float", default=0.9),
-            reserve=dict(type="float", default=sizing.DEFAULT_RESERVE),
-            gpus_per_node=dict(type="int", default=sizing.DEFAULT_GPUS_PER_NODE),
-            target=dict(type="str", choices=["gpu", "cpu"], default="gpu"),
-            model_dir=dict(type="path", default="/opt/llmops/models"),
-            disk_required_bytes=dict(type="int"),
-            hardware=dict(type="dict"),
-            fail_on=dict(type="str", choices=["insufficient", "tight", "never"], default="insufficient"),
-        ),
-        required_one_of=[("model", "params", "config", "config_path")],
-        mutually_exclusive=[("config", "config_path")],
+        argument_spec=argument_spec,
+        required_one_of=sizing.MODEL_SPEC_REQUIRED_ONE_OF,
+        mutually_exclusive=sizing.MODEL_SPEC_MUTUALLY_EXCLUSIVE,
         supports_check_mode=True,
     )
 

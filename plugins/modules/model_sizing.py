@@ -47,75 +47,9 @@ attributes:
     description: Target OS/families that can be operated against.
     support: full
     platforms: posix
+extends_documentation_fragment:
+  - llmops.deploy.model_spec
 options:
-  model:
-    description:
-      - A ModelScope model id, C(owner/name). Size and precision are taken from the name when it carries them.
-      - O(params) and O(precision) override what the name says.
-    type: str
-  params:
-    description:
-      - Parameter count, such as C(32B), C(1.5B), C(0.5b), C(671B), C(500M), C(1.5e9) or C(7000000000).
-      - Required when O(model) is not given or its name has no size, unless a config is given (C(detailed) computes
-        the count from the config, or reads it from safetensors headers).
-    type: raw
-  precision:
-    description:
-      - Numeric precision of the weights. Accepts the usual spellings, for example C(fp16), C(FP16), C(float16),
-        C(half), C(bf16), C(bfloat16), C(int4), C(4bit), C(w4a16), C(int8), C(8bit), C(fp8), C(float32), C(fp32).
-      - Required when O(model) is not given or its name does not say. With C(detailed), defaults to what the
-        config's C(quantization_config) or C(torch_dtype) says (a float32 checkpoint is served at 16 bits).
-    type: str
-  method:
-    description:
-      - Sizing method. C(seed) is the guide's rule of thumb. C(detailed) sizes from the architecture and needs
-        O(config) or O(config_path). C(auto) is C(detailed) when a config is given, else C(seed).
-    type: str
-    choices: [seed, detailed, auto]
-    default: seed
-  config:
-    description:
-      - The content of the model's C(config.json), as a dict (for example from C(ansible.builtin.slurp) and
-        C(from_json)). Vision-language configs with a C(text_config) are read from there.
-      - Mutually exclusive with O(config_path).
-    type: dict
-  config_path:
-    description:
-      - Path to a local C(config.json), or to a model directory holding one. In a directory, the headers of its
-        C(*.safetensors) files give the exact weight bytes (unless O(weights) is given).
-      - Read on the host the module runs on.
-    type: path
-  weights:
-    description:
-      - Summary of the model's safetensors headers, as the collection's safetensors header reader returns it
-        (C(params_total), C(params_by_dtype), C(data_bytes), C(precision)). Gives exact weight bytes.
-    type: dict
-  context_length:
-    description:
-      - Tokens per sequence to plan the KV cache for (the engine's C(--max-model-len)).
-      - Defaults to the model's C(max_position_embeddings) capped at 8192. At most C(max_position_embeddings).
-    type: int
-  concurrency:
-    description:
-      - Sequences of O(context_length) tokens held in the KV cache at once.
-    type: int
-    default: 1
-  kv_cache_dtype:
-    description:
-      - Precision of the KV cache. C(auto) follows the model's activation dtype (16-bit), as vLLM does.
-    type: str
-    choices: [auto, fp16, bf16, fp8, fp8_e4m3, fp8_e5m2]
-    default: auto
-  gpu_memory_utilization:
-    description:
-      - Share of each GPU's memory the engine may use (vLLM's C(--gpu-memory-utilization)), above 0 and at most 1.
-    type: float
-    default: 0.9
-  reserve:
-    description:
-      - Headroom to keep free, as a fraction from 0 to 0.5. The guide asks for 20 to 30 percent.
-    type: float
-    default: 0.2
   gpu:
     description:
       - A GPU model to plan for, for example C(A100 80GB), C(H100), C(RTX 4090), C(L40S), C(MI300X).
@@ -125,11 +59,6 @@ options:
     description:
       - Memory of one GPU in MiB, as C(nvidia-smi --query-gpu=memory.total) reports it, to plan for.
     type: int
-  gpus_per_node:
-    description:
-      - Most GPUs in one node. Tensor parallelism stays inside a node; more GPUs become pipeline stages across nodes.
-    type: int
-    default: 8
 notes:
   - The guide's GB are decimal (10^9 bytes); C(nvidia-smi) reports MiB (2^20 bytes). Comparisons use exact bytes.
 seealso:
@@ -456,26 +385,15 @@ from ansible_collections.llmops.deploy.plugins.module_utils.sizing_errors import
 
 
 def build_module():
+    argument_spec = sizing.model_spec_argument_spec()
+    argument_spec.update(
+        gpu=dict(type="str"),
+        gpu_memory_mib=dict(type="int"),
+    )
     return AnsibleModule(
-        argument_spec=dict(
-            model=dict(type="str"),
-            params=dict(type="raw"),
-            precision=dict(type="str"),
-            method=dict(type="str", choices=list(sizing.METHOD_CHOICES), default="seed"),
-            config=dict(type="dict"),
-            config_path=dict(type="path"),
-            weights=dict(type="dict"),
-            context_length=dict(type="int"),
-            concurrency=dict(type="int", default=1),
-            kv_cache_dtype=dict(type="str", choices=list(sizing.KV_CACHE_DTYPE_CHOICES), default="auto"),
-            gpu_memory_utilization=dict(type="float", default=0.9),
-            reserve=dict(type="float", default=sizing.DEFAULT_RESERVE),
-            gpu=dict(type="str"),
-            gpu_memory_mib=dict(type="int"),
-            gpus_per_node=dict(type="int", default=sizing.DEFAULT_GPUS_PER_NODE),
-        ),
-        required_one_of=[("model", "params", "config", "config_path")],
-        mutually_exclusive=[("gpu", "gpu_memory_mib"), ("config", "config_path")],
+        argument_spec=argument_spec,
+        required_one_of=sizing.MODEL_SPEC_REQUIRED_ONE_OF,
+        mutually_exclusive=sizing.MODEL_SPEC_MUTUALLY_EXCLUSIVE + [("gpu", "gpu_memory_mib")],
         supports_check_mode=True,
     )
 

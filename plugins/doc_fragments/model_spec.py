@@ -1,0 +1,87 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) llmops.deploy developers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The model and sizing options that llmops.deploy.model_sizing and llmops.deploy.capacity_check share."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+
+class ModuleDocFragment(object):
+    DOCUMENTATION = r"""
+options:
+  model:
+    description:
+      - A ModelScope model id, C(owner/name). Size and precision are taken from the name when it carries them.
+      - O(params) and O(precision) override what the name says.
+    type: str
+  params:
+    description:
+      - Parameter count, such as C(32B), C(1.5B), C(0.5b), C(671B), C(500M), C(1.5e9) or C(7000000000).
+      - Required when O(model) is not given or its name has no size, unless a config is given (C(detailed) computes
+        the count from the config, or reads it from safetensors headers).
+    type: raw
+  precision:
+    description:
+      - Numeric precision of the weights. Accepts the usual spellings, for example C(fp16), C(FP16), C(float16),
+        C(half), C(bf16), C(bfloat16), C(int4), C(4bit), C(w4a16), C(int8), C(8bit), C(fp8), C(float32), C(fp32).
+      - Required when O(model) is not given or its name does not say. With C(detailed), defaults to what the
+        config's C(quantization_config) or C(torch_dtype) says (a float32 checkpoint is served at 16 bits).
+    type: str
+  method:
+    description:
+      - Sizing method. C(seed) is the guide's rule of thumb. C(detailed) sizes from the architecture and needs
+        O(config) or O(config_path). C(auto) is C(detailed) when a config is given, else C(seed).
+    type: str
+    choices: [seed, detailed, auto]
+    default: seed
+  config:
+    description:
+      - The content of the model's C(config.json), as a dict (for example from C(ansible.builtin.slurp) and
+        C(from_json)). Vision-language configs with a C(text_config) are read from there.
+      - Mutually exclusive with O(config_path).
+    type: dict
+  config_path:
+    description:
+      - Path to a local C(config.json), or to a model directory holding one. In a directory, the headers of its
+        C(*.safetensors) files give the exact weight bytes (unless O(weights) is given).
+      - Read on the host the module runs on.
+    type: path
+  weights:
+    description:
+      - Summary of the model's safetensors headers, as the collection's safetensors header reader returns it
+        (C(params_total), C(params_by_dtype), C(data_bytes), C(precision)). Gives exact weight bytes.
+    type: dict
+  context_length:
+    description:
+      - Tokens per sequence to plan the KV cache for (the engine's C(--max-model-len)).
+      - Defaults to the model's C(max_position_embeddings) capped at 8192. At most C(max_position_embeddings).
+    type: int
+  concurrency:
+    description:
+      - Sequences of O(context_length) tokens held in the KV cache at once.
+    type: int
+    default: 1
+  kv_cache_dtype:
+    description:
+      - Precision of the KV cache. C(auto) follows the model's activation dtype (16-bit), as vLLM does.
+    type: str
+    choices: [auto, fp16, bf16, fp8, fp8_e4m3, fp8_e5m2]
+    default: auto
+  gpu_memory_utilization:
+    description:
+      - Share of each GPU's memory the engine may use (vLLM's C(--gpu-memory-utilization)), above 0 and at most 1.
+    type: float
+    default: 0.9
+  reserve:
+    description:
+      - Headroom to keep free, as a fraction from 0 to 0.5. The guide asks for 20 to 30 percent.
+    type: float
+    default: 0.2
+  gpus_per_node:
+    description:
+      - Most GPUs in one node. Tensor parallelism stays inside a node; more GPUs become pipeline stages across nodes.
+    type: int
+    default: 8
+"""
