@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job on this machine, with no internet needed: set everything up, start the project's local
 # ModelScope-compatible hub on 127.0.0.1 (tools/local_hub, serving small generated models in real formats), then run
-# playbooks/deploy-model.yml on this machine (inventories/local): preflight -> ModelScope SDK install
+# playbooks/deploy-model.yml on this machine (inventories/local): preflight (sized from the hub's listing, config.json
+# and safetensors headers) -> ModelScope SDK install
 # (/opt/llmops/venv) -> verified download (/opt/llmops/models/<owner>/<name>) -> model check -> reports.
 # Real use points llmops_endpoint at https://modelscope.cn or an internal mirror instead of the local hub.
 # Extra arguments go to ansible-playbook, e.g. scripts/main.sh --check
@@ -30,4 +31,5 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 ansible-playbook playbooks/deploy-model.yml -i inventories/local \
     -e "llmops_endpoint=$endpoint" -e llmops_model=llmops-test/Qwen2-tiny-2M -e llmops_precision=bf16 \
+    -e llmops_hub_metadata=true \
     -e "llmops_target=$target" "${where[@]}" "$@"

@@ -119,3 +119,19 @@ def test_without_a_model_the_chosen_candidate_is_deployed(tmp_path, local_hub, s
     assert preflight["hosts"][0]["chosen_model"] == "llmops-test/Llama-3.1-tiny-4M"
     assert (tmp_path / "models" / "llmops-test" / "Llama-3.1-tiny-4M" / ".llmops-complete.json").exists()
     assert not (tmp_path / "models" / "llmops-test" / "Qwen2-tiny-2M").exists()
+
+
+def test_preflight_with_hub_metadata_sizes_from_the_real_model(tmp_path, local_hub, sdk_venv):
+    """llmops_hub_metadata: the listing, config.json and safetensors headers are read first (no weights)."""
+    proc, _report = deploy(tmp_path, local_hub, sdk_venv, "-e", "llmops_hub_metadata=true", "--tags", "preflight")
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    preflight = json.loads((tmp_path / "reports" / "preflight.json").read_text())
+    sized = preflight["sizing"]
+    assert (sized["method"], sized["params"]) == ("detailed", 2101376)  # exact, from the safetensors headers
+    assert sized["seed"]["differs"] is True
+    snapshot = local_hub.snapshot(MODEL, "master")
+    assert local_hub.requests(kind="listing")
+    weight_bytes = sum(r["bytes_sent"] or 0 for r in local_hub.requests(kind="file")
+                       if r["file"].endswith(".safetensors"))
+    assert weight_bytes < snapshot.files["model.safetensors"].size  # headers only, not the weights
+    assert not (tmp_path / "models").exists()
