@@ -81,7 +81,7 @@ def main(argv):
     header = ("model", "TP", "context", "weights/GPU GiB ours | vLLM", "KV cache GiB ours | vLLM",
               "KV tokens ours | vLLM", "seed GPU GB", "source")
     if markdown:
-        print("| " + " | ".join(header) + " |")
+        print("| " + " | ".join(h.replace("|", "\\|") for h in header) + " |")
         print("|" + "---|" * len(header))
     for label, tp, context, ours, pub, source in rows():
         cells = (label, str(tp), "{:,}".format(context),
