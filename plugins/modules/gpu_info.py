@@ -55,12 +55,13 @@ options:
         searched on E(PATH), the sbin directories and C(/opt/rocm/bin).
       - When set, the file must exist.
     type: path
+extends_documentation_fragment:
+  - llmops.deploy.attributes
 attributes:
   check_mode:
     support: full
     description: The module only reads; it runs the same read-only commands in check mode.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
   facts:
     description: Action returns an C(ansible_facts) dictionary that will update existing host facts.

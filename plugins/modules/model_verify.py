@@ -28,14 +28,14 @@ description:
   - Waits for a running download of the same directory (shared lock on its lock file) so it never reads a mix.
 author:
   - llmops.deploy developers (@llmops)
+extends_documentation_fragment:
+  - llmops.deploy.attributes
 attributes:
   check_mode:
     support: full
-    description: Can run in check_mode and return changed status prediction without modifying target.
     details: The module only reads.
   diff_mode:
     support: none
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
   platform:
     platforms: posix
     support: full

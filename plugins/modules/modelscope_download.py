@@ -36,15 +36,15 @@ requirements:
   - The ModelScope SDK (C(modelscope) and C(modelscope-hub), pinned 1.40.2 / 0.5.1) importable by O(sdk_python), for
     downloads only. Check mode, reruns of complete directories and O(offline=true) need only the standard library.
   - Linux (C(fcntl), C(os.statvfs)).
+extends_documentation_fragment:
+  - llmops.deploy.attributes
 attributes:
   check_mode:
     support: full
-    description: Can run in check_mode and return changed status prediction without modifying target.
     details: Fetches the listing, hashes files that lack a valid marker entry, and reports what would be fetched
       (RV(would_fetch), RV(would_fetch_bytes)); writes nothing, not even the lock file.
   diff_mode:
     support: none
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
   platform:
     platforms: posix
     support: full

@@ -28,18 +28,14 @@ description:
   - Nothing read from the model is imported or executed.
 author:
   - llmops.deploy developers (@llmops)
+extends_documentation_fragment:
+  - llmops.deploy.attributes
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: The module only reads; check mode returns the same result.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
-  platform:
-    description: Target OS/families that can be operated against.
-    support: full
-    platforms: posix
 options:
   model_id:
     description:
