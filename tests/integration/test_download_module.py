@@ -96,16 +96,22 @@ def all_files(root):
     return sorted(found)
 
 
-def runner_processes():
-    """pids of the module's SDK runner processes (their argv holds the runner source)."""
+def runner_processes(under):
+    """pids of the module's SDK runner processes (their argv holds the runner source) working below ``under``.
+
+    The runner works in its state dir next to the model dir, so other downloads running on the machine at the same
+    time (another test run) are not counted.
+    """
     pids = []
     for name in os.listdir("/proc"):
         if not name.isdigit():
             continue
         try:
             with open("/proc/%s/cmdline" % name, "rb") as handle:
-                if RUNNER_SIGNATURE.encode() in handle.read():
-                    pids.append(int(name))
+                if RUNNER_SIGNATURE.encode() not in handle.read():
+                    continue
+            if os.readlink("/proc/%s/cwd" % name).startswith(str(under) + os.sep):
+                pids.append(int(name))
         except OSError:
             continue
     return pids
@@ -212,14 +218,14 @@ def test_kill_9_mid_download_then_rerun_resumes(local_hub, tmp_path):
         cwd=REPO, env=ansible_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         wait_for(lambda: partial.exists() and partial.stat().st_size > 300000, 60, "a partial file")
-        (runner,) = runner_processes()
+        (runner,) = runner_processes(tmp_path)
         module_pid = parent_pid(runner)
         os.kill(module_pid, signal.SIGKILL)          # the module dies mid-download ...
         out, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
-    wait_for(lambda: not runner_processes(), 10, "the SDK runner to die with the module")   # ... and takes the SDK
+    wait_for(lambda: not runner_processes(tmp_path), 10, "the SDK runner to die with the module")   # ... and takes the SDK
     res = result_of(out)
     assert res.get("failed") and not (model_dir / MARKER).exists()
     have = partial.stat().st_size
