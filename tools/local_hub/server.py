@@ -594,8 +594,11 @@ class LocalHub:
             return [dict(r) for r in self._log
                     if (kind is None or r["kind"] == kind) and (model is None or r["model"] == model)]
 
-    def clear_requests(self):
-        with self._log_lock:
+    def clear_requests(self, settle: float = 10.0):
+        """Empty the log. Requests still being answered (a client just killed, whose transfer the server has not
+        noticed yet) are waited for up to ``settle`` seconds first, so their records do not land in the next log."""
+        with self._settled:
+            self._settled.wait_for(lambda: self._active == 0, timeout=settle)
             self._log.clear()
 
     def _track(self, conn, opened: bool):
