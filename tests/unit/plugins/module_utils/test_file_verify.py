@@ -14,7 +14,8 @@ import time
 import pytest
 
 from ansible_collections.llmops.deploy.plugins.module_utils import file_verify as fv
-from ansible_collections.llmops.deploy.plugins.module_utils.safetensors_header import DTYPE_BITS
+
+from safetensors_layout import tensor_layout
 
 
 def sha(data):
@@ -34,14 +35,7 @@ def entry(rel, data):
 
 
 def safetensors(tensors):
-    header, offset = {}, 0
-    for name, dtype, shape in tensors:
-        numel = 1
-        for dim in shape:
-            numel *= dim
-        nbytes = numel * DTYPE_BITS[dtype] // 8
-        header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [offset, offset + nbytes]}
-        offset += nbytes
+    header, offset = tensor_layout(tensors)
     raw = json.dumps(header).encode()
     return struct.pack("<Q", len(raw)) + raw + b"\0" * offset
 

@@ -20,7 +20,8 @@ from ansible_collections.llmops.deploy.plugins.module_utils.hub_manifest import 
 from ansible_collections.llmops.deploy.plugins.module_utils.model_metadata import (
     FIRST_READ_BYTES, MAX_CONFIG_BYTES, HubSource, LocalSource, MetadataError, check_index, collect_metadata,
     parse_content_range)
-from ansible_collections.llmops.deploy.plugins.module_utils.safetensors_header import DTYPE_BITS
+
+from safetensors_layout import tensor_layout
 
 MODEL = "acme/tiny-1K"
 TOKEN = "s3cr3t-token-value"
@@ -45,14 +46,8 @@ PARAMS = 1112  # 256 embed + 256 lm_head + 192 attention + 384 MLP + 24 norms
 
 def safetensors(tensors, dtype="BF16", pad_to=None, filler=b"\xab"):
     """The bytes of a safetensors file holding ``tensors`` [(name, shape)] of ``dtype``."""
-    header, offset = {"__metadata__": {"format": "pt"}}, 0
-    for name, shape in tensors:
-        numel = 1
-        for dim in shape:
-            numel *= dim
-        nbytes = numel * DTYPE_BITS[dtype] // 8
-        header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [offset, offset + nbytes]}
-        offset += nbytes
+    header, offset = tensor_layout([(name, dtype, shape) for name, shape in tensors])
+    header = dict({"__metadata__": {"format": "pt"}}, **header)
     raw = json.dumps(header).encode("utf-8")
     if pad_to:
         raw += b" " * (pad_to - len(raw))

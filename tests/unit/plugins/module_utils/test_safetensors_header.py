@@ -9,19 +9,14 @@ import struct
 import pytest
 
 from ansible_collections.llmops.deploy.plugins.module_utils.safetensors_header import (
-    DTYPE_BITS, HeaderError, MAX_HEADER_BYTES, compare_claims, parse_header_bytes, read_header, summarize_headers)
+    HeaderError, MAX_HEADER_BYTES, compare_claims, parse_header_bytes, read_header, summarize_headers)
+
+from safetensors_layout import tensor_layout
 
 
 def build(tensors, metadata=None, pad=0, data=None):
     """A safetensors file from [(name, dtype, shape)], tensors laid out contiguously."""
-    header, offset = {}, 0
-    for name, dtype, shape in tensors:
-        numel = 1
-        for dim in shape:
-            numel *= dim
-        nbytes = numel * DTYPE_BITS[dtype] // 8
-        header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [offset, offset + nbytes]}
-        offset += nbytes
+    header, offset = tensor_layout(tensors)
     if metadata is not None:
         header["__metadata__"] = metadata
     raw = json.dumps(header).encode() + b" " * pad

@@ -13,8 +13,9 @@ import pytest
 from ansible.module_utils import basic
 from ansible.module_utils.testing import patch_module_args
 from ansible_collections.llmops.deploy.plugins.module_utils import file_verify
-from ansible_collections.llmops.deploy.plugins.module_utils.safetensors_header import DTYPE_BITS
 from ansible_collections.llmops.deploy.plugins.modules import model_verify
+
+from safetensors_layout import tensor_layout
 
 
 class AnsibleExitJson(Exception):
@@ -50,14 +51,7 @@ def run(**args):
 
 
 def safetensors(tensors):
-    header, offset = {}, 0
-    for name, dtype, shape in tensors:
-        numel = 1
-        for dim in shape:
-            numel *= dim
-        nbytes = numel * DTYPE_BITS[dtype] // 8
-        header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [offset, offset + nbytes]}
-        offset += nbytes
+    header, offset = tensor_layout(tensors)
     raw = json.dumps(header).encode()
     return struct.pack("<Q", len(raw)) + raw + b"\0" * offset
 
