@@ -1,23 +1,26 @@
 #!/usr/bin/env bash
 # Installs the named Debian packages that are missing, for the tests that need host tools:
-#   scripts/apt-prereqs.sh testhosts   debootstrap, zstd, debian-archive-keyring (molecule test hosts,
-#                                      extensions/molecule/shared/create.yml)
+#   scripts/apt-prereqs.sh testhosts   debootstrap, zstd, debian-archive-keyring, systemd-container (molecule test
+#                                      hosts, extensions/molecule/shared/create.yml; systemd-nspawn boots the hosts
+#                                      that run services)
 #   scripts/apt-prereqs.sh browser     chromium, fonts-dejavu-core (headless browser tests, tests/browser/)
-#   scripts/apt-prereqs.sh all         both
+#   scripts/apt-prereqs.sh lint        shellcheck (ansible-test sanity lints the shell scripts with it)
+#   scripts/apt-prereqs.sh all         all of them
 # Idempotent: installs only what is missing, and runs apt-get update at most once. Run as root on a Debian host.
 set -euo pipefail
 
 packages=()
 for set in "$@"; do
     case "$set" in
-        testhosts) packages+=(debootstrap zstd debian-archive-keyring) ;;
+        testhosts) packages+=(debootstrap zstd debian-archive-keyring systemd-container) ;;
         browser) packages+=(chromium fonts-dejavu-core) ;;
-        all) packages+=(debootstrap zstd debian-archive-keyring chromium fonts-dejavu-core) ;;
-        *) echo "apt-prereqs: unknown set '$set'; expected testhosts, browser or all" >&2; exit 2 ;;
+        lint) packages+=(shellcheck) ;;
+        all) packages+=(debootstrap zstd debian-archive-keyring systemd-container chromium fonts-dejavu-core shellcheck) ;;
+        *) echo "apt-prereqs: unknown set '$set'; expected testhosts, browser, lint or all" >&2; exit 2 ;;
     esac
 done
 if [ "${#packages[@]}" -eq 0 ]; then
-    echo "usage: scripts/apt-prereqs.sh testhosts|browser|all ..." >&2
+    echo "usage: scripts/apt-prereqs.sh testhosts|browser|lint|all ..." >&2
     exit 2
 fi
 if [ "$(id -u)" -ne 0 ]; then

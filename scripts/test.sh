@@ -7,7 +7,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh || exit 1
 if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
-    scripts/apt-prereqs.sh testhosts browser || exit 1
+    scripts/apt-prereqs.sh testhosts browser lint || exit 1
 fi
 export PATH="$PWD/.venv/bin:$PATH"
 export ANSIBLE_HOME="$PWD/.ansible" ANSIBLE_LOCAL_TEMP="$PWD/.ansible/tmp"
