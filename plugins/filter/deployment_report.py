@@ -1,7 +1,10 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) llmops.deploy developers
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Deployment-report filters: thin adapters over plugins/module_utils/deployment_report.py."""
+"""Deployment-report filters: thin adapters over plugins/plugin_utils/deployment_report.py.
+
+The filters return data; the Markdown and HTML pages are the templates playbooks/templates/deployment.{md,html}.j2.
+"""
 
 from __future__ import absolute_import, division, print_function
 
@@ -9,7 +12,7 @@ __metaclass__ = type
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.llmops.deploy.plugins.module_utils import deployment_report as report_lib
+from ansible_collections.llmops.deploy.plugins.plugin_utils import deployment_report as report_lib
 
 
 def deployment_report(hosts, hostvars, outcome_var="llmops_deploy_outcome", preflight_var="preflight_result",
@@ -24,13 +27,6 @@ def deployment_report(hosts, hostvars, outcome_var="llmops_deploy_outcome", pref
     return report_lib.build_report(rows, check_mode)
 
 
-def deployment_report_markdown(report):
-    try:
-        return report_lib.render_markdown(report)
-    except (KeyError, TypeError) as exc:
-        raise AnsibleFilterError("llmops.deploy.deployment_report_markdown: not a deployment report (%s)" % exc)
-
-
 def deployment_report_summary(report):
     try:
         return report_lib.summary_lines(report)
@@ -42,6 +38,5 @@ class FilterModule(object):
     def filters(self):
         return {
             "deployment_report": deployment_report,
-            "deployment_report_markdown": deployment_report_markdown,
             "deployment_report_summary": deployment_report_summary,
         }
