@@ -3,9 +3,10 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The manifest of a model on a ModelScope-compatible hub: fetch the file listing, parse it, check every path.
 
-Standard library only (runs on targets with Python >= 3.8). The listing is fetched with ``urllib`` from the same
-endpoint the SDK uses (``GET {endpoint}/api/v1/models/{owner}/{name}/repo/files?Revision=R&Recursive=True``), so the
-manifest can be resolved, and checked, before the SDK is imported or any byte is written.
+Standard library only, no network (runs on targets with Python >= 3.8): the request parameters, the URLs the SDK
+uses (``GET {endpoint}/api/v1/models/{owner}/{name}/repo/files?Revision=R&Recursive=True``), the parsing and checking
+of the listing, path safety and selection. The one HTTP client that fetches the listing is ``hub_client``
+(``fetch_manifest``), so the manifest can be resolved, and checked, before the SDK is imported or any byte is written.
 
 A manifest is a list of entries ``{'path': str, 'size': int, 'sha256': str}`` (64 lowercase hex). Every listed blob
 must carry a size and a sha256: a file the hub cannot vouch for is refused (exclude it with a pattern to go on).
@@ -14,13 +15,10 @@ must carry a size and a sha256: a file the hub cannot vouch for is refused (excl
 import fnmatch
 import json
 import re
-import socket
-import time
+import unicodedata
 
 try:  # Python 3
-    from urllib.error import HTTPError, URLError
     from urllib.parse import quote, urlencode, urlsplit, urlunsplit
-    from urllib.request import HTTPRedirectHandler, Request, build_opener
 except ImportError:  # pragma: no cover - Python 2 is not supported
     raise
 
@@ -34,6 +32,13 @@ _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _DRIVE_RE = re.compile(r"^[A-Za-z]:")
 _MAX_SEGMENT_BYTES = 255
+# A branch, tag or commit id: segments of letters, digits, '.', '_', '+', '-', each starting with a letter or digit,
+# joined by single '/' (release/v1); never '..', never a leading or trailing '/'.
+_REVISION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*(/[A-Za-z0-9][A-Za-z0-9._+-]*)*$")
+_MAX_REVISION_CHARS = 256
+# Unicode categories refused in a path: control (Cc, C0/C1 and DEL), format (Cf: bidi overrides, zero-width
+# characters), line and paragraph separators (Zl, Zp).
+UNSAFE_CATEGORIES = ("Cc", "Cf", "Zl", "Zp")
 
 
 class ManifestError(Exception):
@@ -95,10 +100,14 @@ def normalize_endpoint(endpoint):
 
 
 def validate_revision(revision):
-    """A revision (branch, tag or commit) is a non-empty string without control characters or whitespace."""
-    if not isinstance(revision, str) or not revision or any(ord(ch) < 33 or ord(ch) == 127 for ch in revision):
-        raise ManifestError("revision %r is not valid: expected a branch, tag or commit id such as 'master' or "
-                            "'v1.0', without spaces or control characters" % (revision,))
+    """A revision (branch, tag or commit id): ASCII letters, digits, ``.``, ``_``, ``+`` and ``-`` in segments that
+    start with a letter or digit, joined by single ``/`` (``release/v1``). ``..``, ``./``, a leading or trailing
+    ``/``, ``.lock`` endings, spaces and any other character are refused before any request."""
+    if (not isinstance(revision, str) or len(revision) > _MAX_REVISION_CHARS or not _REVISION_RE.fullmatch(revision)
+            or ".." in revision or revision.endswith((".", ".lock"))):
+        raise ManifestError("revision %r is not valid: expected a branch, tag or commit id such as 'master', 'v1.0' "
+                            "or 'release/v1' (letters, digits, '.', '_', '+', '-', segments joined by '/', no '..')"
+                            % (revision,))
     return revision
 
 
@@ -120,7 +129,9 @@ def file_url(endpoint, owner, name, revision, path):
 def unsafe_path_reason(path, reserved_names=()):
     """Return why a listed path may not be written under a model directory, or None when it is safe.
 
-    Refused: empty, absolute, backslash, drive letter, control characters (NUL included), empty segments (``a//b``,
+    Refused: empty, absolute, backslash, drive letter, control and format characters (every character of Unicode
+    categories Cc, Cf, Zl and Zp: NUL, C1 controls such as U+0085 and U+009B, U+2028, bidi overrides such as
+    U+202E, zero-width characters), lone surrogates, empty segments (``a//b``,
     trailing ``/``), ``.`` or ``..`` segments, a segment longer than 255 bytes, a segment equal to one of
     ``reserved_names`` (the module's own marker), and a name ending in a suffix the SDK uses for partial files.
     """
@@ -128,8 +139,13 @@ def unsafe_path_reason(path, reserved_names=()):
         return "not a string"
     if not path:
         return "empty path"
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in path):
-        return "control character in path"
+    for ch in path:
+        category = unicodedata.category(ch)
+        if category in UNSAFE_CATEGORIES:
+            return "%s in path (U+%04X, Unicode category %s)" % (
+                "control character" if category == "Cc" else "format or separator character", ord(ch), category)
+        if category == "Cs":
+            return "lone surrogate U+%04X in path" % ord(ch)
     if "\\" in path:
         return "backslash in path"
     if path.startswith("/"):
@@ -296,34 +312,10 @@ def select_entries(entries, include=None, exclude=None):
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# HTTP
+# Error bodies (the HTTP client is hub_client)
 # ---------------------------------------------------------------------------------------------------------------
-class _SameOriginAuthRedirect(HTTPRedirectHandler):
-    """Follow redirects, but never carry the Authorization header to another scheme, host or port."""
-
-    def redirect_request(self, req, fp, code, msg, headers, newurl):
-        new = HTTPRedirectHandler.redirect_request(self, req, fp, code, msg, headers, newurl)
-        if new is not None:
-            old_parts, new_parts = urlsplit(req.full_url), urlsplit(new.full_url)
-            if (old_parts.scheme, old_parts.netloc) != (new_parts.scheme, new_parts.netloc):
-                for key in list(new.headers):
-                    if key.lower() == "authorization":
-                        del new.headers[key]
-                new.unredirected_hdrs.pop("Authorization", None)
-        return new
-
-
-def hub_opener():
-    """A urllib opener that follows redirects but never carries the Authorization header to another origin."""
-    return build_opener(_SameOriginAuthRedirect())
-
-
 def error_detail(body):
     """The hub's error message from an error body (its JSON ``Message``, else the start of the text)."""
-    return _error_message(body)
-
-
-def _error_message(body):
     try:
         data = json.loads(body.decode("utf-8", "replace"))
     except ValueError:
@@ -333,69 +325,3 @@ def _error_message(body):
             if data.get(key):
                 return str(data[key])[:300]
     return ""
-
-
-def http_get_json(url, token=None, timeout=60, retries=3, backoff=1.0, opener=None, sleep=time.sleep):
-    """GET ``url`` and return the decoded JSON object.
-
-    The token, if any, goes in an ``Authorization: Bearer`` header (never in the URL) and is not forwarded across a
-    redirect to another origin. 5xx, 429 and network errors are retried ``retries`` times with exponential backoff;
-    other HTTP errors fail at once. Raises HubError whose message never contains the token.
-    """
-    opener = opener or build_opener(_SameOriginAuthRedirect())
-    headers = {"Accept": "application/json", "User-Agent": "llmops.deploy/hub_manifest"}
-    if token:
-        headers["Authorization"] = "Bearer %s" % token
-    attempt = 0
-    while True:
-        attempt += 1
-        request = Request(url, headers=headers)
-        try:
-            response = opener.open(request, timeout=timeout)
-            try:
-                body = response.read()
-            finally:
-                response.close()
-        except HTTPError as exc:
-            status = exc.code
-            detail = _error_message(exc.read() or b"")
-            retryable = status >= 500 or status == 429
-            if retryable and attempt <= retries:
-                sleep(backoff * (2 ** (attempt - 1)))
-                continue
-            if status in (401, 403):
-                hint = "the token is missing, wrong or lacks access" if token else "no token was given"
-                raise HubError("the hub refused access (HTTP %d%s): %s" % (
-                    status, (": %s" % detail) if detail else "", hint), status, url)
-            if status == 404:
-                raise HubError("the hub has no such model or revision (HTTP 404%s)" % (
-                    (": %s" % detail) if detail else ""), status, url)
-            raise HubError("the hub answered HTTP %d%s%s" % (
-                status, (": %s" % detail) if detail else "",
-                " after %d attempts" % attempt if retryable else ""), status, url)
-        except (URLError, socket.timeout, ConnectionError, OSError) as exc:
-            if attempt <= retries:
-                sleep(backoff * (2 ** (attempt - 1)))
-                continue
-            reason = getattr(exc, "reason", exc)
-            raise HubError("the hub could not be reached after %d attempts: %s" % (attempt, reason), None, url)
-        try:
-            return json.loads(body.decode("utf-8"))
-        except ValueError:
-            raise HubError("the hub's answer is not JSON", None, url)
-
-
-def fetch_manifest(endpoint, model_id, revision, token=None, timeout=60, retries=3, reserved_names=(),
-                   opener=None, sleep=time.sleep):
-    """Fetch and parse the listing of ``model_id`` at ``revision``.
-
-    Returns ``{'revision', 'entries', 'url'}``; raises ManifestError (refused listing or parameters) or HubError.
-    """
-    endpoint = normalize_endpoint(endpoint)
-    owner, name = split_model_id(model_id)
-    validate_revision(revision)
-    url = listing_url(endpoint, owner, name, revision)
-    payload = http_get_json(url, token=token, timeout=timeout, retries=retries, opener=opener, sleep=sleep)
-    manifest = parse_listing(payload, revision, reserved_names)
-    manifest["url"] = url
-    return manifest

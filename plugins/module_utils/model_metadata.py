@@ -4,7 +4,8 @@
 """What a model is, read without its weights: the file listing (exact sizes), ``config.json``, the safetensors
 headers and the shard index, from a ModelScope-compatible hub or from a local model directory.
 
-Standard library only (runs on targets with Python >= 3.8). Nothing read is imported or executed.
+Standard library only apart from the hub client (``hub_client``, on ``ansible.module_utils.urls``); runs on targets
+with Python >= 3.8. Nothing read is imported or executed.
 
 From a hub (:class:`HubSource`) the listing is the one ``hub_manifest`` fetches for downloads (same request, same
 path-safety checks), ``config.json`` and ``*.safetensors.index.json`` are fetched whole (they are small; a size limit
@@ -31,18 +32,12 @@ import socket
 import stat
 import time
 
-try:  # Python 3
-    from urllib.error import HTTPError, URLError
-    from urllib.request import Request
-except ImportError:  # pragma: no cover - Python 2 is not supported
-    raise
-
 from ansible_collections.llmops.deploy.plugins.module_utils.architecture import parse_config, text_config
 from ansible_collections.llmops.deploy.plugins.module_utils.file_verify import (
     MARKER_NAME, PARTIAL_SUFFIX, RESERVED_NAMES, classify_paths, read_marker)
+from ansible_collections.llmops.deploy.plugins.module_utils.hub_client import HubClient, fetch_manifest
 from ansible_collections.llmops.deploy.plugins.module_utils.hub_manifest import (
-    HubError, error_detail, fetch_manifest, file_url, hub_opener, normalize_endpoint, select_entries, split_model_id,
-    unsafe_path_reason, validate_revision)
+    HubError, file_url, normalize_endpoint, select_entries, split_model_id, unsafe_path_reason, validate_revision)
 from ansible_collections.llmops.deploy.plugins.module_utils.safetensors_header import (
     MAX_HEADER_BYTES, HeaderError, header_length, parse_header_bytes, read_header, summarize_headers)
 from ansible_collections.llmops.deploy.plugins.module_utils.sizing_errors import SizingInputError
@@ -106,22 +101,11 @@ def _header(response, name):
     return headers.get(name)
 
 
-class _CountingOpener(object):
-    """Counts every request made through an opener (the listing's included)."""
-
-    def __init__(self, opener):
-        self.opener = opener
-        self.count = 0
-
-    def open(self, request, timeout=None):
-        self.count += 1
-        return self.opener.open(request, timeout=timeout)
-
-
 class HubSource(object):
     """A model at one revision on a hub: its listing, whole small files and ranged safetensors headers.
 
-    ``opener`` (default: ``hub_manifest.hub_opener()``) and ``sleep`` are injectable for tests. Counters:
+    HTTP goes through ``client`` (a :class:`hub_client.HubClient`; by default one made from ``token``, ``timeout``,
+    ``retries``, ``sleep``, ``backoff`` and, for tests, ``opener``). Counters:
     ``requests`` (HTTP requests made, listing included), ``weight_bytes_read`` (body bytes of weight files consumed),
     ``range_ignored`` (the hub answered a ranged request with the whole file).
     """
@@ -129,7 +113,7 @@ class HubSource(object):
     kind = "hub"
 
     def __init__(self, endpoint, model_id, revision="master", token=None, timeout=60, retries=3, opener=None,
-                 sleep=time.sleep, backoff=1.0, first_read=FIRST_READ_BYTES):
+                 sleep=time.sleep, backoff=1.0, first_read=FIRST_READ_BYTES, client=None):
         self.endpoint = normalize_endpoint(endpoint)
         self.owner, self.name = split_model_id(model_id)
         self.model_id = model_id
@@ -137,9 +121,8 @@ class HubSource(object):
         self.token = token or None
         self.timeout = timeout
         self.retries = retries
-        self.opener = _CountingOpener(opener or hub_opener())
-        self.sleep = sleep
-        self.backoff = backoff
+        self.client = client or HubClient(token=self.token, timeout=timeout, retries=retries, backoff=backoff,
+                                          sleep=sleep, opener=opener)
         self.first_read = max(8, int(first_read))
         self.weight_bytes_read = 0
         self.range_ignored = False
@@ -150,14 +133,13 @@ class HubSource(object):
     @property
     def requests(self):
         """HTTP requests made so far (listing and files, retries included)."""
-        return self.opener.count
+        return self.client.requests
 
     # -- listing
     def load(self):
         """Fetch the listing (hub_manifest.fetch_manifest: the download's request and checks)."""
-        manifest = fetch_manifest(self.endpoint, self.model_id, self.revision_requested, token=self.token,
-                                  timeout=self.timeout, retries=self.retries, reserved_names=RESERVED_NAMES,
-                                  opener=self.opener, sleep=self.sleep)
+        manifest = fetch_manifest(self.endpoint, self.model_id, self.revision_requested,
+                                  reserved_names=RESERVED_NAMES, client=self.client)
         self.revision = manifest["revision"]
         self.entries = manifest["entries"]
         return self
@@ -166,45 +148,9 @@ class HubSource(object):
     def _open(self, path, byte_range=None):
         url = file_url(self.endpoint, self.owner, self.name, self.revision_requested, path)
         headers = {"User-Agent": "llmops.deploy/model_metadata", "Accept-Encoding": "identity"}
-        if self.token:
-            headers["Authorization"] = "Bearer %s" % self.token
         if byte_range is not None:
             headers["Range"] = "bytes=%d-%d" % byte_range
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                return self.opener.open(Request(url, headers=headers), timeout=self.timeout)
-            except HTTPError as exc:
-                status = exc.code
-                try:
-                    detail = error_detail(exc.read() or b"")
-                except (OSError, ValueError):
-                    detail = ""
-                finally:
-                    exc.close()
-                retryable = status >= 500 or status == 429
-                if retryable and attempt <= self.retries:
-                    self.sleep(self.backoff * (2 ** (attempt - 1)))
-                    continue
-                raise HubError(self._status_message(status, detail, path, attempt if retryable else 0),
-                               status, url)
-            except (URLError, socket.timeout, ConnectionError, OSError) as exc:
-                if attempt <= self.retries:
-                    self.sleep(self.backoff * (2 ** (attempt - 1)))
-                    continue
-                raise HubError("%s: the hub could not be reached after %d attempts: %s" % (
-                    path, attempt, getattr(exc, "reason", exc)), None, url)
-
-    def _status_message(self, status, detail, path, attempts):
-        detail = (": %s" % detail) if detail else ""
-        if status in (401, 403):
-            hint = "the token is missing, wrong or lacks access" if self.token else "no token was given"
-            return "%s: the hub refused access (HTTP %d%s): %s" % (path, status, detail, hint)
-        if status == 404:
-            return "%s: the hub has no such file at this revision (HTTP 404%s)" % (path, detail)
-        return "%s: the hub answered HTTP %d%s%s" % (path, status, detail,
-                                                     " after %d attempts" % attempts if attempts else "")
+        return self.client.open(url, headers, what=path, not_found="the hub has no such file at this revision")
 
     def _read(self, response, count, path, weights):
         """Exactly ``count`` body bytes (fewer only when the body ends: then MetadataError)."""

@@ -329,8 +329,9 @@ from ansible_collections.llmops.deploy.plugins.module_utils.file_verify import (
     RESERVED_NAMES, DirLock, LockTimeout, VerifyError, build_marker, bytes_to_fetch, check_free_space,
     classify_paths, full_check, lock_path_for, manifest_matches_marker, margin_bytes, marker_files, marker_path,
     plan_files, quick_check, read_marker, remove_marker, target_tree_problems, verify_fetched, write_marker)
+from ansible_collections.llmops.deploy.plugins.module_utils.hub_client import fetch_manifest
 from ansible_collections.llmops.deploy.plugins.module_utils.hub_manifest import (
-    HubError, ManifestError, fetch_manifest, normalize_endpoint, normalize_patterns, select_entries, split_model_id,
+    HubError, ManifestError, normalize_endpoint, normalize_patterns, select_entries, split_model_id,
     validate_revision)
 
 MODULE_VERSION = "0.1.0"

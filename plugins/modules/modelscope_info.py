@@ -30,6 +30,7 @@ author:
   - llmops.deploy developers (@llmops)
 extends_documentation_fragment:
   - llmops.deploy.attributes
+  - llmops.deploy.hub_client
 attributes:
   check_mode:
     support: full
@@ -78,10 +79,6 @@ options:
       - Symlinks to files are followed; symlinked directories are not. SDK partial files (C(*.incomplete)) are not
         counted.
     type: path
-  timeout:
-    description: Seconds per HTTP request.
-    type: int
-    default: 60
   max_header_bytes:
     description:
       - Largest safetensors header accepted, in bytes. A file announcing a longer header is refused as damaged or not
@@ -300,6 +297,8 @@ metadata_warnings:
 """
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.llmops.deploy.plugins.module_utils.hub_client import (
+    HUB_CLIENT_ARGSPEC, HubClient, check_client_options)
 from ansible_collections.llmops.deploy.plugins.module_utils.hub_manifest import (
     HubError, ManifestError, normalize_endpoint, normalize_patterns, split_model_id, validate_revision)
 from ansible_collections.llmops.deploy.plugins.module_utils.model_metadata import (
@@ -307,18 +306,19 @@ from ansible_collections.llmops.deploy.plugins.module_utils.model_metadata impor
 
 
 def build_module():
+    spec = dict(HUB_CLIENT_ARGSPEC)
+    spec.update(
+        model_id=dict(type="str", aliases=["model"]),
+        revision=dict(type="str"),
+        endpoint=dict(type="str", default="https://modelscope.cn"),
+        token=dict(type="str", no_log=True),
+        include=dict(type="list", elements="str", default=[]),
+        exclude=dict(type="list", elements="str", default=[]),
+        path=dict(type="path"),
+        max_header_bytes=dict(type="int", default=104857600),
+    )
     return AnsibleModule(
-        argument_spec=dict(
-            model_id=dict(type="str", aliases=["model"]),
-            revision=dict(type="str"),
-            endpoint=dict(type="str", default="https://modelscope.cn"),
-            token=dict(type="str", no_log=True),
-            include=dict(type="list", elements="str", default=[]),
-            exclude=dict(type="list", elements="str", default=[]),
-            path=dict(type="path"),
-            timeout=dict(type="int", default=60),
-            max_header_bytes=dict(type="int", default=104857600),
-        ),
+        argument_spec=spec,
         required_one_of=[("model_id", "path")],
         supports_check_mode=True,
     )
@@ -358,8 +358,13 @@ class Info(object):
                 return LocalSource(p["path"], model_id=p["model_id"], revision=p["revision"])
             self.result["endpoint"] = normalize_endpoint(p["endpoint"])
             self.result["revision_requested"] = p["revision"] or "master"
+            problems = check_client_options(p)
+            if problems:
+                self.fail("; ".join(problems))
+            client = HubClient(token=p["token"], timeout=p["timeout"], validate_certs=p["validate_certs"],
+                               ca_path=p["ca_path"], use_proxy=p["use_proxy"])
             return HubSource(p["endpoint"], p["model_id"], p["revision"] or "master", token=p["token"],
-                             timeout=p["timeout"])
+                             timeout=p["timeout"], client=client)
         except (ManifestError, MetadataError) as exc:
             self.fail(exc.message)
 

@@ -9,8 +9,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from ansible_collections.llmops.deploy.plugins.module_utils.hub_client import fetch_manifest, http_get_json
 from ansible_collections.llmops.deploy.plugins.module_utils.hub_manifest import (
-    HubError, ManifestError, fetch_manifest, http_get_json, listing_url, normalize_endpoint, normalize_patterns,
+    HubError, ManifestError, listing_url, normalize_endpoint, normalize_patterns,
     parse_listing, path_matches, select_entries, split_model_id, unsafe_path_reason, validate_revision)
 
 SHA = "4792600b7fa3f4be7539ce902376993e593085020c7d96d258f40a8b286d3f93"
@@ -231,10 +232,29 @@ def test_credentials_never_echoed():
     assert "s3cret" not in info.value.message
 
 
-@pytest.mark.parametrize("revision", ["", "a b", "x\n", None])
+@pytest.mark.parametrize("revision", [
+    "", "a b", "x\n", None, "../tiny-model/master", "..", "a/../b", "/master", "master/", "a//b", "v1..2", ".hidden",
+    "master.lock", "rev.", "a\\b", "tag:v1", "rev?x=1", "rev#frag", "r%2e%2e", "ma\u202estr", "x" * 300, 7])
 def test_revisions_refused(revision):
-    with pytest.raises(ManifestError, match="revision"):
+    with pytest.raises(ManifestError, match="revision .* is not valid"):
         validate_revision(revision)
+
+
+@pytest.mark.parametrize("revision", ["master", "v1.0", "release/v1.2", "5c3a1b2e9f0d4c6b8a7e", "feature_x-2+b"])
+def test_revisions_accepted(revision):
+    assert validate_revision(revision) == revision
+
+
+@pytest.mark.parametrize("char, category", [
+    ("\u0085", "Cc"), ("\u009b", "Cc"), ("\u2028", "Zl"), ("\u2029", "Zp"), ("\u202e", "Cf"), ("\u200b", "Cf"),
+    ("\u2066", "Cf"), ("\ufeff", "Cf"), ("\u00ad", "Cf")])
+def test_unicode_control_and_format_characters_refused(char, category):
+    reason = unsafe_path_reason("weights/model%s.safetensors" % char)
+    assert reason is not None and "U+%04X" % ord(char) in reason and category in reason
+
+
+def test_unicode_letters_accepted():
+    assert unsafe_path_reason("模型/权重-ü.safetensors") is None
 
 
 def test_listing_url_encodes_parameters():

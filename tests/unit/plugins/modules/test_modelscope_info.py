@@ -11,7 +11,7 @@ from urllib.error import HTTPError
 
 import pytest
 
-from ansible_collections.llmops.deploy.plugins.module_utils import model_metadata
+from ansible_collections.llmops.deploy.plugins.module_utils import hub_client
 from ansible_collections.llmops.deploy.plugins.modules import modelscope_info
 
 from .module_runner import run_module
@@ -26,7 +26,7 @@ TOKEN = "tok-9f8e7d6c5b4a"
 @pytest.fixture
 def hub(monkeypatch):
     fake = FakeHub(tiny_repo())
-    monkeypatch.setattr(model_metadata, "hub_opener", lambda: fake)
+    monkeypatch.setattr(hub_client, "_ansible_transport", lambda *args: hub_client._opener_transport(fake))
     return fake
 
 
@@ -123,10 +123,10 @@ def test_malformed_header_names_the_file_and_model(monkeypatch, hub):
 
 
 def test_local_mode_reads_the_directory_without_network(monkeypatch, tmp_path):
-    def refuse():
-        raise AssertionError("no opener may be built in local mode")
+    def refuse(*_args):
+        raise AssertionError("no transport may be built in local mode")
 
-    monkeypatch.setattr(model_metadata, "hub_opener", refuse)
+    monkeypatch.setattr(hub_client, "_ansible_transport", refuse)
     repo = tiny_repo()
     write_repo(tmp_path, repo)
     write_marker(tmp_path, repo)
