@@ -25,9 +25,21 @@ options:
   precision:
     description:
       - Numeric precision of the weights. Accepts the usual spellings, for example C(fp16), C(FP16), C(float16),
-        C(half), C(bf16), C(bfloat16), C(int4), C(4bit), C(w4a16), C(int8), C(8bit), C(fp8), C(float32), C(fp32).
-      - Required when O(model) is not given or its name does not say. With C(detailed), defaults to what the
-        config's C(quantization_config) or C(torch_dtype) says (a float32 checkpoint is served at 16 bits).
+        C(half), C(bf16), C(bfloat16), C(int4), C(4bit), C(w4a16), C(int8), C(8bit), C(fp8), C(float32), C(fp32),
+        and the quantisation spellings model names carry, such as C(awq), C(gptq-int4), C(gptq-int8), C(bnb-4bit),
+        C(nf4), C(bnb-8bit), C(mxfp4).
+      - Overrides what the name of O(model) says; when the two differ, the module warns and names both.
+      - Without it, the precision is the one the name says, else the checkpoint's metadata (C(quantization_config),
+        safetensors headers, C(torch_dtype) of O(config) or O(config_path); a float32 checkpoint is served at 16
+        bits), else O(default_precision), else C(fp16), the guide's production recommendation, stated in
+        RV(assumptions) and as a warning.
+    type: str
+  default_precision:
+    description:
+      - Precision for a model whose name and metadata carry none, such as an inventory-wide C(bf16). Unlike
+        O(precision), it never overrides a name that says its precision (C(Qwen/Qwen2.5-72B-Instruct-AWQ) stays
+        INT4).
+      - Accepts the same spellings as O(precision).
     type: str
   method:
     description:
@@ -72,8 +84,16 @@ options:
   gpu_memory_utilization:
     description:
       - Share of each GPU's memory the engine may use (vLLM's C(--gpu-memory-utilization)), above 0 and at most 1.
+        A value outside that range is an error with every method.
     type: float
     default: 0.9
+  cpu_kv_cache_space_gib:
+    description:
+      - For a CPU target, the KV-cache space the CPU engine reserves, in GiB (vLLM's C(VLLM_CPU_KVCACHE_SPACE); it
+        must be at least 1). Host RAM is planned as weights + this space + the CPU engine's runtime, and the
+        expected KV-cache tokens are this space divided by the KV bytes per token.
+    type: int
+    default: 4
   reserve:
     description:
       - Headroom to keep free, as a fraction from 0 to 0.5. The guide asks for 20 to 30 percent.

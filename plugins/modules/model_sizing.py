@@ -45,10 +45,18 @@ extends_documentation_fragment:
   - llmops.deploy.attributes
   - llmops.deploy.model_spec
 options:
+  target:
+    description:
+      - V(gpu) sizes for GPUs. V(cpu) plans CPU-only inference (vLLM's CPU backend) - host RAM as weights + the
+        KV-cache space O(cpu_kv_cache_space_gib) + the CPU engine's runtime, the guide's CPU-memory rule beside it,
+        and CPU cores. A CPU result has no GPU figure at all (RV(cpu_plan) instead).
+    type: str
+    choices: [gpu, cpu]
+    default: gpu
   gpu:
     description:
       - A GPU model to plan for, for example C(A100 80GB), C(H100), C(RTX 4090), C(L40S), C(MI300X).
-      - Mutually exclusive with O(gpu_memory_mib).
+      - Mutually exclusive with O(gpu_memory_mib). Not with O(target=cpu).
     type: str
   gpu_memory_mib:
     description:
@@ -94,6 +102,23 @@ EXAMPLES = r"""
       - "{{ detailed.breakdown.weights.source }}"
       - "guide rule of thumb: {{ detailed.seed.gpu_memory_gb }} GB, detailed: {{ detailed.gpu_memory_gb }} GB"
 
+- name: Size a name without a precision at the inventory's default (a name that says its precision keeps it)
+  llmops.deploy.model_sizing:
+    model: LLM-Research/Meta-Llama-3.1-8B-Instruct
+    default_precision: bf16
+
+- name: Plan a CPU-only host - host RAM with a 4 GiB KV cache (VLLM_CPU_KVCACHE_SPACE=4) and cores
+  llmops.deploy.model_sizing:
+    model: Qwen/Qwen2.5-0.5B-Instruct
+    default_precision: bf16
+    target: cpu
+    cpu_kv_cache_space_gib: 4
+  register: cpu_sized
+
+- name: Show the host RAM and the KV-cache tokens the CPU engine will report
+  ansible.builtin.debug:
+    msg: "{{ cpu_sized.cpu_plan.host_ram_gb }} GB of host RAM, {{ cpu_sized.cpu_plan.kv_cache_tokens }} KV tokens"
+
 - name: Size with a 30 % reserve on 24 GiB cards
   llmops.deploy.model_sizing:
     params: 7B
@@ -103,6 +128,38 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+target:
+  description: The target planned for, C(gpu) or C(cpu).
+  returned: always
+  type: str
+  sample: gpu
+nominal_params:
+  description: The size the guide's table rows are picked by (the name's size, else the parameter count).
+  returned: always
+  type: int
+  sample: 8000000000
+precision_source:
+  description: Where the precision came from (asked for, model name, config.json, safetensors headers,
+    default_precision, assumed).
+  returned: always
+  type: str
+  sample: model name
+assumptions:
+  description: What was assumed because nothing said it (also in RV(sizing_warnings) and emitted as warnings),
+    such as FP16 for a name without a precision.
+  returned: always
+  type: list
+  elements: str
+  sample: ["precision: LLM-Research/Meta-Llama-3.1-8B-Instruct does not say its precision ...; sized at FP16 ..."]
+cpu_plan:
+  description: With O(target=cpu), the host plan. C(host_ram_bytes) (weights + KV-cache space + runtime),
+    C(host_ram_gb), C(weights_bytes), C(kv_cache_space_gib), C(kv_cache_space_bytes), C(kv_cache_bytes_per_token)
+    and C(kv_cache_tokens) (null when no config or published shapes tell the KV layout), C(runtime_bytes), the
+    guide's rule C(guide_cpu_memory_gb), and C(engine_env) (C(VLLM_CPU_KVCACHE_SPACE)).
+  returned: when target is cpu
+  type: dict
+  sample: {"host_ram_bytes": 6252154880, "kv_cache_space_gib": 4, "kv_cache_tokens": 349525,
+           "runtime_bytes": 1926258176, "guide_cpu_memory_gb": 1.976}
 method:
   description: The sizing method used (C(auto) resolved to C(seed) or C(detailed)).
   returned: always
@@ -144,7 +201,8 @@ precision_label:
   type: str
   sample: INT8
 bytes_per_param:
-  description: Bytes per parameter (guide table 2.2); with C(detailed), the weights' bytes divided by the parameters.
+  description: Bytes per parameter (guide table 2.2); with C(detailed), or a quantised format known by name (AWQ,
+    GPTQ, FP8, bitsandbytes), the stored weights' bytes divided by the parameters.
   returned: always
   type: float
   sample: 1.0
@@ -161,21 +219,22 @@ param_memory_gib:
 gpu_memory_gb:
   description: GPU memory needed, GB (parameter memory x 1.5 with the seed method; with C(detailed), weights + KV
     cache + activations + overhead on one GPU divided by O(gpu_memory_utilization)).
-  returned: always
+  returned: when target is gpu
   type: float
   sample: 48.0
 gpu_memory_gib:
   description: GPU memory needed, GiB.
-  returned: always
+  returned: when target is gpu
   type: float
   sample: 44.7
 gpu_memory_with_reserve_gb:
   description: GPU memory needed with the reserve, GB.
-  returned: always
+  returned: when target is gpu
   type: float
   sample: 57.6
 cpu_memory_gb:
-  description: Host RAM needed, GB (parameter memory x 2 with the seed method).
+  description: Host RAM needed, GB (parameter memory x 2 with the seed method; with O(target=cpu), weights +
+    KV-cache space + runtime).
   returned: always
   type: float
   sample: 64.0
@@ -225,35 +284,30 @@ basis:
   type: dict
   sample: {"gpu_memory": "parameter memory x 1.5 (guide 2.1: weights + activations + KV cache + framework overhead)"}
 requirements_bytes:
-  description: The requirements in exact bytes.
+  description: The requirements in exact bytes (no C(gpu_memory) with O(target=cpu)).
   returned: always
   type: dict
   sample: {"param_memory": 32000000000, "gpu_memory": 48000000000, "cpu_memory": 64000000000, "disk": 32000000000}
-precision_source:
-  description: Where the precision came from (asked for, config.json, safetensors headers, model name).
-  returned: when method is detailed
-  type: str
-  sample: "read: config.json torch_dtype"
 breakdown:
   description: GPU memory on one GPU by part (C(weights), C(kv_cache), C(activations), C(overhead),
     C(utilization_headroom)), each with C(bytes), C(gb), C(gib) and C(source) (C(read:) or C(estimated:) and why).
-  returned: when method is detailed
+  returned: when method is detailed and target is gpu
   type: dict
   sample: {"kv_cache": {"bytes": 1073741824, "gb": 1.074, "gib": 1.0,
            "source": "read: config.json (GQA: 2 x 32 layers x 8 KV heads x head_dim 128 x 2, 131,072 bytes per token)"}}
 weight_format:
   description: How the weights are stored, as sized.
-  returned: when method is detailed
+  returned: when method is detailed, or the name (or O(precision)) names a quantised format
   type: str
   sample: AWQ int4 g128
 weight_format_source:
   description: Where the weight format came from.
-  returned: when method is detailed
+  returned: when method is detailed, or the name (or O(precision)) names a quantised format
   type: str
   sample: "read: config.json quantization_config (awq)"
 effective_bits_per_param:
   description: Weight bits per parameter, scales and unquantised parts included.
-  returned: when method is detailed
+  returned: when method is detailed, or the name (or O(precision)) names a quantised format
   type: float
   sample: 4.61
 kv_cache_per_token_bytes:
@@ -283,7 +337,7 @@ concurrency:
   sample: 1
 gpu_memory_utilization:
   description: Share of each GPU the engine may use.
-  returned: when method is detailed
+  returned: when method is detailed and target is gpu
   type: float
   sample: 0.9
 architecture:
@@ -294,16 +348,16 @@ architecture:
   sample: {"attention": "gqa", "num_hidden_layers": 32, "num_key_value_heads": 8, "head_dim": 128,
            "params_total": 8030261248, "source": "read: config.json"}
 sizing_warnings:
-  description: Disagreements between what was asked for and what the config or headers say (also emitted as
-    warnings).
-  returned: when method is detailed
+  description: Disagreements between what was asked for and what the name, config or headers say, and the
+    RV(assumptions) (all emitted as warnings).
+  returned: always
   type: list
   elements: str
   sample: []
 plan_inputs:
   description: The per-GPU planning inputs (weights by tensor-parallel treatment, KV layout, activation bytes), used
     by M(llmops.deploy.capacity_check).
-  returned: when method is detailed
+  returned: when method is detailed and target is gpu
   type: dict
   sample: {"weights_split": 16059449344, "weights_replicated": 532480, "activation": 5153960755}
 seed:
@@ -313,17 +367,17 @@ seed:
   sample: {"param_memory_gb": 16.061, "gpu_memory_gb": 24.091, "cpu_memory_gb": 32.121}
 gpu_memory_ratio_to_seed:
   description: Detailed GPU memory divided by the seed GPU memory.
-  returned: when method is detailed
+  returned: when method is detailed and target is gpu
   type: float
   sample: 1.083
 differs_from_seed:
   description: Whether the detailed GPU memory differs from the guide's rule of thumb by more than 10 percent.
-  returned: when method is detailed
+  returned: when method is detailed and target is gpu
   type: bool
   sample: false
 gpu_plan:
   description: GPUs needed on O(gpu) or O(gpu_memory_mib); null when neither is given.
-  returned: always
+  returned: when target is gpu
   type: dict
   contains:
     gpus:
@@ -382,6 +436,7 @@ from ansible_collections.llmops.deploy.plugins.module_utils.sizing_errors import
 def build_module():
     argument_spec = sizing.model_spec_argument_spec()
     argument_spec.update(
+        target=dict(type="str", choices=list(sizing.TARGETS), default="gpu"),
         gpu=dict(type="str"),
         gpu_memory_mib=dict(type="int"),
     )
@@ -395,7 +450,13 @@ def build_module():
 
 def compute(params):
     """The module's result for validated module parameters (raises SizingInputError on bad input)."""
+    if params.get("target") == "cpu" and (params["gpu"] or params["gpu_memory_mib"] is not None):
+        raise SizingInputError("target", "cpu", "gpu to plan GPUs (gpu or gpu_memory_mib were given); a CPU "
+                               "target plans host RAM and cores only")
     result = sizing.size_model(**sizing.size_model_options(params))
+    if result["target"] == "cpu":
+        sizing.check_positive_int("gpus_per_node", params["gpus_per_node"], "GPUs in one node")
+        return result
     result["gpu_plan"] = None
     gpu_name, per_gpu_mib = None, None
     if params["gpu"]:

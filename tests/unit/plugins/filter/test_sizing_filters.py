@@ -23,7 +23,7 @@ def test_model_sizing_from_a_count():
 
 def test_model_sizing_from_a_model_id():
     result = FILTERS["model_sizing"]("okwinds/DeepSeek-R1-Distill-Qwen-32B-FP8")
-    assert (result["precision"], result["param_memory_gb"]) == ("fp8", 32)
+    assert (result["precision"], result["param_memory_gb"]) == ("fp8", 34.322)  # FP8 + 16-bit embeddings
 
 
 def test_gpu_plan_671b():

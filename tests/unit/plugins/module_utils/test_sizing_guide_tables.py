@@ -129,9 +129,25 @@ def test_reserve_out_of_range_is_refused(reserve):
 
 
 @pytest.mark.parametrize("params, label", [
-    ("0.5B", "4"), ("3B", "8"), ("14B", "32"), ("72B", "128+"), ("1T", "128+")])
-def test_cores_between_rows_take_the_next_row(params, label):
+    ("0.5B", "4"), ("3B", "4"), ("4B", "8"), (8030261248, "16"), ("14B", "16"), ("20B", "32"), ("72B", "64"),
+    ("235B", "128+"), ("1T", "128+")])
+def test_cores_take_the_nearest_row(params, label):
+    # Nearest on a log scale: 8.03B is the 8B row (16), not 32B; 72B the 70B row (64), not 671B (128+).
     assert sizing.size_model(params=params, precision="int8")["cpu_cores_label"] == label
+
+
+def test_seed_and_detailed_pick_the_row_from_the_same_nominal_size():
+    import json
+    import os
+    path = os.path.join(os.path.dirname(__file__), "..", "..", "..", "fixtures", "configs", "llama-3.1-8b.json")
+    with open(path) as handle:
+        config = json.load(handle)
+    model = "LLM-Research/Meta-Llama-3.1-8B-Instruct"
+    seed = sizing.size_model(model=model, precision="bf16")
+    detailed = sizing.size_model(model=model, method="detailed", config=config)
+    assert detailed["params"] == 8030261248 and seed["params"] == 8000000000
+    assert seed["cpu_cores_label"] == detailed["cpu_cores_label"] == "16"
+    assert "row 8B" in detailed["basis"]["cpu_cores"]
 
 
 def test_int4_half_byte_is_exact():

@@ -28,7 +28,11 @@ def test_numbers_as_ansible_passes_them(monkeypatch):
 def test_model_id_gives_size_and_precision(monkeypatch):
     failed, result = run_module(monkeypatch, model_sizing, {"model": "okwinds/DeepSeek-R1-Distill-Qwen-32B-FP8"})
     assert not failed
-    assert (result["params"], result["precision"], result["gpu_memory_gb"]) == (32000000000, "fp8", 48)
+    # FP8 checkpoints keep embeddings and lm_head at 16 bits: Qwen2.5-32B's shapes give 34.322 GB of weights
+    # (the guide's 1 byte x 32B would be 32), x 1.5 = 51.483 GB of GPU memory.
+    assert (result["params"], result["precision"], result["param_memory_gb"], result["gpu_memory_gb"]) == (
+        32000000000, "fp8", 34.322, 51.483)
+    assert result["weight_format"] == "FP8" and result["precision_source"] == "model name"
     assert result["model_info"]["distilled"] is True
 
 
