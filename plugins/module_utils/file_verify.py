@@ -12,6 +12,7 @@ hash was checked), is written to a temporary file, fsynced and renamed into plac
 a (re-)download is written, so a stale marker never vouches for new bytes.
 """
 
+import binascii
 import datetime
 import errno
 import fcntl
@@ -158,13 +159,14 @@ def target_tree_problems(model_dir, paths):
 # ---------------------------------------------------------------------------------------------------------------
 # Planning: which files are complete, which to fetch
 # ---------------------------------------------------------------------------------------------------------------
-def plan_files(model_dir, entries, marker_files=None, full=False, hasher=sha256_file):
+def plan_files(model_dir, entries, marker_files=None, full=False, hasher=sha256_file, partial_root=None):
     """Decide, file by file, what a download must do.
 
     A file is *complete* when its marker entry matches the manifest (size, sha256) and its size and mtime_ns match the
     marker (quick; skipped when ``full``), or else when its size matches and its sha256 is recomputed and matches.
     Everything else is *fetched*; a wrong file in place is listed in ``remove`` (to delete before fetching) and the
-    bytes of an SDK partial file (``<file>.incomplete``) are counted as already ``have``.
+    bytes of an SDK partial file (``<file>.incomplete`` under ``partial_root``, the private staging directory the
+    download goes to; default ``model_dir``) are counted as already ``have``.
 
     Returns ``{'complete': [entry + mtime_ns], 'fetch': [entry + have], 'remove': [path], 'remove_bytes': int,
     'hashed_files': int, 'hashed_bytes': int}``.
@@ -189,7 +191,7 @@ def plan_files(model_dir, entries, marker_files=None, full=False, hasher=sha256_
                     continue
             plan["remove"].append(entry["path"])
             plan["remove_bytes"] += st.st_size
-        partial = _lstat(target + PARTIAL_SUFFIX)
+        partial = _lstat(os.path.join(partial_root or model_dir, entry["path"]) + PARTIAL_SUFFIX)
         have = 0
         if partial is not None and stat.S_ISREG(partial.st_mode) and partial.st_size <= entry["size"]:
             have = partial.st_size
@@ -289,56 +291,75 @@ def build_marker(model_id, revision_requested, revision, endpoint, include, excl
     }
 
 
-def _fsync_dir(path):
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+def _open_dir(model_dir, dir_fd):
+    if dir_fd is not None:
+        return dir_fd, False
+    return os.open(model_dir, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0)), True
 
 
-def write_marker(model_dir, marker, mode=0o644):
-    """Write the marker atomically: temporary file in the same directory, fsync, rename, fsync of the directory."""
-    final = marker_path(model_dir)
-    tmp = "%s.tmp.%d" % (final, os.getpid())
+def write_marker(model_dir, marker, mode=0o644, dir_fd=None, uid=None, gid=None):
+    """Write the marker atomically without following any link: a new temporary file (random name, ``O_EXCL``,
+    ``O_NOFOLLOW``) in the model directory, owner and mode set on its descriptor, fsync, rename over the marker's name
+    (a rename replaces a name, never writes through a link), fsync of the directory. ``dir_fd``: the model directory
+    already opened (tree_safety.TargetDir)."""
     data = json.dumps(marker, indent=1, sort_keys=True).encode("utf-8")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    dfd, owned = _open_dir(model_dir, dir_fd)
     try:
+        tmp = "%s.tmp.%d.%s" % (MARKER_NAME, os.getpid(), binascii.hexlify(os.urandom(6)).decode("ascii"))
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0),
+                     0o600, dir_fd=dfd)
         try:
-            view = memoryview(data)
-            while view:
-                written = os.write(fd, view)
-                view = view[written:]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.chmod(tmp, mode)
-        os.replace(tmp, final)
-    except BaseException:
+            try:
+                view = memoryview(data)
+                while view:
+                    written = os.write(fd, view)
+                    view = view[written:]
+                if uid is not None or gid is not None:
+                    os.fchown(fd, -1 if uid is None else uid, -1 if gid is None else gid)
+                os.fchmod(fd, mode)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, MARKER_NAME, src_dir_fd=dfd, dst_dir_fd=dfd)
+        except BaseException:
+            try:
+                os.unlink(tmp, dir_fd=dfd)
+            except OSError:
+                pass
+            raise
         try:
-            os.unlink(tmp)
+            os.fsync(dfd)
         except OSError:
             pass
-        raise
-    _fsync_dir(model_dir)
-    return final
+    finally:
+        if owned:
+            os.close(dfd)
+    return marker_path(model_dir)
 
 
-def remove_marker(model_dir):
-    """Remove the marker (first thing before any download writes a byte). Returns True when one was there."""
+def remove_marker(model_dir, dir_fd=None):
+    """Remove the marker (unlink never follows a link). Returns True when one was there."""
     try:
-        os.unlink(marker_path(model_dir))
+        dfd, owned = _open_dir(model_dir, dir_fd)
     except OSError as exc:
         if exc.errno == errno.ENOENT:
             return False
         raise
-    _fsync_dir(model_dir)
-    return True
+    try:
+        try:
+            os.unlink(MARKER_NAME, dir_fd=dfd)
+        except OSError as exc:
+            if exc.errno == errno.ENOENT:
+                return False
+            raise
+        try:
+            os.fsync(dfd)
+        except OSError:
+            pass
+        return True
+    finally:
+        if owned:
+            os.close(dfd)
 
 
 def marker_problems(marker):
@@ -447,8 +468,13 @@ def full_check(model_dir, files, hasher=sha256_file):
     return problems
 
 
-def verify_fetched(model_dir, entries, hasher=sha256_file):
-    """Check size and sha256 of freshly fetched files. Returns ``(good entries with mtime_ns, bad [(path, why)])``."""
+def verify_fetched(model_dir, entries, hasher=sha256_file, digests=None):
+    """Check size and sha256 of freshly fetched files. Returns ``(good entries with mtime_ns, bad [(path, why)])``.
+
+    ``digests``: ``{path: sha256}`` already computed for these very files (hashed while they arrived, or in
+    parallel); a path missing from it is hashed here. Size, kind and mtime are always checked here.
+    """
+    digests = digests or {}
     good, bad = [], []
     for entry in entries:
         target = os.path.join(model_dir, entry["path"])
@@ -460,7 +486,7 @@ def verify_fetched(model_dir, entries, hasher=sha256_file):
         elif st.st_size != entry["size"]:
             bad.append((entry["path"], "%d bytes, expected %d" % (st.st_size, entry["size"])))
         else:
-            actual = hasher(target)
+            actual = digests.get(entry["path"]) or hasher(target)
             if actual != entry["sha256"]:
                 bad.append((entry["path"], "sha256 %s, expected %s" % (actual, entry["sha256"])))
             else:

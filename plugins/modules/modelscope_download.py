@@ -318,21 +318,30 @@ failed_files:
   sample: {"model.safetensors": "sha256 3f...; expected 47..."}
 """
 
+import grp
 import json
 import os
+import pwd
+import stat
 import sys
 import time
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.llmops.deploy.plugins.module_utils.file_verify import (
-    RESERVED_NAMES, DirLock, LockTimeout, VerifyError, build_marker, bytes_to_fetch, check_free_space,
-    classify_paths, full_check, lock_path_for, manifest_matches_marker, margin_bytes, marker_files, marker_path,
-    plan_files, quick_check, read_marker, remove_marker, target_tree_problems, verify_fetched, write_marker)
-from ansible_collections.llmops.deploy.plugins.module_utils.hub_client import fetch_manifest
+    MARKER_NAME, PARTIAL_SUFFIX, RESERVED_NAMES, DirLock, LockTimeout, VerifyError, build_marker, bytes_to_fetch,
+    check_free_space, classify_paths, full_check, lock_path_for, manifest_matches_marker, margin_bytes, marker_files,
+    marker_path, plan_files, quick_check, read_marker, remove_marker, target_tree_problems, verify_fetched,
+    write_marker)
+from ansible_collections.llmops.deploy.plugins.module_utils.hub_client import (
+    HUB_CLIENT_ARGSPEC, HubClient, check_client_options, fetch_manifest, sdk_environment)
 from ansible_collections.llmops.deploy.plugins.module_utils.hub_manifest import (
     HubError, ManifestError, normalize_endpoint, normalize_patterns, select_entries, split_model_id,
     validate_revision)
+from ansible_collections.llmops.deploy.plugins.module_utils.stream_hash import FollowHasher, hash_files
+from ansible_collections.llmops.deploy.plugins.module_utils.tree_safety import (
+    STAGING_FILES, TargetDir, TreeError, apply_fd, parse_mode, prepare_staging, remove_tree, staging_path_for,
+    tree_problems)
 
 MODULE_VERSION = "0.1.0"
 DEFAULT_MODELS_ROOT = "/opt/llmops/models"
@@ -355,6 +364,16 @@ def _out(result):
     sys.stdout.flush()
 req = json.loads(sys.stdin.read())
 _die_with_parent(req["parent_pid"])
+if req.get("validate_certs") is False:
+    try:
+        import requests
+        _request = requests.Session.request
+        def _unverified(self, *args, **kwargs):
+            kwargs["verify"] = False
+            return _request(self, *args, **kwargs)
+        requests.Session.request = _unverified
+    except ImportError:
+        pass
 try:
     import inspect
     api = "HubApi.download_repo(file_list)"
@@ -394,30 +413,41 @@ _out({"ok": True, "api": api, "error": None, "failed": {}})
 
 
 def build_module():
-    return AnsibleModule(
-        argument_spec=dict(
-            model_id=dict(type="str", required=True, aliases=["model"]),
-            revision=dict(type="str", default="master"),
-            model_dir=dict(type="path"),
-            endpoint=dict(type="str", default="https://modelscope.cn"),
-            token=dict(type="str", no_log=True),
-            include=dict(type="list", elements="str", default=[]),
-            exclude=dict(type="list", elements="str", default=[]),
-            verify=dict(type="str", choices=["quick", "full"], default="quick"),
-            offline=dict(type="bool", default=False),
-            max_workers=dict(type="int", default=4),
-            free_space_margin=dict(type="str", default="5%"),
-            lock_timeout=dict(type="int", default=600),
-            timeout=dict(type="int", default=60),
-            state_dir=dict(type="path"),
-            sdk_python=dict(type="path"),
-            owner=dict(type="str"),
-            group=dict(type="str"),
-            mode=dict(type="raw"),
-            dir_mode=dict(type="raw"),
-        ),
-        supports_check_mode=True,
+    spec = dict(HUB_CLIENT_ARGSPEC)
+    spec.update(
+        model_id=dict(type="str", required=True, aliases=["model"]),
+        revision=dict(type="str", default="master"),
+        model_dir=dict(type="path"),
+        endpoint=dict(type="str", default="https://modelscope.cn"),
+        token=dict(type="str", no_log=True),
+        include=dict(type="list", elements="str", default=[]),
+        exclude=dict(type="list", elements="str", default=[]),
+        verify=dict(type="str", choices=["quick", "full"], default="quick"),
+        offline=dict(type="bool", default=False),
+        max_workers=dict(type="int", default=4),
+        free_space_margin=dict(type="str", default="5%"),
+        lock_timeout=dict(type="int", default=600),
+        state_dir=dict(type="path"),
+        sdk_python=dict(type="path"),
+        owner=dict(type="str"),
+        group=dict(type="str"),
+        mode=dict(type="raw"),
+        dir_mode=dict(type="raw"),
     )
+    return AnsibleModule(argument_spec=spec, supports_check_mode=True)
+
+
+def _resolve_id(value, database, kind):
+    """uid/gid of a user/group name or number (None when not given); ValueError naming the option otherwise."""
+    if value is None or value == "":
+        return None
+    try:
+        return database(value)
+    except KeyError:
+        if str(value).isdigit():
+            return int(value)
+    raise ValueError("%s %r is not valid: expected a %s name of this host or a number" % (
+        kind, value, "user" if kind == "owner" else "group"))
 
 
 class Download(object):
@@ -427,6 +457,7 @@ class Download(object):
         self.module = module
         self.params = module.params
         self.result = {"changed": False}
+        self.lock = None
 
     # ------------------------------------------------------------------ helpers
     def fail(self, msg, **extra):
@@ -450,18 +481,50 @@ class Download(object):
             margin_bytes(p["free_space_margin"], 0)
         except (ManifestError, VerifyError) as exc:
             self.fail(exc.message)
-        for key, low in (("max_workers", 1), ("lock_timeout", 0), ("timeout", 1)):
+        for key, low in (("max_workers", 1), ("lock_timeout", 0)):
             if p[key] < low:
                 self.fail("%s %r is not valid: expected an integer >= %d" % (key, p[key], low))
+        problems = check_client_options(p)
+        if problems:
+            self.fail("; ".join(problems))
+        try:
+            self.uid = _resolve_id(p["owner"], lambda name: pwd.getpwnam(name).pw_uid, "owner")
+            self.gid = _resolve_id(p["group"], lambda name: grp.getgrnam(name).gr_gid, "group")
+            self.file_mode = parse_mode(p["mode"], "mode")
+            self.dir_mode = parse_mode(p["dir_mode"], "dir_mode")
+        except ValueError as exc:
+            self.fail(str(exc))
         self.model_dir = os.path.abspath(p["model_dir"] or os.path.join(DEFAULT_MODELS_ROOT, self.owner, self.name))
         if self.model_dir == os.path.dirname(self.model_dir):
             self.fail("model_dir %r is not valid: expected a directory below /" % p["model_dir"])
-        parent = os.path.dirname(self.model_dir)
-        self.state_dir = os.path.abspath(p["state_dir"] or os.path.join(parent, ".modelscope-state"))
-        if self.state_dir == self.model_dir or self.state_dir.startswith(self.model_dir + os.sep):
-            self.fail("state_dir %r is not valid: it must not be inside model_dir %s" % (self.state_dir, self.model_dir))
         self.result.update(model_dir=self.model_dir, model_id=p["model_id"], revision_requested=p["revision"],
                            endpoint=self.endpoint, marker=marker_path(self.model_dir), lock_waited=0.0)
+        # Before any lock file is made: a model_dir that is a symlink must lead to a directory.
+        try:
+            lst = os.lstat(self.model_dir)
+        except OSError:
+            lst = None
+        if lst is not None and stat.S_ISLNK(lst.st_mode):
+            try:
+                target = os.stat(self.model_dir)
+            except OSError as exc:
+                self.fail("refusing model_dir %s: it is a symlink to %s, which cannot be used (%s)" % (
+                    self.model_dir, os.readlink(self.model_dir), exc.strerror))
+            if not stat.S_ISDIR(target.st_mode):
+                self.fail("refusing model_dir %s: it is a symlink to %s, which is not a directory" % (
+                    self.model_dir, os.readlink(self.model_dir)))
+        elif lst is not None and not stat.S_ISDIR(lst.st_mode):
+            self.fail("refusing model_dir %s: it exists and is not a directory" % self.model_dir)
+        parent = os.path.dirname(self.model_dir)
+        self.state_dir = os.path.abspath(p["state_dir"] or os.path.join(parent, ".modelscope-state"))
+        real_model = os.path.realpath(self.model_dir)
+        for state in (self.state_dir, os.path.realpath(self.state_dir)):
+            for model in (self.model_dir, real_model):
+                if state == model or state.startswith(model + os.sep):
+                    self.fail("state_dir %r is not valid: it must not be inside model_dir %s" % (
+                        self.state_dir, self.model_dir))
+        self.staging = staging_path_for(self.model_dir)
+        self.staging_files = os.path.join(self.staging, STAGING_FILES)
 
     # ------------------------------------------------------------------ the run
     def run(self):
@@ -528,13 +591,16 @@ class Download(object):
             hashed_files=len(files) if self.params["verify"] == "full" else 0,
             hashed_bytes=sum(f["size"] for f in files) if self.params["verify"] == "full" else 0,
             marker_written=False, complete=True, **classify_paths([f["path"] for f in files]))
-        self.apply_attributes([f["path"] for f in files])
+        if self.sync_attributes([f["path"] for f in files], check=self.module.check_mode):
+            self.result["changed"] = True
 
     def run_online(self):
         p = self.params
+        client = HubClient(token=p["token"], timeout=p["timeout"], validate_certs=p["validate_certs"],
+                           ca_path=p["ca_path"], use_proxy=p["use_proxy"])
         try:
-            manifest = fetch_manifest(self.endpoint, p["model_id"], p["revision"], token=p["token"],
-                                      timeout=p["timeout"], reserved_names=RESERVED_NAMES)
+            manifest = fetch_manifest(self.endpoint, p["model_id"], p["revision"], reserved_names=RESERVED_NAMES,
+                                      client=client)
         except ManifestError as exc:
             self.fail(exc.message, unsafe_paths=[x for x in exc.problems if x.startswith("unsafe path")])
         except HubError as exc:
@@ -553,15 +619,16 @@ class Download(object):
             self.fail("refusing to write into %s: %s" % (self.model_dir, "; ".join(problems)))
 
         marker, _reason = self.current_marker()
-        plan = plan_files(self.model_dir, entries, marker_files(marker), full=(p["verify"] == "full"))
+        plan = plan_files(self.model_dir, entries, marker_files(marker), full=(p["verify"] == "full"),
+                          partial_root=self.staging_files)
         to_fetch = bytes_to_fetch(plan)
         current = self.marker_is_current(marker, entries, revision) and not plan["fetch"]
         self.result.update(hashed_files=plan["hashed_files"], hashed_bytes=plan["hashed_bytes"],
-                           files_removed=list(plan["remove"]))
+                           files_removed=list(plan["remove"]), files_fetched=0, bytes_fetched=0)
         if plan["fetch"]:
             try:
-                self.result["free_space"] = check_free_space(self.model_dir, to_fetch, p["free_space_margin"],
-                                                             freed=plan["remove_bytes"])
+                # The new files are staged beside the model directory while the old ones stay in place.
+                self.result["free_space"] = check_free_space(self.staging, to_fetch, p["free_space_margin"])
             except VerifyError as exc:
                 self.fail(exc.message, would_fetch_bytes=to_fetch)
 
@@ -571,47 +638,76 @@ class Download(object):
                 would_fetch_bytes=to_fetch, files_fetched=0, bytes_fetched=0, marker_written=False,
                 complete=current, changed=not current)
             if current:
-                self.result["changed"] = self.attributes_differ(paths)
+                self.result["changed"] = self.sync_attributes(paths, check=True)
             return
 
-        fetched_good = []
+        staged = []
         if not current:
-            self.prepare_dir()
-            remove_marker(self.model_dir)
-            for rel in plan["remove"]:
-                try:
-                    os.unlink(os.path.join(self.model_dir, rel))
-                except FileNotFoundError:
-                    pass
             self.result["changed"] = True
+            self.prepare_dirs()
+            known = marker_files(marker)
+            wanted = dict((e["path"], e["sha256"]) for e in entries)
+            if any(known.get(rel, {}).get("sha256") == wanted[rel] for rel in plan["remove"]):
+                # A file the marker vouches for was found damaged: the marker no longer tells the truth.
+                remove_marker(self.model_dir)
             if plan["fetch"]:
-                fetched_good = self.fetch(plan["fetch"])
-            files = plan["complete"] + fetched_good
-            self.remove_stale_partials(files)
-            recheck = quick_check(self.model_dir, plan["complete"])
-            if recheck:
-                self.fail("files changed while the download ran (%s); nothing was marked complete" % "; ".join(
-                    recheck), complete=False)
-            write_marker(self.model_dir, build_marker(
+                staged = self.stage(plan["fetch"])
+            files = plan["complete"] + staged
+            self.install(paths, plan["complete"], staged, build_marker(
                 p["model_id"], p["revision"], revision, self.endpoint, self.include, self.exclude, files,
                 MODULE_VERSION, verified="full" if (p["verify"] == "full" or not plan["complete"]) else "quick"))
-        self.result.update(files_fetched=len(plan["fetch"]), marker_written=not current, complete=True,
-                           bytes_fetched=sum(f["size"] - f["have"] for f in plan["fetch"]))
-        self.result["hashed_files"] = plan["hashed_files"] + len(fetched_good)
-        self.result["hashed_bytes"] = plan["hashed_bytes"] + sum(f["size"] for f in fetched_good)
-        if self.apply_attributes(paths):
+        self.result.update(marker_written=not current, complete=True)
+        if self.sync_attributes(paths, check=False):
             self.result["changed"] = True
 
-    # ------------------------------------------------------------------ download
-    def prepare_dir(self):
+    # ------------------------------------------------------------------ staging
+    def prepare_dirs(self):
         try:
             os.makedirs(self.model_dir, exist_ok=True)
             if not os.path.isdir(self.state_dir):
                 os.makedirs(self.state_dir, mode=0o700)
             for sub in ("cache", "home"):
                 os.makedirs(os.path.join(self.state_dir, sub), mode=0o700, exist_ok=True)
-        except OSError as exc:
-            self.fail("cannot create %s or %s: %s" % (self.model_dir, self.state_dir, exc))
+            prepare_staging(self.staging)
+        except (OSError, TreeError) as exc:
+            self.fail("cannot prepare %s or the private staging directory %s: %s" % (
+                self.state_dir, self.staging, getattr(exc, "message", exc)))
+
+    def workers(self):
+        return max(1, min(self.params["max_workers"], os.cpu_count() or 1))
+
+    def stage(self, items):
+        """Fetch ``items`` into the private staging directory and verify them there. Returns the good entries
+        (with mtime_ns). Files left complete in staging by an interrupted run are hashed and reused."""
+        p = self.params
+        root = self.staging_files
+        candidates = []
+        for item in items:
+            st = _lstat_or_none(os.path.join(root, item["path"]))
+            if st is not None and stat.S_ISREG(st.st_mode) and st.st_size == item["size"]:
+                candidates.append(item["path"])
+        digests = hash_files(root, candidates, self.workers())
+        reused, todo = [], []
+        for item in items:
+            if item["path"] in digests:
+                self.result["hashed_files"] += 1
+                self.result["hashed_bytes"] += item["size"]
+            if item["path"] in digests and digests[item["path"]] == item["sha256"]:
+                reused.append(item)
+            else:
+                if item["path"] in digests:
+                    os.unlink(os.path.join(root, item["path"]))
+                todo.append(item)
+        good = []
+        if reused:
+            good, bad = verify_fetched(root, reused, digests=digests)
+            todo.extend(dict(e, have=0) for e in reused if e["path"] in dict(bad))
+        self.result.update(files_fetched=len(todo), bytes_fetched=sum(f["size"] - f["have"] for f in todo),
+                           files_staged=len(good))
+        if todo:
+            good.extend(self.fetch(todo))
+        self.apply_staged_attributes([g["path"] for g in good])
+        return good
 
     def sdk_python(self):
         wanted = self.params["sdk_python"] or sys.executable
@@ -624,10 +720,11 @@ class Download(object):
     def fetch(self, items):
         p = self.params
         python = self.sdk_python()
+        root = self.staging_files
         request = {
             "parent_pid": os.getpid(), "model_id": p["model_id"], "revision": p["revision"],
-            "endpoint": self.endpoint, "token": p["token"] or "", "local_dir": self.model_dir,
-            "max_workers": p["max_workers"],
+            "endpoint": self.endpoint, "token": p["token"] or "", "local_dir": root,
+            "max_workers": p["max_workers"], "validate_certs": p["validate_certs"],
             "files": [{"path": f["path"], "size": f["size"], "sha256": f["sha256"]} for f in items],
         }
         env = {
@@ -635,102 +732,159 @@ class Download(object):
             "MODELSCOPE_CACHE": os.path.join(self.state_dir, "cache"),
             "MODELSCOPE_HOME": os.path.join(self.state_dir, "home"), "HOME": os.path.join(self.state_dir, "home"),
             "MODELSCOPE_DOWNLOAD_FILE_LOCK": "false", "TQDM_DISABLE": "1", "PYTHONDONTWRITEBYTECODE": "1",
+            # each file written front to back, so the module can hash it while it arrives
+            "MODELSCOPE_DOWNLOAD_PARALLEL_WORKERS": "1",
         }
+        env.update(sdk_environment(p["validate_certs"], p["ca_path"], p["use_proxy"]))
+        follower = FollowHasher(root, items, workers=self.workers()).start()
         started = time.time()
-        rc, out, err = self.module.run_command(
-            [python, "-I", "-c", SDK_RUNNER], data=json.dumps(request), environ_update=env, cwd=self.state_dir,
-            pass_fds=(self.lock.fd,) if self.lock.fd is not None else None)
+        try:
+            rc, out, err = self.module.run_command(
+                [python, "-I", "-c", SDK_RUNNER], data=json.dumps(request), environ_update=env, cwd=self.state_dir,
+                pass_fds=(self.lock.fd,) if self.lock is not None and self.lock.fd is not None else None)
+        finally:
+            followed = follower.finish()
         outcome = _last_json_line(out) or {"ok": False, "api": None, "error": None, "failed": {}}
         sdk = {"rc": rc, "seconds": round(time.time() - started, 2), "api": outcome.get("api"),
                "error": self.scrub(outcome.get("error")), "failed": outcome.get("failed") or {}}
         if rc != 0 and not sdk["error"]:
             sdk["error"] = self.scrub((err or out or "").strip()[-1500:]) or "exit status %d" % rc
         self.result["sdk"] = sdk
+        if outcome.get("api") is None and outcome.get("error"):
+            # The SDK never started (not importable): that is the cause, say it first.
+            self.fail("cannot download %s@%s: %s; nothing was downloaded and no completion marker was written" % (
+                p["model_id"], p["revision"], sdk["error"]), complete=False, marker_written=False)
 
-        good, bad = verify_fetched(self.model_dir, items)
+        links = tree_problems(self.staging)
+        if links:
+            self.fail("the private staging directory %s holds something other than regular files and directories "
+                      "(%s); nothing was put into %s" % (self.staging, "; ".join(links[:20]), self.model_dir),
+                      complete=False, marker_written=False)
+        unfollowed = [f["path"] for f in items if f["path"] not in followed]
+        digests = dict(followed)
+        present = [rel for rel in unfollowed if _lstat_or_none(os.path.join(root, rel)) is not None]
+        digests.update(hash_files(root, present, self.workers()))
+        self.result["hashed_while_downloading"] = len(followed)
+        good, bad = verify_fetched(root, items, digests=digests)
+        self.result["hashed_files"] += len(good) + len([b for b in bad if b[0] in digests])
+        self.result["hashed_bytes"] += sum(f["size"] for f in good)
         if bad:
             for rel, _why in bad:
                 try:
-                    os.unlink(os.path.join(self.model_dir, rel))
-                except FileNotFoundError:
+                    os.unlink(os.path.join(root, rel))
+                except OSError:
                     pass
-            failed = dict(bad)
-            self.result.update(complete=False, files_fetched=len(items), marker_written=False,
-                               bytes_fetched=self.bytes_on_disk(items))
+            self.result.update(complete=False, marker_written=False, bytes_fetched=self.bytes_on_disk(items))
             self.fail("%d of %d file(s) of %s@%s failed the size/sha256 check and were deleted, no completion "
                       "marker was written: %s%s" % (
                           len(bad), len(items), p["model_id"], p["revision"],
                           "; ".join("%s (%s)" % item for item in bad[:20]),
                           (" -- SDK: %s" % sdk["error"]) if sdk["error"] else ""),
-                      failed_files=failed)
+                      failed_files=dict(bad))
         if rc != 0:
             self.module.warn("the SDK reported a failure (%s) but every file passed the size and sha256 check" % (
                 sdk["error"],))
         return good
 
-    def remove_stale_partials(self, files):
-        """SDK partial files left next to files that are now complete (an interrupted older download)."""
-        for item in files:
-            partial = os.path.join(self.model_dir, item["path"] + ".incomplete")
-            if os.path.isfile(partial) and not os.path.islink(partial):
-                os.unlink(partial)
-
     def bytes_on_disk(self, items):
         total = 0
         for item in items:
-            for suffix in ("", ".incomplete"):
-                try:
-                    total += os.lstat(os.path.join(self.model_dir, item["path"] + suffix)).st_size
+            for suffix in ("", PARTIAL_SUFFIX):
+                st = _lstat_or_none(os.path.join(self.staging_files, item["path"] + suffix))
+                if st is not None:
+                    total += st.st_size
                     break
-                except OSError:
-                    continue
         return max(total - sum(i["have"] for i in items), 0)
 
+    def apply_staged_attributes(self, paths):
+        """Owner and mode of verified files while they are still in the private staging directory."""
+        if self.uid is None and self.gid is None and self.file_mode is None:
+            return
+        for rel in paths:
+            fd = os.open(os.path.join(self.staging_files, rel), os.O_RDONLY | os.O_NOFOLLOW)
+            try:
+                apply_fd(fd, self.uid, self.gid, self.file_mode)
+            finally:
+                os.close(fd)
+
+    # ------------------------------------------------------------------ the switch
+    def install(self, paths, complete, staged, marker):
+        """Move the verified staged files into the model directory and write the marker last.
+
+        Until the first rename the previous revision is untouched (its marker included); a refusal before that
+        point leaves it usable. The renames go from the staging directory's descriptors to the model directory's
+        descriptors (tree_safety.TargetDir), so a symlink planted in the model directory is refused, never
+        followed."""
+        try:
+            with TargetDir(self.model_dir, create=True) as target:
+                for rel in paths:
+                    target.dir_fd(rel.rpartition("/")[0], self.dir_mode, self.uid, self.gid)
+                problems = target_tree_problems(self.model_dir, paths)
+                problems += quick_check(self.model_dir, complete)
+                if problems:
+                    self.fail("the model directory changed while the download ran (%s); the previous files were "
+                              "left as they were" % "; ".join(problems[:20]), complete=False, marker_written=False)
+                remove_marker(self.model_dir, dir_fd=target.fds[""])
+                for item in staged:
+                    parent_rel, _sep, name = item["path"].rpartition("/")
+                    src = os.open(os.path.join(self.staging_files, parent_rel) if parent_rel else self.staging_files,
+                                  os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+                    try:
+                        target.install(src, name, item["path"], self.dir_mode, self.uid, self.gid)
+                    finally:
+                        os.close(src)
+                for rel in paths:
+                    target.unlink_file(rel + PARTIAL_SUFFIX)   # stale partials of older versions of this module
+                problems = target_tree_problems(self.model_dir, paths)
+                problems += quick_check(self.model_dir, marker["files"])
+                if problems:
+                    self.fail("the model directory changed while the files were moved in (%s); no completion marker "
+                              "was written" % "; ".join(problems[:20]), complete=False, marker_written=False)
+                write_marker(self.model_dir, marker, mode=0o644 if self.file_mode is None else self.file_mode,
+                             dir_fd=target.fds[""], uid=self.uid, gid=self.gid)
+        except TreeError as exc:
+            self.fail("refusing to write into %s: %s; no completion marker was written" % (
+                self.model_dir, exc.message), complete=False, marker_written=False)
+        except OSError as exc:
+            self.fail("cannot move the verified files into %s: %s; no completion marker was written" % (
+                self.model_dir, exc), complete=False, marker_written=False)
+        try:
+            remove_tree(self.staging)
+        except OSError as exc:
+            self.module.warn("the staging directory %s could not be removed: %s" % (self.staging, exc))
+
     # ------------------------------------------------------------------ ownership and modes
-    def _attribute_targets(self, paths):
-        dirs = set([self.model_dir])
+    def sync_attributes(self, paths, check):
+        """Owner/group/mode of the model directory, its subdirectories, the files and the marker, through
+        descriptors opened without following links. Returns True when something differs (check) or changed."""
+        if self.uid is None and self.gid is None and self.file_mode is None and self.dir_mode is None:
+            return False
+        dirs = set([""])
         for rel in paths:
             parts = rel.split("/")
             for i in range(1, len(parts)):
-                dirs.add(os.path.join(self.model_dir, *parts[:i]))
-        files = [os.path.join(self.model_dir, rel) for rel in paths] + [marker_path(self.model_dir)]
-        return sorted(dirs), files
-
-    def attributes_differ(self, paths):
-        p = self.params
-        if not (p["owner"] or p["group"] or p["mode"] is not None or p["dir_mode"] is not None):
-            return False
-        dirs, files = self._attribute_targets(paths)
-        for path, mode in [(d, p["dir_mode"]) for d in dirs] + [(f, p["mode"]) for f in files]:
-            if not os.path.exists(path):
-                return True
-            if self._probe({"path": path, "owner": p["owner"], "group": p["group"], "mode": mode}):
-                return True
-        return False
-
-    def _probe(self, args):
-        # set_*_if_different honour check mode: they report a change without making it.
+                dirs.add("/".join(parts[:i]))
         changed = False
-        changed = self.module.set_owner_if_different(args["path"], args["owner"], changed, expand=False)
-        changed = self.module.set_group_if_different(args["path"], args["group"], changed, expand=False)
-        if args["mode"] is not None:
-            changed = self.module.set_mode_if_different(args["path"], args["mode"], changed, expand=False)
+        try:
+            with TargetDir(self.model_dir, create=False) as target:
+                for rel in sorted(dirs):
+                    if target.attributes(rel, self.uid, self.gid, self.dir_mode, is_dir=True, check=check):
+                        changed = True
+                for rel in list(paths) + [MARKER_NAME]:
+                    if target.attributes(rel, self.uid, self.gid, self.file_mode, check=check):
+                        changed = True
+        except TreeError as exc:
+            self.fail("refusing to set owner or mode in %s: %s" % (self.model_dir, exc.message))
+        except OSError as exc:
+            self.fail("cannot set owner or mode in %s: %s" % (self.model_dir, exc))
         return changed
 
-    def apply_attributes(self, paths):
-        p = self.params
-        if not (p["owner"] or p["group"] or p["mode"] is not None or p["dir_mode"] is not None):
-            return False
-        dirs, files = self._attribute_targets(paths)
-        changed = False
-        for path in dirs:
-            if self._probe({"path": path, "owner": p["owner"], "group": p["group"], "mode": p["dir_mode"]}):
-                changed = True
-        for path in files:
-            if os.path.exists(path) and self._probe({"path": path, "owner": p["owner"], "group": p["group"],
-                                                     "mode": p["mode"]}):
-                changed = True
-        return changed
+
+def _lstat_or_none(path):
+    try:
+        return os.lstat(path)
+    except OSError:
+        return None
 
 
 def _last_json_line(text):

@@ -239,7 +239,7 @@ def test_marker_write_is_atomic(tmp_path, monkeypatch):
     fv.write_marker(str(tmp_path), old)
     new = marker_for(tmp_path, {"a": b"2"})
 
-    def broken_replace(src, dst):
+    def broken_replace(src, dst, **_dir_fds):
         raise OSError(28, "No space left on device")
     monkeypatch.setattr(fv.os, "replace", broken_replace)
     with pytest.raises(OSError):

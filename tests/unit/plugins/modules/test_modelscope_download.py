@@ -54,8 +54,9 @@ class World(object):
                    for p, b in sorted(self.files.items())]
         return {"Code": 200, "Data": {"Files": entries + self.extra_listing}}
 
-    def fetch_manifest(self, endpoint, model_id, revision, token=None, timeout=60, reserved_names=()):
-        self.listings.append({"endpoint": endpoint, "model_id": model_id, "revision": revision, "token": token})
+    def fetch_manifest(self, endpoint, model_id, revision, reserved_names=(), client=None):
+        self.listings.append({"endpoint": endpoint, "model_id": model_id, "revision": revision,
+                              "token": client.token, "client": client})
         if self.hub_errors:
             raise self.hub_errors.pop(0)
         manifest = parse_listing(self.listing(), revision, reserved_names)
@@ -65,8 +66,12 @@ class World(object):
     def run_command(self, module, args, data=None, environ_update=None, cwd=None, pass_fds=None, **kwargs):
         request = json.loads(data)
         self.runs.append({"args": list(args), "request": request, "env": dict(environ_update or {}), "cwd": cwd,
-                          "pass_fds": pass_fds, "marker_present": os.path.exists(
-                              file_verify.marker_path(request["local_dir"]))})
+                          "pass_fds": pass_fds, "marker_in_local_dir": os.path.exists(
+                              file_verify.marker_path(request["local_dir"])),
+                          "model_dir_marker": file_verify.read_marker(self.model_dir)[0],
+                          "model_dir_files": {rel: open(os.path.join(self.model_dir, rel), "rb").read()
+                                              for rel in self.files
+                                              if os.path.isfile(os.path.join(self.model_dir, rel))}})
         if self.on_sdk:
             self.on_sdk(request)
         for item in request["files"]:
@@ -228,14 +233,31 @@ def test_full_rerun_repairs_a_silently_corrupted_file(world):
     assert open(path, "rb").read() == world.files["model.safetensors"]
 
 
-def test_hub_moved_revision_refetches_only_changed_files_and_removes_the_marker_first(world):
+def test_hub_moved_revision_refetches_only_changed_files_old_revision_intact_until_verified(world):
     run(world)
+    old = dict(world.files)
     world.files["config.json"] = b'{"model_type": "y"}'
     res = run(world)
     assert res["changed"] and res["files_fetched"] == 1 and res["hashed_files"] == 2   # the old copy + new one
-    assert world.runs[-1]["marker_present"] is False
+    during = world.runs[-1]
+    # while the SDK ran, the model directory still held the previous revision, whole, with its marker
+    assert during["model_dir_marker"] is not None and during["model_dir_files"] == old
+    assert during["marker_in_local_dir"] is False and not during["request"]["local_dir"].startswith(world.model_dir)
     marker = file_verify.read_marker(world.model_dir)[0]
     assert {f["path"]: f["sha256"] for f in marker["files"]}["config.json"] == sha(b'{"model_type": "y"}')
+    assert open(os.path.join(world.model_dir, "config.json"), "rb").read() == b'{"model_type": "y"}'
+
+
+def test_a_failed_update_leaves_the_previous_revision_and_its_marker(world):
+    run(world)
+    before = file_verify.read_marker(world.model_dir)[0]
+    world.files["model.safetensors"] = b"V" * 5000
+    world.served["model.safetensors"] = b"X" * 5000          # the new revision's bytes arrive damaged
+    res = run(world)
+    assert res["failed"] and "model.safetensors (sha256" in res["msg"]
+    assert file_verify.read_marker(world.model_dir)[0] == before
+    assert open(os.path.join(world.model_dir, "model.safetensors"), "rb").read() == b"W" * 5000
+    assert file_verify.quick_check(world.model_dir, before["files"]) == []
 
 
 def test_existing_correct_files_without_marker_are_hashed_not_fetched(world):
@@ -258,8 +280,10 @@ def test_corrupted_file_fails_is_deleted_and_no_marker(world):
     assert res["failed"] and res["complete"] is False
     assert "1 of 5 file(s)" in res["msg"] and "model.safetensors (sha256" in res["msg"]
     assert list(res["failed_files"]) == ["model.safetensors"]
-    assert not os.path.exists(os.path.join(world.model_dir, "model.safetensors"))
-    assert os.path.exists(os.path.join(world.model_dir, "config.json"))
+    assert tree(world.model_dir) == []                       # nothing unverified-complete is put in place
+    staging = modelscope_download.staging_path_for(world.model_dir)
+    assert not os.path.exists(os.path.join(staging, "files", "model.safetensors"))   # the bad file is deleted
+    assert os.path.isfile(os.path.join(staging, "files", "config.json"))             # good ones wait there
     assert file_verify.read_marker(world.model_dir)[0] is None
 
 
@@ -368,8 +392,9 @@ def test_check_mode_on_a_complete_directory(world):
 
 
 def test_check_mode_counts_partial_bytes(world):
-    os.makedirs(world.model_dir)
-    open(os.path.join(world.model_dir, "model.safetensors.incomplete"), "wb").write(b"W" * 1000)
+    staging_files = os.path.join(modelscope_download.staging_path_for(world.model_dir), "files")
+    os.makedirs(staging_files)
+    open(os.path.join(staging_files, "model.safetensors.incomplete"), "wb").write(b"W" * 1000)
     res = run(world, check_mode=True, include=["model.safetensors"])
     assert res["would_fetch"] == [{"path": "model.safetensors", "size": 5000, "have": 1000}]
     assert res["would_fetch_bytes"] == 4000
@@ -511,3 +536,152 @@ def test_runner_without_the_sdk(tmp_path):
     rc, outcome, _seen = run_runner(tmp_path, {"modelscope_hub": "raise ImportError('no hub')",
                                                "modelscope": "raise ImportError('no sdk')"}, FILES)
     assert rc == 3 and outcome["ok"] is False and "cannot be imported" in outcome["error"]
+
+
+# ------------------------------------------------------------------ staying inside the model directory (issue 9)
+def snapshot_of(root):
+    """Every entry under ``root`` with its kind, mode, owner and content (links not followed)."""
+    found = {}
+    for base, dirs, files in os.walk(root):
+        for name in dirs + files:
+            path = os.path.join(base, name)
+            st = os.lstat(path)
+            content = open(path, "rb").read() if os.path.isfile(path) and not os.path.islink(path) else None
+            found[os.path.relpath(path, root)] = (st.st_mode, st.st_uid, st.st_gid, content)
+    return found
+
+
+@pytest.fixture
+def elsewhere(tmp_path):
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (outside / "file").write_bytes(b"precious\n")
+    os.chmod(str(outside / "file"), 0o640)
+    return outside
+
+
+def test_symlinked_subdirectory_planted_during_the_download_is_never_written_through(world, elsewhere):
+    world.files["zz/extra.txt"] = b"extra\n"
+    before = snapshot_of(str(elsewhere))
+
+    def plant(_request):
+        os.symlink(str(elsewhere), os.path.join(world.model_dir, "zz"))
+    world.on_sdk = plant
+    owner = "65534" if os.geteuid() == 0 else None
+    res = run(world, mode="0666", dir_mode="0777", **({"owner": owner, "group": owner} if owner else {}))
+    assert res["failed"] and "zz" in res["msg"] and "no completion marker" in res["msg"]
+    assert res.get("complete") is False and not os.path.exists(file_verify.marker_path(world.model_dir))
+    assert snapshot_of(str(elsewhere)) == before           # nothing written, chowned or chmoded outside
+    assert os.stat(str(elsewhere)).st_mode & 0o777 != 0o777
+
+
+def test_symlinked_partial_file_planted_during_the_download_is_never_written_through(world, elsewhere):
+    before = snapshot_of(str(elsewhere))
+
+    def plant(_request):
+        os.symlink(str(elsewhere / "file"), os.path.join(world.model_dir, "config.json.incomplete"))
+    world.on_sdk = plant
+    res = run(world, mode="0666")
+    assert res["failed"] and "config.json.incomplete" in res["msg"]
+    assert not os.path.exists(file_verify.marker_path(world.model_dir))
+    assert snapshot_of(str(elsewhere)) == before
+
+
+def test_the_sdk_never_writes_into_the_model_directory_and_the_staging_is_private(world):
+    seen = {}
+
+    def look(request):
+        st = os.lstat(os.path.dirname(request["local_dir"]))
+        seen.update(mode=st.st_mode & 0o777, uid=st.st_uid, local_dir=request["local_dir"])
+    world.on_sdk = look
+    res = run(world)
+    assert res["complete"], res.get("msg")
+    assert seen["mode"] == 0o700 and seen["uid"] == os.geteuid()
+    assert os.path.dirname(os.path.dirname(seen["local_dir"])) == os.path.dirname(world.model_dir)
+    assert not os.path.exists(os.path.dirname(seen["local_dir"]))     # removed once the files are in place
+
+
+def test_a_staging_directory_others_could_enter_is_replaced(world):
+    staging = modelscope_download.staging_path_for(world.model_dir)
+    os.makedirs(os.path.join(staging, "files"))
+    os.chmod(staging, 0o777)
+    open(os.path.join(staging, "files", "config.json"), "wb").write(world.files["config.json"])
+    res = run(world)
+    assert res["complete"] and res["files_fetched"] == 5 and res.get("files_staged") == 0
+
+
+def test_revision_with_dotdot_is_refused_before_any_request(world):
+    res = run(world, revision="../tiny-model/master")
+    assert res["failed"] and "revision '../tiny-model/master' is not valid" in res["msg"]
+    assert world.listings == [] and world.runs == [] and not os.path.exists(os.path.dirname(world.model_dir))
+
+
+def test_sdk_that_cannot_be_imported_is_the_first_thing_said(world, monkeypatch):
+    world.not_written.update(world.files)
+    world.sdk_rc = 3
+
+    def no_sdk(module, args, data=None, **kwargs):
+        out = json.dumps({"ok": False, "api": None, "failed": {},
+                          "error": "the ModelScope SDK cannot be imported by /usr/bin/python3: ModuleNotFoundError"})
+        return 3, out + "\n", ""
+    monkeypatch.setattr(world, "run_command", no_sdk)
+    res = run(world)
+    assert res["failed"] and res["msg"].startswith(
+        "cannot download o/n@master: the ModelScope SDK cannot be imported by /usr/bin/python3")
+    assert "size/sha256" not in res["msg"]
+
+
+def test_refused_model_dir_symlink_leaves_no_lock_file(world, tmp_path):
+    target = tmp_path / "target-dir"
+    os.makedirs(os.path.dirname(world.model_dir))
+    os.symlink(str(target / "missing"), world.model_dir)            # dangling
+    res = run(world)
+    assert res["failed"] and "is a symlink to" in res["msg"]
+    assert not os.path.exists(str(target)) and world.listings == []
+    assert [n for n in os.listdir(os.path.dirname(world.model_dir)) if n.endswith(".llmops-lock")] == []
+    os.unlink(world.model_dir)
+    (tmp_path / "plain").write_bytes(b"x")
+    os.symlink(str(tmp_path / "plain"), world.model_dir)            # a link to a file
+    res = run(world)
+    assert res["failed"] and "not a directory" in res["msg"]
+    assert [n for n in os.listdir(str(tmp_path)) if n.endswith(".llmops-lock")] == []
+
+
+def test_model_dir_symlink_to_a_directory_is_followed_once(world, tmp_path):
+    real = tmp_path / "disk2" / "n"
+    real.mkdir(parents=True)
+    os.makedirs(os.path.dirname(world.model_dir))
+    os.symlink(str(real), world.model_dir)
+    res = run(world)
+    assert res["complete"], res.get("msg")
+    assert sorted(os.listdir(str(real))) == sorted(["config.json", "model.safetensors", "sub", "pytorch_model.bin",
+                                                     "modeling_x.py", file_verify.MARKER_NAME])
+
+
+@pytest.mark.parametrize("params, fragment", [
+    ({"mode": "u=rw"}, "mode 'u=rw' is not valid: expected an octal mode"),
+    ({"dir_mode": "999"}, "dir_mode '999' is not valid"),
+    ({"owner": "no-such-user-llmops"}, "owner 'no-such-user-llmops' is not valid"),
+    ({"group": "no-such-group-llmops"}, "group 'no-such-group-llmops' is not valid"),
+    ({"timeout": 0}, "timeout 0 is not valid"),
+    ({"ca_path": "/nonexistent/ca.pem"}, "ca_path '/nonexistent/ca.pem' is not valid"),
+])
+def test_bad_client_and_attribute_options_fail_before_anything(world, params, fragment):
+    res = run(world, **params)
+    assert res["failed"] and fragment in res["msg"], res["msg"]
+    assert world.listings == [] and not os.path.exists(os.path.dirname(world.model_dir))
+
+
+def test_ca_and_proxy_reach_the_sdk_in_its_environment_never_argv(world, tmp_path):
+    ca = tmp_path / "ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n")
+    res = run(world, ca_path=str(ca), use_proxy=False, validate_certs=False)
+    assert res["complete"], res.get("msg")
+    sdk = world.runs[-1]
+    assert sdk["env"]["REQUESTS_CA_BUNDLE"] == sdk["env"]["SSL_CERT_FILE"] == str(ca)
+    assert sdk["env"]["https_proxy"] == "" and sdk["env"]["NO_PROXY"] == "*"
+    assert sdk["request"]["validate_certs"] is False
+    assert str(ca) not in json.dumps(sdk["args"])
+    client = world.listings[-1]["client"]
+    assert client.token == TOKEN and client.timeout == 60
+

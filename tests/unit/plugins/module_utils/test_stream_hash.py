@@ -1,0 +1,110 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) llmops.deploy developers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""stream_hash: hashing files while a writer appends to them, stepped by hand (no threads, no timing)."""
+
+import hashlib
+import os
+import time
+
+from ansible_collections.llmops.deploy.plugins.module_utils.stream_hash import FollowHasher, hash_files
+
+
+def sha(data):
+    return hashlib.sha256(data).hexdigest()
+
+
+def follower(tmp_path, *entries):
+    return FollowHasher(str(tmp_path), [{"path": p, "size": s} for p, s in entries], chunk=7)
+
+
+def append(path, data):
+    with open(str(path), "ab") as handle:
+        handle.write(data)
+
+
+def test_bytes_hashed_as_they_arrive_then_renamed(tmp_path):
+    data = b"0123456789" * 10
+    hasher = follower(tmp_path, ("a.bin", len(data)))
+    item = hasher.items[0]
+    assert hasher._advance(item) is False                       # nothing there yet
+    append(tmp_path / "a.bin.incomplete", data[:30])
+    assert hasher._advance(item) and item.offset == 30
+    append(tmp_path / "a.bin.incomplete", data[30:])
+    assert hasher._advance(item) and item.offset == len(data)
+    os.rename(str(tmp_path / "a.bin.incomplete"), str(tmp_path / "a.bin"))
+    assert hasher.finish() == {"a.bin": sha(data)}
+    assert hasher.bytes_followed == len(data)
+
+
+def test_a_file_deleted_and_started_again_is_followed_from_its_first_byte(tmp_path):
+    good = b"G" * 50
+    hasher = follower(tmp_path, ("a.bin", len(good)))
+    item = hasher.items[0]
+    append(tmp_path / "a.bin.incomplete", b"B" * 50)            # a first attempt, bad bytes
+    hasher._advance(item)
+    os.unlink(str(tmp_path / "a.bin.incomplete"))               # the writer's own retry
+    append(tmp_path / "a.bin.incomplete", good[:20])
+    hasher._advance(item)                                        # notices the deletion
+    hasher._advance(item)
+    append(tmp_path / "a.bin.incomplete", good[20:])
+    os.rename(str(tmp_path / "a.bin.incomplete"), str(tmp_path / "a.bin"))
+    assert hasher.finish() == {"a.bin": sha(good)} and item.restarts == 1
+
+
+def test_a_file_that_shrinks_is_read_again(tmp_path):
+    hasher = follower(tmp_path, ("a.bin", 40))
+    item = hasher.items[0]
+    append(tmp_path / "a.bin.incomplete", b"X" * 30)
+    hasher._advance(item)
+    with open(str(tmp_path / "a.bin.incomplete"), "r+b") as handle:
+        handle.truncate(0)
+        handle.write(b"Y" * 10)
+    hasher._advance(item)
+    hasher._advance(item)
+    append(tmp_path / "a.bin.incomplete", b"Y" * 30)
+    os.rename(str(tmp_path / "a.bin.incomplete"), str(tmp_path / "a.bin"))
+    assert hasher.finish() == {"a.bin": sha(b"Y" * 40)}
+
+
+def test_a_final_file_that_is_not_the_followed_inode_is_not_vouched_for(tmp_path):
+    hasher = follower(tmp_path, ("a.bin", 10), ("never.bin", 5))
+    item = hasher.items[0]
+    append(tmp_path / "a.bin.incomplete", b"A" * 10)
+    hasher._advance(item)
+    (tmp_path / "other").write_bytes(b"A" * 10)
+    os.rename(str(tmp_path / "other"), str(tmp_path / "a.bin"))   # a different inode took the name
+    assert hasher.finish() == {}
+
+
+def test_a_file_of_the_wrong_size_is_left_to_the_full_check(tmp_path):
+    hasher = follower(tmp_path, ("a.bin", 10))
+    append(tmp_path / "a.bin.incomplete", b"A" * 12)
+    hasher._advance(hasher.items[0])
+    os.rename(str(tmp_path / "a.bin.incomplete"), str(tmp_path / "a.bin"))
+    assert hasher.finish() == {}
+
+
+def test_threads_follow_a_whole_download(tmp_path):
+    files = dict(("f%d.bin" % i, os.urandom(100000 + i)) for i in range(5))
+    hasher = FollowHasher(str(tmp_path), [{"path": p, "size": len(d)} for p, d in files.items()], workers=2,
+                          poll=0.001, chunk=4096).start()
+    items = dict((item.entry["path"], item) for item in hasher.items)
+    for path, data in files.items():
+        for start in range(0, len(data), 10000):
+            append(tmp_path / (path + ".incomplete"), data[start:start + 10000])
+        # the writer renames only once the reader is through (a condition, not a duration)
+        deadline = time.monotonic() + 60
+        while items[path].offset < len(data) and time.monotonic() < deadline:
+            time.sleep(0.001)
+        os.rename(str(tmp_path / (path + ".incomplete")), str(tmp_path / path))
+    assert hasher.finish() == dict((p, sha(d)) for p, d in files.items())
+
+
+def test_hash_files_in_parallel(tmp_path):
+    files = dict(("d/f%d" % i, os.urandom(1000 * i)) for i in range(6))
+    (tmp_path / "d").mkdir()
+    for path, data in files.items():
+        (tmp_path / path).write_bytes(data)
+    assert hash_files(str(tmp_path), list(files) + ["d/missing"], workers=3) == dict(
+        [(p, sha(d)) for p, d in files.items()] + [("d/missing", None)])
