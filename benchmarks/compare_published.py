@@ -1,23 +1,21 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) llmops.deploy developers
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Our detailed estimate next to published vLLM memory figures for the same model, context, GPU and TP size.
+"""Our detailed estimate next to published vLLM start-up logs: weights, KV cache, KV tokens, the engine's verdict.
 
-Run from the repository root: ``.venv/bin/python benchmarks/compare_published.py`` (add ``--markdown`` for a table).
+Run from the repository root: ``.venv/bin/python benchmarks/compare_published.py`` (``--markdown`` for a table).
 
-Published figures (vLLM's own startup log lines, as reported):
+Every fixture is ``tests/fixtures/vllm_logs/published/<name>.log`` (the published excerpt, verbatim) and
+``<name>.json`` (source, vLLM version, model, GPU, utilisation, context, TP and the figures the log shows). Our side
+is plugins/module_utils/engine_memory.py under the rules of the fixture's vLLM version (``rules_version``), with
+the weights computed from the model's config.json by the detailed method (no safetensors headers). Fixtures of the
+V0 engine (older generation) are shown but not judged.
 
-* llm-d's measurements of vLLM on one H100 (79.18 GiB as torch reports it), gpu_memory_utilization 0.9,
-  max_model_len 16000: https://github.com/llm-d/llm-d-benchmark/blob/main/config_explorer/empirical-vllm-memory-results.md
-  ("Model loading took ... GiB", peak activation, non-torch memory, "Available KV cache memory").
-* vLLM issue #21348, Qwen3-235B-A22B-FP8 with --tensor-parallel-size 4 on H100s, default settings
-  ("Available KV cache memory: 8.11 GiB", "GPU KV cache size: 178,880 tokens"):
-  https://github.com/vllm-project/vllm/issues/21348
-
-The activation constants of the detailed method come from the first source, so its Llama/Qwen3-32B rows check the
-weights and KV arithmetic rather than the activation figure; the Qwen3-235B MoE row is independent of it.
+The tests (tests/unit/plugins/module_utils/test_engine_memory.py) hold the targets: KV cache within +-15 % and
+weights within +-3 % on every V1 fixture, and the verdict (starts / refused) the engine's.
 """
 
+import glob
 import json
 import os
 import sys
@@ -25,74 +23,135 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, ".collections"))
 
-from ansible_collections.llmops.deploy.plugins.module_utils import detailed_sizing, sizing  # noqa: E402
+from ansible_collections.llmops.deploy.plugins.module_utils import (  # noqa: E402
+    architecture, detailed_sizing, engine_memory)
 
-GIB = 2 ** 30
-H100_TORCH_MIB = 81080  # 79.18 GiB, the total vLLM sees on an H100 80GB HBM3 (nvidia-smi: 81559 MiB)
-LLM_D = ("llm-d empirical vLLM results (H100, max_model_len 16000)",
-         "https://github.com/llm-d/llm-d-benchmark/blob/main/config_explorer/empirical-vllm-memory-results.md")
-VLLM_21348 = ("vLLM issue #21348 (4 x H100, TP 4)", "https://github.com/vllm-project/vllm/issues/21348")
-
-# config fixture, label, TP, context, published {weights_gib, kv_gib, kv_tokens}, source
-CASES = (
-    ("llama-3.1-8b", "Llama-3.1-8B-Instruct (BF16)", 1, 16000,
-     {"weights_gib": 14.99, "kv_gib": 51.38, "kv_tokens": None}, LLM_D),
-    ("llama-3.3-70b-instruct-fp8-dynamic", "Llama-3.3-70B-Instruct-FP8-dynamic", 2, 16000,
-     {"weights_gib": 33.88, "kv_gib": 32.0, "kv_tokens": None}, LLM_D),
-    ("qwen3-32b", "Qwen3-32B (BF16)", 1, 16000,
-     {"weights_gib": 61.03, "kv_gib": 4.45, "kv_tokens": None}, LLM_D),
-    ("qwen3-235b-a22b-fp8", "Qwen3-235B-A22B-FP8 (MoE)", 4, 40960,
-     {"weights_gib": None, "kv_gib": 8.11, "kv_tokens": 178880}, VLLM_21348),
-)
+FIXTURES = os.path.join(ROOT, "tests", "fixtures", "vllm_logs", "published")
+GIB = float(2 ** 30)
+KV_TOLERANCE = 0.15
+WEIGHTS_TOLERANCE = 0.03
 
 
-def estimate(name, tp, context):
-    with open(os.path.join(ROOT, "tests", "fixtures", "configs", name + ".json")) as handle:
-        config = json.load(handle)
-    sized = sizing.size_model(method="detailed", config=config, context_length=context)
+def load_fixtures(directory=FIXTURES):
+    """Every fixture's metadata, sorted by name, with its log excerpt's text under ``log``."""
+    fixtures = []
+    for path in sorted(glob.glob(os.path.join(directory, "*.json"))):
+        with open(path) as handle:
+            meta = json.load(handle)
+        with open(path[:-5] + ".log") as handle:
+            meta["log"] = handle.read()
+        fixtures.append(meta)
+    return fixtures
+
+
+def _config(meta):
+    with open(os.path.join(ROOT, meta["config"])) as handle:
+        return json.load(handle)
+
+
+def evaluate(meta, max_model_len=None):
+    """Our figures for one fixture (per GPU): weights, KV bytes and tokens, parts, and the verdict."""
+    config = _config(meta)
+    sized = detailed_sizing.requirements({"config": config, "context_length": None})
     inputs = sized["plan_inputs"]
-    parts = detailed_sizing.per_gpu_requirement(inputs, tp, 1, context, 1)
-    budget = int(H100_TORCH_MIB * 2 ** 20 * 0.9)
-    kv_room = budget - (parts["total"] - parts["kv_cache"])
-    per_token_gpu = detailed_sizing.kv_bytes(inputs["kv"], 1, tp, 1)
+    tp = meta["tensor_parallel_size"]
+    context = max_model_len or meta["max_model_len"]
+    weights = detailed_sizing.per_gpu_requirement(inputs, tp, 1, context, 1)["weights"]
+    facts = architecture.parse_config(config)
+    profile = engine_memory.profile_from_facts(facts)
+    room = engine_memory.kv_room(profile, weights, meta["gpu_memory_mib"], meta["gpu_memory_utilization"], tp=tp,
+                                 gpu_name=meta.get("gpu"), max_model_len=context, entry_point=meta.get("entry_point"),
+                                 version=meta.get("rules_version"))
+    per_token = detailed_sizing.kv_bytes(inputs["kv"], 1, tp, 1)
+    tokens = engine_memory.kv_tokens(room["kv_cache_bytes"], per_token)
+    one_sequence = detailed_sizing.kv_bytes(inputs["kv"], context, tp, 1)
+    starts = room["starts"] and room["kv_cache_bytes"] >= one_sequence
     return {
-        "weights_gib": parts["weights"] / float(GIB),
-        "kv_gib": kv_room / float(GIB),
-        "kv_tokens": int(kv_room // per_token_gpu) if kv_room > 0 else 0,
-        "max_context": detailed_sizing.max_context_length(inputs, tp, 1, budget, 1),
-        "seed_gpu_gb": sized["seed"]["gpu_memory_gb"],
+        "weights_gib": weights / GIB,
+        "kv_cache_gib": room["kv_cache_bytes"] / GIB,
+        "kv_tokens": tokens,
+        "kv_bytes_per_token": per_token,
+        "activation_gib": room["activation_bytes"] / GIB,
+        "non_torch_gib": room["non_torch_bytes"] / GIB,
+        "cuda_graph_gib": room["cuda_graph_in_budget_bytes"] / GIB,
+        "max_num_batched_tokens": room["max_num_batched_tokens"],
+        "max_num_seqs": room["max_num_seqs"],
+        "outcome": "started" if starts else "refused",
+        "room": room,
     }
 
 
-def _fmt(value, digits=2):
-    if value is None:
-        return "-"
-    return "{:,}".format(value) if isinstance(value, int) else ("%.*f" % (digits, value))
+def published_kv_tokens(meta):
+    """The log's KV tokens, or (where the source prints only GiB) the tokens that many GiB hold."""
+    pub = meta["published"]
+    if pub.get("kv_tokens"):
+        return pub["kv_tokens"], "log"
+    if pub.get("kv_cache_gib") is not None and pub["kv_cache_gib"] > 0:
+        ours = evaluate(meta)
+        return engine_memory.kv_tokens(int(pub["kv_cache_gib"] * GIB), ours["kv_bytes_per_token"]), "from GiB"
+    return None, None
 
 
 def rows():
-    for name, label, tp, context, published, source in CASES:
-        ours = estimate(name, tp, context)
-        yield label, tp, context, ours, published, source
+    for meta in load_fixtures():
+        if meta["generation"] != "V1":
+            yield meta, None
+            continue
+        yield meta, evaluate(meta)
+
+
+def _ratio(ours, theirs):
+    if ours is None or theirs in (None, 0):
+        return "-"
+    return "%.2f" % (float(ours) / theirs)
+
+
+def _num(value, digits=2):
+    if value is None:
+        return "-"
+    if isinstance(value, int):
+        return "{:,}".format(value)
+    return "%.*f" % (digits, value)
+
+
+def table():
+    header = ("fixture", "GPU x TP", "vLLM", "util", "context", "weights/GPU GiB ours / log (ratio)",
+              "KV GiB ours / log (ratio)", "KV tokens ours / log (ratio)", "verdict ours / engine")
+    lines = [header]
+    for meta, ours in rows():
+        pub = meta["published"]
+        gpu = "%s x %d" % (meta["gpu"].replace("NVIDIA ", "").replace("GeForce ", ""), meta["tensor_parallel_size"])
+        version = meta.get("vllm_version") or "~%s" % meta.get("rules_version")
+        if ours is None:
+            lines.append((meta["name"] + " (V0, not judged)", gpu, version, str(meta["gpu_memory_utilization"]),
+                          "{:,}".format(meta["max_model_len"]), "- / %s" % _num(pub.get("weights_gib")),
+                          "- / %s" % _num(pub.get("kv_cache_gib")), "- / %s" % _num(pub.get("kv_tokens")),
+                          "- / %s" % meta["engine_outcome"]))
+            continue
+        log_tokens, how = published_kv_tokens(meta)
+        lines.append((
+            meta["name"], gpu, version, str(meta["gpu_memory_utilization"]), "{:,}".format(meta["max_model_len"]),
+            "%s / %s (%s)" % (_num(ours["weights_gib"]), _num(pub.get("weights_gib")),
+                              _ratio(ours["weights_gib"], pub.get("weights_gib"))),
+            "%s / %s (%s)" % (_num(ours["kv_cache_gib"]), _num(pub.get("kv_cache_gib")),
+                              _ratio(ours["kv_cache_gib"], pub.get("kv_cache_gib"))),
+            "%s / %s%s (%s)" % (_num(ours["kv_tokens"]), _num(log_tokens), "*" if how == "from GiB" else "",
+                                _ratio(ours["kv_tokens"], log_tokens)),
+            "%s / %s" % (ours["outcome"], meta["engine_outcome"])))
+    return lines
 
 
 def main(argv):
-    markdown = "--markdown" in argv
-    header = ("model", "TP", "context", "weights/GPU GiB ours | vLLM", "KV cache GiB ours | vLLM",
-              "KV tokens ours | vLLM", "seed GPU GB", "source")
-    if markdown:
-        print("| " + " | ".join(h.replace("|", "\\|") for h in header) + " |")
-        print("|" + "---|" * len(header))
-    for label, tp, context, ours, pub, source in rows():
-        cells = (label, str(tp), "{:,}".format(context),
-                 "%s \\| %s" % (_fmt(ours["weights_gib"]), _fmt(pub["weights_gib"])),
-                 "%s \\| %s" % (_fmt(ours["kv_gib"]), _fmt(pub["kv_gib"])),
-                 "%s \\| %s" % (_fmt(ours["kv_tokens"]), _fmt(pub["kv_tokens"])),
-                 _fmt(ours["seed_gpu_gb"], 1), "[%s](%s)" % source)
-        if markdown:
-            print("| " + " | ".join(cells) + " |")
-        else:
-            print("  ".join(c.replace("\\|", "|") for c in cells[:-1]) + "  " + source[0])
+    lines = table()
+    if "--markdown" in argv:
+        print("| " + " | ".join(lines[0]) + " |")
+        print("|" + "---|" * len(lines[0]))
+        for line in lines[1:]:
+            print("| " + " | ".join(line) + " |")
+        print("\n\\* the source prints KV GiB only; tokens are the whole 16-token blocks that many GiB hold.")
+    else:
+        for line in lines:
+            print("  ".join(line))
     return 0
 
 

@@ -10,15 +10,18 @@ Pure functions, standard library only (runs on targets with Python >= 3.8). Inpu
     weights / (TP x PP)  (+ parts every rank holds: norms, routers, MLA down-projections; K/V projections once TP
                           exceeds the KV heads)
   + KV cache            = KV bytes per token (on this GPU) x context length x concurrent sequences
-  + activation peak     (a measured constant, below)
-  + non-torch overhead  (CUDA runtime, NCCL buffers: a measured constant, below)
-  <= GPU memory x gpu_memory_utilization
+  + activation peak     (the engine's profiling run: plugins/module_utils/engine_memory.py)
+  + non-torch overhead  (CUDA runtime, NCCL buffers, persistent buffers, CUDA graphs where the engine counts them)
+  <= the GPU's memory as the engine sees it (less than nvidia-smi's total) x gpu_memory_utilization
 
 This is how vLLM budgets a GPU: it reserves ``gpu_memory_utilization`` of the device, subtracts the weights, the peak
 activation memory of a profiling run and the non-torch memory, and gives the rest to the KV cache
 (https://docs.vllm.ai/en/latest/configuration/conserving_memory.html; the llm-d capacity planner models it the same
 way: https://github.com/llm-d/llm-d-benchmark/blob/main/config_explorer/src/config_explorer/capacity_planner.py).
-The CUDA context and CUDA graphs live in the remaining ``1 - gpu_memory_utilization``.
+The activation peak depends on the profiling batch (``max_num_batched_tokens``), whose default depends on the GPU's
+memory class and the entry point, so the per-GPU plan recomputes it for the GPU it plans on (engine_memory.py has
+the rules of the pinned vLLM, with file references). Measured constants from a calibration file replace the modelled
+ones when given (option ``calibration``), with the modelled value kept beside.
 
 Every figure carries a ``source``: ``read: ...`` when it comes from the headers or the config, ``estimated: ...``
 when it rests on a constant or an assumption.
@@ -27,7 +30,7 @@ when it rests on a constant or an assumption.
 import math
 from fractions import Fraction
 
-from ansible_collections.llmops.deploy.plugins.module_utils import architecture, sizing
+from ansible_collections.llmops.deploy.plugins.module_utils import architecture, engine_memory, sizing
 from ansible_collections.llmops.deploy.plugins.module_utils.sizing_errors import SizingInputError
 
 GIB = 2 ** 30
@@ -40,30 +43,12 @@ DEFAULT_CONCURRENCY = 1
 DEFAULT_CONTEXT_CAP = 8192
 KV_CACHE_DTYPES = sizing.KV_CACHE_DTYPE_CHOICES
 
-# ---------------------------------------------------------------------------------------------------------------
-# Activation peak and runtime overhead, per GPU. Source: llm-d's measurements of vLLM on one H100 (79.18 GiB) at
-# max_model_len 16000, gpu_memory_utilization 0.9, vLLM's default batch limits
-# (https://github.com/llm-d/llm-d-benchmark/blob/main/config_explorer/empirical-vllm-memory-results.md):
-#   peak activation   Llama-3.1-8B 4.76 GiB, Llama-3.3-70B-FP8 (TP 2) 4.84, Qwen3-0.6B 5.56, Qwen3-32B 5.64,
-#                     gpt-oss-20b/120b (MoE) 7.38 GiB; it does not grow with max_model_len (Qwen3-0.6B: the same
-#                     5.56 GiB at 16000 and 32000) nor shrink with TP;
-#   non-torch memory  0.13-0.14 GiB at TP 1, 0.55 GiB at TP 2 (NCCL buffers);
-#   CUDA graphs       -0.45 to +1.03 GiB, outside the gpu_memory_utilization budget in those runs.
-# The profiling run's batch (max_num_batched_tokens) sets the activation peak, so a smaller batch limit needs less.
-# ---------------------------------------------------------------------------------------------------------------
-ACTIVATION_GIB_BY_ARCHITECTURE = {
-    "LlamaForCausalLM": Fraction("4.8"),
-    "Qwen2ForCausalLM": Fraction("5.6"),
-    "Qwen3ForCausalLM": Fraction("5.6"),
-}
-ACTIVATION_GIB_DENSE = Fraction("5.5")
-ACTIVATION_GIB_MOE = Fraction("8.0")
-NON_TORCH_GIB_SINGLE = Fraction("0.15")
-NON_TORCH_GIB_PARALLEL = Fraction("0.6")
-ACTIVATION_SOURCE = ("estimated: vLLM's measured peak activation memory for %s models (llm-d measurements on H100, "
-                     "max_model_len 16000)")
-OVERHEAD_SOURCE = ("estimated: vLLM's measured non-torch memory (CUDA runtime%s; llm-d measurements on H100); the "
-                   "CUDA context and CUDA graphs sit in the 1 - gpu_memory_utilization headroom")
+# Engine options of the detailed method (vLLM's own names); engine_memory.py holds their defaults and rules.
+ENGINE_OPTION_KEYS = ("max_num_batched_tokens", "max_num_seqs", "engine_entry_point", "engine_version", "calibration")
+# Without a GPU to plan on, the requirement is stated for the GPU memory class it lands in: first for a GPU under
+# 70 GiB, then, if the total does not fit one, for the larger class (larger profiling batch).
+NOMINAL_SMALL_GPU_MIB = 49140    # 48 GB class (RTX 6000 Ada / A6000): the profiling batch of GPUs under 70 GiB
+NOMINAL_LARGE_GPU_MIB = 81559    # H100 80GB: the profiling batch of GPUs of 70 GiB and more
 
 # ---------------------------------------------------------------------------------------------------------------
 # Effective bits per quantised weight, scales and zero points included.
@@ -264,21 +249,54 @@ def kv_element_bytes(kv_cache_dtype, precision):
     return (4, "fp32") if precision == "fp32" else (2, "bf16/fp16 (auto: the model's activation dtype)")
 
 
-def activation_bytes(facts):
-    arch = facts.get("architecture")
-    if arch in ACTIVATION_GIB_BY_ARCHITECTURE:
-        gib, kind = ACTIVATION_GIB_BY_ARCHITECTURE[arch], arch
-    elif facts.get("moe"):
-        gib, kind = ACTIVATION_GIB_MOE, "mixture-of-experts"
-    else:
-        gib, kind = ACTIVATION_GIB_DENSE, "dense"
-    return int(gib * GIB), ACTIVATION_SOURCE % kind
+def engine_options(spec):
+    """The engine options of one spec, validated (``max_num_batched_tokens``, ``max_num_seqs``, ``entry_point``,
+    ``version``, ``calibration``)."""
+    opts = {}
+    for key in ("max_num_batched_tokens", "max_num_seqs"):
+        value = _as_int(spec.get(key))
+        opts[key] = None if value is None else sizing.check_positive_int(key, value, "tokens" if "tokens" in key
+                                                                           else "sequences")
+    opts["entry_point"] = engine_memory.check_entry_point(spec.get("engine_entry_point"))
+    version = spec.get("engine_version")
+    opts["version"] = engine_memory.PINNED_VERSION if version is None else str(version)
+    engine_memory.parse_version(opts["version"])
+    calibration = spec.get("calibration")
+    if calibration is not None and not isinstance(calibration, dict):
+        raise SizingInputError("calibration", calibration, "the constants llmops.deploy.calibration_lookup returns "
+                               "(a dict), or nothing")
+    opts["calibration"] = calibration or None
+    return opts
 
 
-def overhead_bytes(gpus_in_group):
-    if gpus_in_group > 1:
-        return int(NON_TORCH_GIB_PARALLEL * GIB), OVERHEAD_SOURCE % ", NCCL buffers with several GPUs"
-    return int(NON_TORCH_GIB_SINGLE * GIB), OVERHEAD_SOURCE % ""
+def engine_parts(inputs, tp, pp, gpu_mib, gpu_name=None, context_length=None):
+    """Activation peak, overhead (non-torch + CUDA graphs inside the budget) and budget on one GPU (engine_memory)."""
+    eng = inputs["engine"]
+    calibration = eng.get("calibration")
+    if calibration and (calibration.get("engine_version") != eng["version"] or
+                        (calibration.get("memory_total_mib") not in (None, gpu_mib))):
+        calibration = None
+    room = engine_memory.kv_room(
+        eng["profile"], 0, gpu_mib, inputs["gpu_memory_utilization"], tp=tp, pp=pp, gpu_name=gpu_name,
+        max_model_len=context_length or inputs["context_length"], entry_point=eng["entry_point"],
+        version=eng["version"], max_num_batched_tokens=eng["max_num_batched_tokens"],
+        max_num_seqs=eng["max_num_seqs"], calibration=calibration)
+    overhead = room["non_torch_bytes"] + room["cuda_graph_in_budget_bytes"]
+    return {"activations": room["activation_bytes"], "overhead": overhead, "budget": room["requested_bytes"],
+            "room": room}
+
+
+def _nominal_room(profile, opts, util, context, weights_and_kv):
+    """The engine parts for the GPU class the requirement lands in (no GPU given)."""
+    room = None
+    for mib in (NOMINAL_SMALL_GPU_MIB, NOMINAL_LARGE_GPU_MIB):
+        room = engine_memory.kv_room(profile, 0, mib, util, max_model_len=context, entry_point=opts["entry_point"],
+                                     version=opts["version"], max_num_batched_tokens=opts["max_num_batched_tokens"],
+                                     max_num_seqs=opts["max_num_seqs"])
+        total = weights_and_kv + room["activation_bytes"] + room["non_torch_bytes"] + room["cuda_graph_in_budget_bytes"]
+        if total <= room["requested_bytes"]:
+            break
+    return room
 
 
 def check_options(facts, context_length=None, concurrency=None, gpu_memory_utilization=None):
@@ -399,10 +417,18 @@ def requirements(spec):
     layout = kv_layout(facts, element)
     per_token = architecture.kv_bytes_per_token(facts, element)
     kv_total = kv_bytes(layout, context) * concurrency
-    act, act_source = activation_bytes(facts)
-    over, over_source = overhead_bytes(1)
+    opts = engine_options(spec)
+    profile = engine_memory.profile_from_facts(facts, 4 if precision == "fp32" else 2)
+    room = _nominal_room(profile, opts, util, context, weights["bytes"] + kv_total)
+    act, act_source = room["activation_bytes"], room["activation_source"] + (
+        "; for a GPU of %.0f GiB (no GPU given: the per-GPU plan recomputes it for the GPU it plans on)" % (
+            room["torch_total_bytes"] / float(GIB)))
+    over = room["non_torch_bytes"] + room["cuda_graph_in_budget_bytes"]
+    over_source = room["non_torch_source"] + (
+        "; %s" % room["cuda_graph_source"] if room["cuda_graph_in_budget_bytes"] else "")
     used = weights["bytes"] + kv_total + act + over
-    gpu_total = int(math.ceil(Fraction(used) / Fraction(str(util))))
+    # The engine applies gpu_memory_utilization to the memory torch sees, less than nvidia-smi's total.
+    gpu_total = int(math.ceil(Fraction(used) / Fraction(str(util)) / (1 - engine_memory.DRIVER_RESERVED_FRACTION)))
     kv_source = "read: config.json (%s, %s); %s tokens x %d sequence(s) at %d byte(s) per element%s" % (
         _kv_formula(facts, element), "{:,} bytes per token".format(per_token), "{:,}".format(context), concurrency,
         element, "; %d of %d layers keep only their %d-token window" % (
@@ -414,7 +440,10 @@ def requirements(spec):
         "activations": _part(act, act_source),
         "overhead": _part(over, over_source),
         "utilization_headroom": _part(gpu_total - used, "estimated: the %d%% of the GPU the engine leaves free "
-                                      "(gpu_memory_utilization %s)" % (round((1 - util) * 100), util)),
+                                      "(gpu_memory_utilization %s, the CUDA context lives there) and the %s%% of "
+                                      "nvidia-smi's total torch does not see" % (
+                                          round((1 - util) * 100), util,
+                                          float(engine_memory.DRIVER_RESERVED_FRACTION * 100))),
     }
     disk = summary["data_bytes"] if summary else weights["bytes"]
     return {
@@ -447,11 +476,30 @@ def requirements(spec):
         "gpu_memory_utilization": util,
         "architecture": _architecture_summary(facts),
         "sizing_warnings": warnings,
+        "engine_memory": {
+            "engine": engine_memory.ENGINE,
+            "engine_version": opts["version"],
+            "entry_point": opts["entry_point"],
+            "max_num_batched_tokens": room["max_num_batched_tokens"],
+            "max_num_seqs": room["max_num_seqs"],
+            "batch_source": room["batch_source"],
+            "rules_source": room["engine_rules"]["source"],
+            "calibration": opts["calibration"],
+        },
         "plan_inputs": {
             "weights_split": weights["split"],
             "weights_replicated": weights["replicated"],
             "weights_kv_proj": weights["kv_proj"],
             "activation": act,
+            "overhead": over,
+            "engine": {
+                "profile": profile,
+                "version": opts["version"],
+                "entry_point": opts["entry_point"],
+                "max_num_batched_tokens": opts["max_num_batched_tokens"],
+                "max_num_seqs": opts["max_num_seqs"],
+                "calibration": opts["calibration"],
+            },
             "kv": layout,
             "context_length": context,
             "concurrency": concurrency,
@@ -522,8 +570,12 @@ def tp_sizes(inputs, gpus_per_node):
     return valid, excluded
 
 
-def per_gpu_requirement(inputs, tp, pp, context_length=None, concurrency=None):
-    """Bytes one GPU of a TP x PP group needs, by part."""
+def per_gpu_requirement(inputs, tp, pp, context_length=None, concurrency=None, gpu_mib=None, gpu_name=None):
+    """Bytes one GPU of a TP x PP group needs, by part.
+
+    With ``gpu_mib`` (nvidia-smi's MiB of the GPU planned on) the activation peak and overhead are the engine's for
+    that GPU (its profiling batch, TP, CUDA graphs); without it, the figures of the GPU-less requirement.
+    """
     layout = inputs["kv"]
     context = inputs["context_length"] if context_length is None else context_length
     conc = inputs["concurrency"] if concurrency is None else concurrency
@@ -532,9 +584,14 @@ def per_gpu_requirement(inputs, tp, pp, context_length=None, concurrency=None):
     weights = (Fraction(inputs["weights_split"], tp * pp) + Fraction(inputs["weights_replicated"], pp)
                + inputs["weights_kv_proj"] * kv_share / pp)
     kv = kv_bytes(layout, context, tp, pp) * conc
-    over, _src = overhead_bytes(tp * pp)
-    parts = {"weights": int(math.ceil(weights)), "kv_cache": int(math.ceil(kv)), "activations": inputs["activation"],
-             "overhead": over}
+    if gpu_mib is not None and inputs.get("engine"):
+        eng = engine_parts(inputs, tp, pp, gpu_mib, gpu_name)
+        act, over = eng["activations"], eng["overhead"]
+    else:
+        act = inputs["activation"]
+        over = inputs.get("overhead", engine_memory.NON_TORCH_BASE_BYTES) + (
+            engine_memory.NON_TORCH_PARALLEL_BYTES if tp * pp > 1 else 0)
+    parts = {"weights": int(math.ceil(weights)), "kv_cache": int(math.ceil(kv)), "activations": act, "overhead": over}
     parts["total"] = sum(parts.values())
     return parts
 
@@ -543,11 +600,11 @@ def _fits(parts, budget, reserve):
     return sizing.with_reserve(parts["total"], reserve) <= budget if reserve else parts["total"] <= budget
 
 
-def max_context_length(inputs, tp, pp, budget, concurrency=None):
+def max_context_length(inputs, tp, pp, budget, concurrency=None, gpu_mib=None, gpu_name=None):
     """Largest context (tokens per sequence) whose KV cache fits next to the rest on one GPU; None if none does."""
     layout = inputs["kv"]
     conc = inputs["concurrency"] if concurrency is None else concurrency
-    fixed = per_gpu_requirement(inputs, tp, pp, 1, conc)
+    fixed = per_gpu_requirement(inputs, tp, pp, 1, conc, gpu_mib, gpu_name)
     room = budget - (fixed["total"] - fixed["kv_cache"])
     if room <= 0:
         return 0
@@ -564,10 +621,10 @@ def max_context_length(inputs, tp, pp, budget, concurrency=None):
     return low
 
 
-def max_concurrency(inputs, tp, pp, budget, context_length=None):
+def max_concurrency(inputs, tp, pp, budget, context_length=None, gpu_mib=None, gpu_name=None):
     """Sequences of ``context_length`` tokens whose KV cache fits on one GPU at once."""
     context = inputs["context_length"] if context_length is None else context_length
-    fixed = per_gpu_requirement(inputs, tp, pp, context, 1)
+    fixed = per_gpu_requirement(inputs, tp, pp, context, 1, gpu_mib, gpu_name)
     room = budget - (fixed["total"] - fixed["kv_cache"])
     if room <= 0 or not fixed["kv_cache"]:
         return 0
@@ -575,12 +632,14 @@ def max_concurrency(inputs, tp, pp, budget, context_length=None):
 
 
 def plan(sizing_result, per_gpu_mib, reserve=sizing.DEFAULT_RESERVE, gpus_per_node=sizing.DEFAULT_GPUS_PER_NODE,
-         available_gpus=None):
+         available_gpus=None, gpu_name=None):
     """GPUs of ``per_gpu_mib`` each for a detailed sizing result, checked per GPU.
 
     Tries every valid TP size inside a node (smallest first), then pipeline stages (doubling) at the largest TP.
     ``gpus`` is the smallest configuration whose per-GPU requirement times (1 + reserve) fits in the GPU's
-    memory x gpu_memory_utilization; ``gpus_minimum`` fits without the reserve. ``max_context_length`` and
+    memory as the engine sees it x gpu_memory_utilization (activation peak and overhead recomputed for this GPU:
+    its profiling batch depends on its memory class and, for 70 GiB and more, on ``gpu_name``: an A100 keeps the
+    smaller batch); ``gpus_minimum`` fits without the reserve. ``max_context_length`` and
     ``max_concurrency`` are for the configuration that would be deployed (on ``available_gpus`` when given).
     Keys are those of sizing.gpu_plan plus the per-GPU figures.
     """
@@ -589,7 +648,12 @@ def plan(sizing_result, per_gpu_mib, reserve=sizing.DEFAULT_RESERVE, gpus_per_no
     sizing.check_positive_int("memory_total_mib", per_gpu_mib, "MiB of one GPU, as nvidia-smi reports")
     inputs = sizing_result["plan_inputs"]
     per_gpu = sizing.mib_to_bytes(per_gpu_mib)
-    budget = int(per_gpu * Fraction(str(inputs["gpu_memory_utilization"])))
+    engine = inputs.get("engine") and engine_parts(inputs, 1, 1, per_gpu_mib, gpu_name)
+    if engine:
+        budget = engine["budget"]
+    else:
+        budget = int(per_gpu * Fraction(str(inputs["gpu_memory_utilization"])))
+    mib = per_gpu_mib if engine else None
     valid, excluded = tp_sizes(inputs, gpus_per_node)
     candidates = [(tp, 1) for tp in valid]
     if valid:
@@ -599,7 +663,7 @@ def plan(sizing_result, per_gpu_mib, reserve=sizing.DEFAULT_RESERVE, gpus_per_no
             pp *= 2
     with_reserve = minimum = None
     for tp, pp in candidates:
-        parts = per_gpu_requirement(inputs, tp, pp)
+        parts = per_gpu_requirement(inputs, tp, pp, gpu_mib=mib, gpu_name=gpu_name)
         if minimum is None and _fits(parts, budget, 0):
             minimum = (tp, pp, parts)
         if _fits(parts, budget, reserve):
@@ -630,6 +694,7 @@ def plan(sizing_result, per_gpu_mib, reserve=sizing.DEFAULT_RESERVE, gpus_per_no
         "max_context_length": None,
         "max_concurrency": None,
         "fit_configuration": None,
+        "engine_memory": None if not engine else _engine_summary(engine["room"]),
     }
     if not valid:
         return result
@@ -653,15 +718,48 @@ def plan(sizing_result, per_gpu_mib, reserve=sizing.DEFAULT_RESERVE, gpus_per_no
         "total_gpu_memory_gb": sizing.gb(count * per_gpu),
         "kv_heads_per_gpu": heads,
         "kv_heads_replicated": heads is not None and tp > inputs["kv"]["num_key_value_heads"],
-        "max_context_length": max_context_length(inputs, tp, pp, budget),
-        "max_concurrency": max_concurrency(inputs, tp, pp, budget),
+        "max_context_length": max_context_length(inputs, tp, pp, budget, gpu_mib=mib, gpu_name=gpu_name),
+        "max_concurrency": max_concurrency(inputs, tp, pp, budget, gpu_mib=mib, gpu_name=gpu_name),
         "fit_configuration": "with the reserve" if chosen is with_reserve else "without the reserve",
     })
+    if engine:
+        result["engine_memory"] = _engine_summary(engine_parts(inputs, tp, pp, per_gpu_mib, gpu_name)["room"])
     if with_reserve is not None and chosen is not with_reserve:
         # Keep 'gpus' the count to deploy; the figures describe the configuration the host can run.
         result["fit_configuration"] = "without the reserve (the host has fewer GPUs than the planned %d)" % (
             result["gpus"])
     return result
+
+
+def _engine_summary(room):
+    """What the plan took from the engine's rules (or a calibration) for the GPU it planned on."""
+    summary = {
+        "engine": room["engine"],
+        "engine_version": room["engine_version"],
+        "torch_total_gib": sizing.gib(room["torch_total_bytes"]),
+        "torch_total_source": room["torch_total_source"],
+        "budget_gib": sizing.gib(room["requested_bytes"]),
+        "max_num_batched_tokens": room["max_num_batched_tokens"],
+        "max_num_seqs": room["max_num_seqs"],
+        "batch_source": room["batch_source"],
+        "activation_gib": sizing.gib(room["activation_bytes"]),
+        "activation_source": room["activation_source"],
+        "non_torch_gib": sizing.gib(room["non_torch_bytes"]),
+        "non_torch_source": room["non_torch_source"],
+        "cuda_graph_gib": sizing.gib(room["cuda_graph_bytes"]),
+        "cuda_graph_in_budget": bool(room["cuda_graph_in_budget_bytes"]),
+        "cuda_graph_source": room["cuda_graph_source"],
+        "starts": room["starts"],
+        "start_check": room["start_check"],
+        "modelled_gib": dict((k, sizing.gib(v)) for k, v in room["modelled"].items()),
+        "calibration": room["calibration"],
+    }
+    if room["calibration"]:
+        cal = room["calibration"]
+        summary["calibration_note"] = "measured on %s, %s (vLLM %s, %s); modelled beside" % (
+            cal.get("host") or "an earlier trial", cal.get("date") or "date unknown", cal.get("engine_version"),
+            cal.get("gpu_class"))
+    return summary
 
 
 def describe_plan(plan_result, gpu_name="GPU"):

@@ -23,18 +23,56 @@ def detailed(name, **kwargs):
     return sizing.size_model(method="detailed", config=load(name), **kwargs)
 
 
+def engine_detailed(name, **spec):
+    """The detailed method with engine options (size_model does not forward them yet: requirements directly)."""
+    return detailed_sizing.requirements(dict(spec, config=load(name)))
+
+
 def test_llama_8b_matches_vllm_kv_budget_on_h100():
-    """llm-d measured vLLM on one H100 at max_model_len 16000: weights 14.99 GiB, 51.38 GiB left for the KV cache."""
-    sized = detailed("llama-3.1-8b", context_length=16000)
+    """llm-d measured vLLM (0.10-0.20 rules) on one H100 at max_model_len 16000: 14.99 GiB weights, 51.38 GiB KV."""
+    sized = engine_detailed("llama-3.1-8b", context_length=16000, engine_version="0.11.0")
     assert sized["breakdown"]["weights"]["bytes"] == 8030261248 * 2
     assert sized["kv_cache_per_token_bytes"] == 2 * 32 * 8 * 128 * 2
     assert sized["breakdown"]["kv_cache"]["bytes"] == 131072 * 16000
     inputs = sized["plan_inputs"]
-    parts = detailed_sizing.per_gpu_requirement(inputs, 1, 1)
-    budget = int(H100_TORCH_MIB * 2 ** 20 * 0.9)
+    parts = detailed_sizing.per_gpu_requirement(inputs, 1, 1, gpu_mib=81559, gpu_name="NVIDIA H100 80GB HBM3")
+    budget = detailed_sizing.engine_parts(inputs, 1, 1, 81559)["budget"]
+    assert abs(budget / GIB - 71.26) < 0.01  # vLLM's "Desired GPU utilization: 0.9 (71.26 GiB)"
     kv_room = budget - (parts["total"] - parts["kv_cache"])
     assert abs(kv_room / GIB - 51.38) < 0.1
-    assert detailed_sizing.max_concurrency(inputs, 1, 1, budget) == kv_room // (131072 * 16000)
+    assert detailed_sizing.max_concurrency(inputs, 1, 1, budget, gpu_mib=81559) == kv_room // (131072 * 16000)
+
+
+def test_activation_follows_the_profiling_batch_of_the_gpu_planned_on():
+    """The fixed 4.8-5.6 GiB allowance is gone: an RTX 3090 profiles 2048 tokens, an H100 8192 (vllm serve)."""
+    inputs = detailed("llama-3.1-8b", context_length=20000)["plan_inputs"]
+    small = detailed_sizing.engine_parts(inputs, 1, 1, 24576, "NVIDIA GeForce RTX 3090")
+    large = detailed_sizing.engine_parts(inputs, 1, 1, 81559, "NVIDIA H100 80GB HBM3")
+    assert (small["room"]["max_num_batched_tokens"], large["room"]["max_num_batched_tokens"]) == (2048, 8192)
+    assert small["activations"] < large["activations"] < 2 * GIB
+    # An A100 80GB keeps the smaller batch (vLLM's name check), whatever its memory.
+    a100 = detailed_sizing.engine_parts(inputs, 1, 1, 81920, "NVIDIA A100-SXM4-80GB")
+    assert a100["room"]["max_num_batched_tokens"] == 2048
+    # Asked for: the option wins.
+    asked = engine_detailed("llama-3.1-8b", context_length=20000, max_num_batched_tokens=16384)["plan_inputs"]
+    assert detailed_sizing.engine_parts(asked, 1, 1, 24576)["room"]["max_num_batched_tokens"] == 16384
+
+
+def test_llama_8b_at_20k_on_one_rtx_3090_fits():
+    """Issue 8: vLLM ran Llama-3.1-8B at 20k context on one RTX 3090 at 0.9; the planner must not ask for two."""
+    sized = detailed("llama-3.1-8b", context_length=20000)
+    plan = sizing.plan_gpus(sized, 24576, reserve=0.0, gpu_name="NVIDIA GeForce RTX 3090", available_gpus=1)
+    assert (plan["gpus"], plan["gpus_minimum"], plan["tensor_parallel_size"]) == (1, 1, 1)
+    assert plan["max_context_length"] > 20000
+    assert plan["engine_memory"]["max_num_batched_tokens"] == 2048
+    hardware = {"gpus": [{"index": 0, "vendor": "nvidia", "name": "NVIDIA GeForce RTX 3090", "memory_total_mib": 24576,
+                          "compute_capability": "8.6"}]}
+    gpu = capacity.assess(sized, hardware, reserve=0.0)["resources"]["gpu_memory"]
+    assert gpu["verdict"] == "fits", gpu["reason"]
+    # With the default 20 % reserve on every part (weights included) one card runs it without the reserve: tight,
+    # never insufficient.
+    gpu = capacity.assess(sized, hardware)["resources"]["gpu_memory"]
+    assert gpu["verdict"] == "tight", gpu["reason"]
 
 
 def test_result_keeps_seed_keys_and_shows_seed_beside():
@@ -156,10 +194,12 @@ def test_kv_heads_replicated_when_tp_exceeds_them():
     assert detailed_sizing.per_gpu_requirement(inputs, 4, 1)["kv_cache"] == per_head_token * 4096
     # TP 8 > 4 KV heads: each GPU still holds one whole head.
     assert detailed_sizing.per_gpu_requirement(inputs, 8, 1)["kv_cache"] == per_head_token * 4096
-    # 236 GB of FP8 weights on 80 GiB GPUs: TP 4 holds it without the reserve, TP 8 with it.
+    # 236 GB of FP8 weights on 80 GiB GPUs: TP 4 holds it, with the reserve, under vLLM 0.32's small profiling peak.
     plan = sizing.plan_gpus(sized, 81920, gpus_per_node=8)
-    assert (plan["gpus_minimum"], plan["gpus"]) == (4, 8)
-    assert plan["kv_heads_per_gpu"] == 1 and plan["kv_heads_replicated"] is True
+    assert (plan["gpus_minimum"], plan["gpus"]) == (4, 4)
+    assert plan["kv_heads_per_gpu"] == 1 and plan["kv_heads_replicated"] is False
+    eight = detailed_sizing.per_gpu_requirement(inputs, 8, 1, gpu_mib=81920)
+    assert eight["kv_cache"] == per_head_token * 4096 and eight["weights"] < 30 * GIB
 
 
 def test_tp_that_cannot_divide_heads_is_excluded_with_reason():
@@ -190,18 +230,19 @@ def test_per_gpu_not_only_total():
 def test_max_context_and_concurrency():
     sized = detailed("llama-3.1-8b", context_length=8192, concurrency=4)
     inputs = sized["plan_inputs"]
-    budget = int(24564 * 2 ** 20 * Fraction("0.9"))
+    budget = detailed_sizing.engine_parts(inputs, 1, 1, 24564)["budget"]
+    assert budget == int(-(-23.99 * GIB * 0.9 // 1)) or abs(budget / GIB - 23.99 * 0.9) < 0.001
     for tp in (1, 2):
-        fixed = detailed_sizing.per_gpu_requirement(inputs, tp, 1, 1, 4)
+        fixed = detailed_sizing.per_gpu_requirement(inputs, tp, 1, 1, 4, gpu_mib=24564)
         room = budget - (fixed["total"] - fixed["kv_cache"])
         per_token = 131072 // tp  # 8 KV heads split over the TP ranks
-        assert detailed_sizing.max_context_length(inputs, tp, 1, budget) == room // (per_token * 4)
-        assert detailed_sizing.max_concurrency(inputs, tp, 1, budget) == room // (per_token * 8192)
-    # 4 x 8192 tokens do not fit next to 16 GB of weights on one RTX 4090; TP 2 does, and says how much more fits.
+        assert detailed_sizing.max_context_length(inputs, tp, 1, budget, gpu_mib=24564) == room // (per_token * 4)
+        assert detailed_sizing.max_concurrency(inputs, tp, 1, budget, gpu_mib=24564) == room // (per_token * 8192)
+    # 4 x 8192 tokens (4 GiB of KV) fit next to 15 GiB of weights on one RTX 4090 under vLLM 0.32's profiling peak.
     plan = sizing.plan_gpus(sized, 24564, reserve=0.0, gpu_name="RTX 4090")
-    assert plan["tensor_parallel_size"] == 2
-    assert plan["max_context_length"] == detailed_sizing.max_context_length(inputs, 2, 1, budget) > 8192
-    assert plan["max_concurrency"] == detailed_sizing.max_concurrency(inputs, 2, 1, budget) >= 4
+    assert plan["tensor_parallel_size"] == 1
+    assert plan["max_context_length"] == detailed_sizing.max_context_length(inputs, 1, 1, budget, gpu_mib=24564) > 8192
+    assert plan["max_concurrency"] == detailed_sizing.max_concurrency(inputs, 1, 1, budget, gpu_mib=24564) >= 4
     # Mistral's sliding window: KV stops growing at 4096 tokens, so the whole 32k context fits.
     mistral = sizing.plan_gpus(detailed("mistral-7b-v0.1"), 81559, gpu_name="H100")
     assert mistral["max_context_length"] == 32768
@@ -278,11 +319,11 @@ def test_deepseek_v3_on_eight_h200():
     ("qwen3-32b", 1, 61.03, 4.45),
 ])
 def test_reproduces_published_vllm_budgets(name, tp, weights_gib, kv_gib):
-    sized = detailed(name, context_length=16000)
-    parts = detailed_sizing.per_gpu_requirement(sized["plan_inputs"], tp, 1)
-    budget = int(H100_TORCH_MIB * 2 ** 20 * 0.9)
+    sized = engine_detailed(name, context_length=16000, engine_version="0.11.0")
+    parts = detailed_sizing.per_gpu_requirement(sized["plan_inputs"], tp, 1, gpu_mib=81559)
+    budget = detailed_sizing.engine_parts(sized["plan_inputs"], tp, 1, 81559)["budget"]
     assert abs(parts["weights"] / GIB - weights_gib) < 0.1
     assert abs((budget - parts["total"] + parts["kv_cache"]) / GIB - kv_gib) < 0.1
     # vLLM refused Qwen3-32B at max_model_len 32000 on one H100 and ran it at 16000: so does the plan.
     if name == "qwen3-32b":
-        assert 16000 < detailed_sizing.max_context_length(sized["plan_inputs"], 1, 1, budget) < 32000
+        assert 16000 < detailed_sizing.max_context_length(sized["plan_inputs"], 1, 1, budget, gpu_mib=81559) < 32000

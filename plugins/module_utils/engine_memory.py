@@ -1,0 +1,342 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) llmops.deploy developers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""How much of a GPU vLLM keeps for activations, runtime and CUDA graphs, and how much it gives the KV cache.
+
+Pure functions, standard library only (runs on targets with Python >= 3.8). The rules are read in the source of the
+pinned engine, vLLM 0.32.0 (CUDA wheel ``vllm-0.32.0-cp38-abi3-manylinux_2_28_x86_64.whl``, commit g5df63a720):
+
+* Budget (``vllm/v1/worker/utils.py`` ``request_memory``; ``vllm/v1/worker/gpu_worker.py``
+  ``determine_available_memory``): ``requested = ceil(total x gpu_memory_utilization)`` where ``total`` is what
+  ``torch.accelerator.get_memory_info`` reports (``vllm/utils/mem_utils.py`` ``MemorySnapshot``), less than
+  ``nvidia-smi``'s total; the CUDA context lives outside ``requested`` (the start-up check wants
+  ``free >= requested``). ``KV cache = requested - (weights + non-torch memory) - activation peak
+  - CUDA graph estimate``; the graph estimate is inside the budget since vLLM 0.21.0
+  (``VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS`` defaults to 1; vLLM's own start-up line says "default since v0.21.0").
+* Profiling batch (``vllm/engine/arg_utils.py`` ``EngineArgs.get_batch_defaults`` and
+  ``_set_default_max_num_seqs_and_batched_tokens_args``): ``max_num_batched_tokens`` / ``max_num_seqs`` default by
+  the device's total memory and the entry point (``vllm serve`` = OPENAI_API_SERVER, ``LLM()`` = LLM_CLASS):
+  >= 160 GiB: 16384 / 16384 tokens, 1024 sequences; >= 70 GiB and the name does not contain "a100": 16384 (LLM) /
+  8192 (server) tokens, 1024 sequences; otherwise 8192 (LLM) / 2048 (server) tokens, 256 sequences. Then
+  ``max_num_batched_tokens = min(max_num_seqs x max_model_len, it)`` and ``max_num_seqs = min(max_num_seqs, it)``.
+* Profiling run (``vllm/v1/worker/gpu/model_runner.py`` ``profile_run``, the model runner V2 that 0.32.0 uses for
+  dense models): one forward pass of ``max_num_batched_tokens`` tokens spread over ``min(max_num_seqs, tokens)``
+  requests (attention skipped), then the sampler on one row of logits per request. The peak is the larger of the
+  forward pass (per token: the MLP's gate/up output of 2 x intermediate / TP and its activated half, plus six
+  hidden-size buffers: residual, input, attention output, MLP output and an fp32 RMSNorm intermediate counted twice)
+  and the sampler (logits in the model dtype plus their fp32 copy, with the hidden states still held).
+  The older model runner (before 0.27; ``vllm/v1/worker/gpu_model_runner.py`` ``_dummy_sampler_run``) warms up
+  top-k/top-p on fp32 logits and holds about 9.6 vocabulary-sized fp32 buffers per request at its peak (fitted on
+  two published H100 logs, checked on three others: see tests/fixtures/vllm_logs/published).
+* Non-torch and persistent memory: CUDA runtime, cuBLAS workspaces, NCCL and custom all-reduce buffers with several
+  GPUs (llm-d's H100 logs: 0.13 GiB at TP 1, 0.55 GiB at TP 2), and in the V2 runner the sampler's per-request
+  output token counts, ``max_num_seqs x vocab`` int32 (``vllm/v1/worker/gpu/sample/penalties.py``).
+* CUDA graph estimate (``profile_cudagraph_memory``): the first capture of the largest batch (512 tokens) dominates;
+  estimated as the forward-pass buffers of 512 tokens.
+
+Every figure comes back with its source. Measured constants from a calibration file
+(plugins/plugin_utils/calibration.py) replace the modelled ones when given, with the modelled value kept beside.
+"""
+
+import math
+import re
+from fractions import Fraction
+
+from ansible_collections.llmops.deploy.plugins.module_utils.sizing_errors import SizingInputError
+
+GIB = 2 ** 30
+MIB = 2 ** 20
+
+ENGINE = "vllm"
+PINNED_VERSION = "0.32.0"
+PINNED_SOURCE = "vLLM 0.32.0 source (CUDA wheel, commit g5df63a720)"
+ENTRY_POINTS = ("openai_api_server", "llm_class")
+DEFAULT_ENTRY_POINT = "openai_api_server"
+
+# Versions at which a rule changed (vLLM's own messages and release notes).
+CUDA_GRAPHS_IN_BUDGET_SINCE = (0, 21, 0)   # "CUDA graph memory profiling is enabled (default since v0.21.0)"
+MODEL_RUNNER_V2_SINCE = (0, 27, 0)         # V2 default for dense models (PR #44443); seen in 0.27.1 start-up logs
+LARGEST_BATCH_CLASS_SINCE = (0, 32, 0)     # the >= 160 GiB row of get_batch_defaults, read in 0.32.0
+V1_ENGINE_SINCE = (0, 8, 0)                # V1 engine default (older logs are another generation)
+
+LARGE_GPU_BYTES = 70 * GIB
+LARGEST_GPU_BYTES = 160 * GIB
+BATCH_DEFAULTS = {
+    # class: ({entry point: max_num_batched_tokens}, {entry point: max_num_seqs})
+    "largest": ({"llm_class": 16384, "openai_api_server": 16384}, {"llm_class": 1024, "openai_api_server": 1024}),
+    "large": ({"llm_class": 16384, "openai_api_server": 8192}, {"llm_class": 1024, "openai_api_server": 1024}),
+    "other": ({"llm_class": 8192, "openai_api_server": 2048}, {"llm_class": 256, "openai_api_server": 256}),
+}
+
+# Forward pass of the profiling run, per token: 3 x MLP width / TP (gate/up output and its activated half) plus this
+# many hidden-size buffers (residual, input, attention output, MLP output, fp32 RMSNorm intermediate = 2).
+FORWARD_HIDDEN_BUFFERS = 6
+# Model runner V1 (vLLM < 0.27): vocabulary-sized fp32 buffers per request alive at the sampler's warm-up peak.
+# Fitted on llm-d's Llama-3.1-8B and Qwen3-0.6B H100 logs (9.60 and 9.57); checked on Qwen3-32B, Llama-3.3-70B-FP8
+# TP 2 and gpt-oss-20b (within 1 %).
+V1_SAMPLER_FP32_BUFFERS = Fraction("9.6")
+# Non-torch memory: CUDA runtime and cuBLAS workspaces on one GPU; NCCL and custom all-reduce buffers added with
+# several (llm-d's H100 logs: 0.13 GiB at TP 1, 0.55 GiB at TP 2).
+NON_TORCH_BASE_BYTES = int(Fraction("0.13") * GIB)
+NON_TORCH_PARALLEL_BYTES = int(Fraction("0.42") * GIB)
+# CUDA context created before vLLM measures free memory: outside the requested budget, it must fit in the rest.
+CUDA_CONTEXT_BYTES = int(Fraction("0.5") * GIB)
+CUDA_GRAPH_CAPTURE_TOKENS = 512
+
+# What torch reports as the device total (bytes) for GPUs whose figure is published, by nvidia-smi MiB total.
+# H100 80GB HBM3: 79.18 GiB (llm-d's logs); RTX 4090: 23.99 GiB (vLLM 0.27.1 log); RTX 3090: 23.58 GiB (vLLM issue
+# #10517). Other GPUs: nvidia-smi's total less DRIVER_RESERVED_FRACTION.
+TORCH_TOTAL_BY_SMI_MIB = {
+    81559: int(Fraction("79.18") * GIB),
+    24564: int(Fraction("23.99") * GIB),
+    24576: int(Fraction("23.58") * GIB),
+}
+DRIVER_RESERVED_FRACTION = Fraction(1, 100)
+
+
+def parse_version(version):
+    """'0.32.0' / 'v0.10.1.1' / '0.27.1rc1' -> (0, 32, 0)."""
+    match = re.match(r"^v?(\d+)\.(\d+)(?:\.(\d+))?", str(version or "").strip())
+    if not match:
+        raise SizingInputError("engine_version", version, "a vLLM version such as %s" % PINNED_VERSION)
+    return tuple(int(x or 0) for x in match.groups())
+
+
+def engine_rules(version=None):
+    """The memory rules of one vLLM version (the pinned one by default)."""
+    text = PINNED_VERSION if version is None else str(version)
+    ver = parse_version(text)
+    return {
+        "engine": ENGINE,
+        "version": text,
+        "generation": "V1 engine" if ver >= V1_ENGINE_SINCE else "V0 engine (not modelled)",
+        "modelled": ver >= V1_ENGINE_SINCE,
+        "cuda_graphs_in_budget": ver >= CUDA_GRAPHS_IN_BUDGET_SINCE,
+        "model_runner": "v2" if ver >= MODEL_RUNNER_V2_SINCE else "v1",
+        "largest_batch_class": ver >= LARGEST_BATCH_CLASS_SINCE,
+        "source": PINNED_SOURCE if text == PINNED_VERSION else "vLLM %s: the pinned %s rules with the changes of "
+                  "0.21.0 (graphs in budget) and 0.27.0 (model runner V2) applied by version" % (text, PINNED_VERSION),
+    }
+
+
+def check_entry_point(entry_point):
+    value = DEFAULT_ENTRY_POINT if entry_point is None else entry_point
+    if value not in ENTRY_POINTS:
+        raise SizingInputError("engine_entry_point", entry_point, "one of %s (vllm serve / LLM())" %
+                               ", ".join(ENTRY_POINTS))
+    return value
+
+
+def torch_total_bytes(memory_total_mib):
+    """What the engine sees as the device's total memory, from nvidia-smi's MiB: ``(bytes, source)``."""
+    mib = int(memory_total_mib)
+    if mib in TORCH_TOTAL_BY_SMI_MIB:
+        value = TORCH_TOTAL_BY_SMI_MIB[mib]
+        return value, "read: published vLLM logs report %.2f GiB for a %d MiB GPU" % (value / float(GIB), mib)
+    value = int(mib * MIB * (1 - DRIVER_RESERVED_FRACTION))
+    return value, "estimated: nvidia-smi's %d MiB less %s %% the driver keeps (torch reports less than nvidia-smi)" % (
+        mib, float(DRIVER_RESERVED_FRACTION * 100))
+
+
+def batch_defaults(total_bytes, gpu_name=None, entry_point=None, rules=None, max_model_len=None,
+                   max_num_batched_tokens=None, max_num_seqs=None):
+    """``(max_num_batched_tokens, max_num_seqs, source)`` as the engine sets them for this device.
+
+    Explicit values win. Without ``gpu_name`` a GPU of 70 GiB or more is taken as not an A100 (the larger profiling
+    batch: the safer assumption for the KV room).
+    """
+    rules = rules or engine_rules()
+    entry = check_entry_point(entry_point)
+    name = (gpu_name or "").lower()
+    if rules["largest_batch_class"] and total_bytes >= LARGEST_GPU_BYTES:
+        cls, why = "largest", ">= 160 GiB"
+    elif total_bytes >= LARGE_GPU_BYTES and "a100" not in name:
+        cls, why = "large", ">= 70 GiB, not an A100%s" % ("" if gpu_name else " (GPU name unknown)")
+    else:
+        cls, why = "other", "under 70 GiB" if total_bytes < LARGE_GPU_BYTES else "an A100"
+    tokens, seqs = BATCH_DEFAULTS[cls][0][entry], BATCH_DEFAULTS[cls][1][entry]
+    if max_num_seqs is not None:
+        seqs = _positive("max_num_seqs", max_num_seqs)
+    if max_num_batched_tokens is not None:
+        tokens = _positive("max_num_batched_tokens", max_num_batched_tokens)
+        src = "asked for"
+    else:
+        if max_model_len:
+            tokens = min(seqs * int(max_model_len), tokens)
+        src = "default: vLLM %s %s for a GPU %s (vllm/engine/arg_utils.py get_batch_defaults)" % (
+            rules["version"], entry, why)
+    if max_num_seqs is None:
+        seqs = min(seqs, tokens)
+    return tokens, seqs, src
+
+
+def _positive(field, value):
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        if isinstance(value, str) and value.strip().isdigit() and int(value) > 0:
+            return int(value)
+        raise SizingInputError(field, value, "a positive integer")
+    return value
+
+
+def profile_from_facts(facts, activation_bytes_per_element=2):
+    """The architecture facts the profiling run depends on (JSON-friendly)."""
+    moe = facts.get("moe")
+    profile = {
+        "hidden_size": facts["hidden_size"],
+        "mlp_width": facts.get("intermediate_size") or 4 * facts["hidden_size"],
+        "experts_per_token": 0,
+        "expert_width": 0,
+        "vocab_size": facts["vocab_size"],
+        "num_hidden_layers": facts["num_hidden_layers"],
+        "element_bytes": activation_bytes_per_element,
+    }
+    if moe:
+        # Routed experts: each token visits experts_per_token experts (fused-MoE caches per routed copy); the shared
+        # expert, when there is one, is a dense MLP of its own width.
+        profile.update(experts_per_token=moe["experts_per_token"], expert_width=moe["expert_intermediate_size"],
+                       mlp_width=moe.get("shared_intermediate_size") or 0)
+        if moe.get("dense_layers") and facts.get("intermediate_size"):
+            profile["mlp_width"] = max(profile["mlp_width"], facts["intermediate_size"])
+    return profile
+
+
+def forward_bytes(profile, tokens, tp=1):
+    """Buffers of one forward pass over ``tokens`` tokens on one GPU of a TP group.
+
+    Dense MLP: 3 x width / TP per token (gate/up output, activated half). Routed experts: per routed copy of a token,
+    3 x expert width / TP plus one hidden-size output (the fused-MoE caches).
+    """
+    per_token = Fraction(3 * profile["mlp_width"], tp) + FORWARD_HIDDEN_BUFFERS * profile["hidden_size"]
+    if profile.get("experts_per_token"):
+        per_token += profile["experts_per_token"] * (Fraction(3 * profile["expert_width"], tp) + profile["hidden_size"])
+    return int(math.ceil(tokens * profile["element_bytes"] * per_token))
+
+
+def sampler_bytes(profile, tokens, requests, rules):
+    """The sampler's peak during profiling: vocabulary-sized logits per request, hidden states still held."""
+    vocab = profile["vocab_size"]
+    held = tokens * profile["hidden_size"] * profile["element_bytes"]
+    if rules["model_runner"] == "v1":
+        return int(math.ceil(V1_SAMPLER_FP32_BUFFERS * requests * vocab * 4)) + held
+    return requests * vocab * (profile["element_bytes"] + 4) + held
+
+
+def activation_peak(profile, tp, tokens, requests, rules):
+    """Peak activation memory of the profiling run: ``(bytes, parts)``."""
+    fwd = forward_bytes(profile, tokens, tp)
+    smp = sampler_bytes(profile, tokens, requests, rules)
+    return max(fwd, smp), {"forward": fwd, "sampler": smp}
+
+
+def non_torch_bytes(profile, gpus, requests, rules):
+    """Memory the engine consumes besides weights before the KV cache: runtime, communication, persistent buffers."""
+    value = NON_TORCH_BASE_BYTES + (NON_TORCH_PARALLEL_BYTES if gpus > 1 else 0)
+    if rules["model_runner"] == "v2":
+        vocab = profile["vocab_size"]
+        value += requests * vocab * 4 + requests * ((vocab + 31) // 32) * 4
+    return value
+
+
+def cuda_graph_bytes(profile, tp, rules):
+    """CUDA graph memory; counted against the budget only when the engine does (>= 0.21.0)."""
+    return forward_bytes(profile, min(CUDA_GRAPH_CAPTURE_TOKENS, 512), tp)
+
+
+def kv_room(profile, weights_bytes, memory_total_mib, gpu_memory_utilization, tp=1, pp=1, gpu_name=None,
+            max_model_len=None, entry_point=None, version=None, max_num_batched_tokens=None, max_num_seqs=None,
+            calibration=None):
+    """The engine's budget on one GPU of a TP x PP group, part by part (bytes), each with its source.
+
+    ``calibration`` (plugins/plugin_utils/calibration.py lookup result, ``constants``) replaces modelled parts with
+    measured ones: ``torch_total_bytes``, ``non_torch_bytes``, ``cuda_graph_bytes`` as measured, and
+    ``activation_ratio`` (measured / modelled peak activation) scaling the modelled activation.
+    """
+    rules = engine_rules(version)
+    util = Fraction(str(gpu_memory_utilization))
+    total, total_src = torch_total_bytes(memory_total_mib)
+    tokens, requests, batch_src = batch_defaults(total, gpu_name, entry_point, rules, max_model_len,
+                                                 max_num_batched_tokens, max_num_seqs)
+    act, act_parts = activation_peak(profile, tp, tokens, requests, rules)
+    act_src = "estimated: vLLM %s profiling run of %d tokens / %d requests (%s); forward %.2f GiB, sampler %.2f GiB" % (
+        rules["version"], tokens, requests, batch_src, act_parts["forward"] / float(GIB),
+        act_parts["sampler"] / float(GIB))
+    nontorch = non_torch_bytes(profile, tp * pp, requests, rules)
+    nontorch_src = "estimated: CUDA runtime %s%s" % (
+        "and NCCL/all-reduce buffers (%d GPUs)" % (tp * pp) if tp * pp > 1 else "(one GPU)",
+        "; V2 sampler's per-request token counts" if rules["model_runner"] == "v2" else "")
+    graphs = cuda_graph_bytes(profile, tp, rules)
+    graphs_src = "estimated: first CUDA graph capture of %d tokens; %s" % (
+        CUDA_GRAPH_CAPTURE_TOKENS, "inside the budget (vLLM >= 0.21.0)" if rules["cuda_graphs_in_budget"] else
+        "outside the budget in vLLM %s (in the 1 - gpu_memory_utilization headroom)" % rules["version"])
+    modelled = {"torch_total_bytes": total, "activation_bytes": act, "non_torch_bytes": nontorch,
+                "cuda_graph_bytes": graphs}
+    measured = {}
+    if calibration:
+        measured = _apply_calibration(calibration, modelled)
+        if "torch_total_bytes" in measured:
+            total, total_src = measured["torch_total_bytes"], _measured_src(calibration, "device total")
+        if "activation_bytes" in measured:
+            act, act_src = measured["activation_bytes"], _measured_src(
+                calibration, "activation peak (measured/modelled %.3f x the modelled %.2f GiB)" % (
+                    calibration["activation_ratio"], modelled["activation_bytes"] / float(GIB)))
+        if "non_torch_bytes" in measured:
+            nontorch, nontorch_src = measured["non_torch_bytes"], _measured_src(calibration, "non-torch memory")
+        if "cuda_graph_bytes" in measured:
+            graphs, graphs_src = measured["cuda_graph_bytes"], _measured_src(calibration, "CUDA graph memory")
+    requested = int(math.ceil(total * util))
+    in_budget = graphs if rules["cuda_graphs_in_budget"] else 0
+    kv = requested - weights_bytes - act - nontorch - in_budget
+    return {
+        "engine": ENGINE,
+        "engine_version": rules["version"],
+        "engine_rules": rules,
+        "torch_total_bytes": total,
+        "torch_total_source": total_src,
+        "requested_bytes": requested,
+        "gpu_memory_utilization": float(util),
+        "max_num_batched_tokens": tokens,
+        "max_num_seqs": requests,
+        "batch_source": batch_src,
+        "weights_bytes": weights_bytes,
+        "activation_bytes": act,
+        "activation_source": act_src,
+        "non_torch_bytes": nontorch,
+        "non_torch_source": nontorch_src,
+        "cuda_graph_bytes": graphs,
+        "cuda_graph_in_budget_bytes": in_budget,
+        "cuda_graph_source": graphs_src,
+        "kv_cache_bytes": kv,
+        "starts": requested + CUDA_CONTEXT_BYTES <= total,
+        "start_check": "gpu_memory_utilization %s leaves %.2f GiB for the CUDA context (about %.1f GiB needed)" % (
+            float(util), (total - requested) / float(GIB), CUDA_CONTEXT_BYTES / float(GIB)),
+        "modelled": modelled,
+        "measured": measured,
+        "calibration": None if not calibration else dict(
+            (k, calibration.get(k)) for k in ("host", "date", "engine_version", "gpu_class", "model")),
+    }
+
+
+def _apply_calibration(calibration, modelled):
+    out = {}
+    for key in ("torch_total_bytes", "non_torch_bytes", "cuda_graph_bytes"):
+        value = calibration.get(key)
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+            out[key] = value
+    ratio = calibration.get("activation_ratio")
+    if isinstance(ratio, (int, float)) and not isinstance(ratio, bool) and ratio > 0:
+        out["activation_bytes"] = int(modelled["activation_bytes"] * Fraction(str(ratio)))
+    return out
+
+
+def _measured_src(calibration, what):
+    return "measured: %s on %s, %s (vLLM %s, %s)" % (
+        what, calibration.get("host") or "an earlier trial", calibration.get("date") or "date unknown",
+        calibration.get("engine_version"), calibration.get("gpu_class"))
+
+
+def kv_tokens(kv_bytes, bytes_per_token, block_size=16):
+    """Tokens the engine reports for a KV pool: whole blocks of ``block_size`` tokens."""
+    if kv_bytes <= 0 or bytes_per_token <= 0:
+        return 0
+    blocks = int(kv_bytes // (bytes_per_token * block_size))
+    return blocks * block_size
