@@ -619,7 +619,7 @@ def reference_config(info):
     """
     if not isinstance(info, dict) or not info.get("params"):
         return None
-    size = _size_key(info["params"])
+    size = str(info.get("params_label") or _size_key(info["params"])).upper()
     family, version = info.get("family"), str(info.get("version") or "")
     if info.get("distilled") and info.get("distill_base"):
         line = _DISTILL_LINES.get((info["distill_base"], size))

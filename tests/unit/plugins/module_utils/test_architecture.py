@@ -200,3 +200,38 @@ def test_read_config_file_errors(tmp_path, content):
     with pytest.raises(SizingInputError) as err:
         architecture.read_config_file(str(path))
     assert err.value.field == "config_path"
+
+
+# Multimodal configs: the language model under text_config with transformers' defaults, the vision tower counted.
+@pytest.mark.parametrize("name, published, vision_low, vision_high", [
+    ("gemma-3-27b-it", 27.43e9, 0.40e9, 0.44e9),
+    ("qwen2.5-vl-7b-instruct", 8.29e9, 0.66e9, 0.69e9),
+    ("llama-3.2-11b-vision-instruct", 10.67e9, 0.85e9, 0.95e9)])
+def test_multimodal_configs_count_the_language_model_and_the_vision_tower(name, published, vision_low, vision_high):
+    with open(os.path.join(os.path.dirname(__file__), "..", "..", "..", "fixtures", "configs", name + ".json")) as f:
+        facts = architecture.parse_config(json.load(f))
+    assert vision_low < facts["vision"]["params"] < vision_high
+    assert facts["params"]["vision"] == facts["vision"]["params"]
+    assert abs(facts["params"]["total"] / published - 1) < 0.01
+
+
+def test_gemma3_text_config_takes_transformers_defaults():
+    with open(os.path.join(os.path.dirname(__file__), "..", "..", "..", "fixtures", "configs",
+                           "gemma-3-27b-it.json")) as handle:
+        config = json.load(handle)
+    assert "vocab_size" not in config["text_config"]
+    facts = architecture.parse_config(config)
+    assert facts["vocab_size"] == 262208 and facts["tie_word_embeddings"] is True
+    assert "vocab_size" in facts["text_config_defaults"] and facts["model_type"] == "gemma3_text"
+    # 62 layers, every 6th global: 52 sliding layers of a 1024-token window.
+    assert (facts["sliding_layers"], facts["full_layers"], facts["sliding_window"]) == (52, 10, 1024)
+    assert facts["precision"] == "bf16"
+
+
+def test_vision_tower_stays_16_bit_in_detailed_weights():
+    from ansible_collections.llmops.deploy.plugins.module_utils import sizing
+    with open(os.path.join(os.path.dirname(__file__), "..", "..", "..", "fixtures", "configs",
+                           "qwen2.5-vl-7b-instruct.json")) as handle:
+        config = json.load(handle)
+    sized = sizing.size_model(method="detailed", config=config)
+    assert abs(sized["requirements_bytes"]["param_memory"] / (8.29e9 * 2) - 1) < 0.01

@@ -1,4 +1,7 @@
 """The guide's tables 2.2, 2.3.1 and 2.3.2 are the acceptance data: every number, every row."""
+import json
+import os
+
 import pytest
 
 from ansible_collections.llmops.deploy.plugins.module_utils import capacity, sizing
@@ -137,8 +140,6 @@ def test_cores_take_the_nearest_row(params, label):
 
 
 def test_seed_and_detailed_pick_the_row_from_the_same_nominal_size():
-    import json
-    import os
     path = os.path.join(os.path.dirname(__file__), "..", "..", "..", "fixtures", "configs", "llama-3.1-8b.json")
     with open(path) as handle:
         config = json.load(handle)

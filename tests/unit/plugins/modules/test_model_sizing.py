@@ -157,3 +157,42 @@ def test_disagreements_are_warnings(monkeypatch):
                                                             "params": "70B"})
     assert not failed and result["params"] == 8030261248
     assert any("70B" in w for w in result["_warnings"]) and result["sizing_warnings"]
+
+
+def test_name_without_precision_warns_about_the_fp16_assumption(monkeypatch):
+    failed, result = run_module(monkeypatch, model_sizing, {"model": "LLM-Research/Meta-Llama-3.1-8B-Instruct"})
+    assert not failed and result["precision"] == "fp16" and result["precision_source"] == "assumed"
+    assert result["assumptions"] and result["_warnings"] == result["assumptions"]
+
+
+def test_default_precision_option_does_not_override_the_name(monkeypatch):
+    _f, awq = run_module(monkeypatch, model_sizing, {"model": "Qwen/Qwen2.5-72B-Instruct-AWQ",
+                                                     "default_precision": "bf16"})
+    assert awq["precision"] == "int4" and 41 < awq["param_memory_gb"] < 42.5 and awq["_warnings"] == []
+    _f, plain = run_module(monkeypatch, model_sizing, {"model": "LLM-Research/Meta-Llama-3.1-8B-Instruct",
+                                                       "default_precision": "bf16"})
+    assert plain["precision"] == "bf16" and plain["_warnings"] == []
+    _f, contra = run_module(monkeypatch, model_sizing, {"model": "Qwen/Qwen2.5-72B-Instruct-AWQ", "precision": "fp8"})
+    assert len(contra["_warnings"]) == 1 and "FP8" in contra["_warnings"][0] and "INT4" in contra["_warnings"][0]
+
+
+def test_cpu_target_returns_the_host_plan_and_no_gpu_figure(monkeypatch):
+    failed, result = run_module(monkeypatch, model_sizing, {"model": "Qwen/Qwen2.5-0.5B-Instruct",
+                                                            "default_precision": "bf16", "target": "cpu",
+                                                            "cpu_kv_cache_space_gib": 2})
+    assert not failed, result.get("msg")
+    assert result["target"] == "cpu" and "gpu_plan" not in result and "gpu_memory_gb" not in result
+    plan = result["cpu_plan"]
+    assert plan["kv_cache_space_gib"] == 2 and plan["engine_env"]["VLLM_CPU_KVCACHE_SPACE"] == "2"
+    assert plan["kv_cache_tokens"] == 2 * 2 ** 30 // (2 * 24 * 2 * 64 * 2)
+
+
+@pytest.mark.parametrize("args, field", [
+    ({"params": "7B", "precision": "fp16", "target": "cpu", "gpu": "H100"}, "target"),
+    ({"params": "7B", "precision": "fp16", "target": "cpu", "cpu_kv_cache_space_gib": 0}, "cpu_kv_cache_space_gib"),
+    ({"params": "7B", "precision": "fp16", "gpu_memory_utilization": 1.5}, "gpu_memory_utilization"),
+    ({"model": "Qwen/Qwen2.5-7B-Instruct", "default_precision": "fp12"}, "default_precision"),
+])
+def test_new_options_are_validated(monkeypatch, args, field):
+    failed, result = run_module(monkeypatch, model_sizing, args)
+    assert failed and result["msg"].startswith(field + ":"), result["msg"]

@@ -1,0 +1,89 @@
+"""Weights and disk by name for quantised formats: what the formats store, against real download sizes."""
+import json
+import os
+
+import pytest
+
+from ansible_collections.llmops.deploy.plugins.module_utils import architecture, capacity, model_names, sizing
+
+DOWNLOADS = os.path.join(os.path.dirname(__file__), "..", "..", "..", "fixtures", "downloads", "quantized.json")
+with open(DOWNLOADS) as _handle:
+    REAL = json.load(_handle)
+
+
+@pytest.mark.parametrize("entry", REAL, ids=[e["model"] for e in REAL])
+def test_by_name_within_5_percent_of_the_real_download(entry):
+    assert entry["source"] and entry["download_bytes"] > 0
+    sized = sizing.size_model(model=entry["model"])
+    assert sized["weight_format"] == entry["format"]
+    for key in ("param_memory", "disk"):
+        ratio = sized["requirements_bytes"][key] / float(entry["download_bytes"])
+        assert 0.95 <= ratio <= 1.05, (key, ratio)
+
+
+def test_disk_verdict_for_a_download_that_does_not_fit_is_insufficient():
+    # Issue 8: 39.8 GB free against the 41.6 GB download of Qwen2.5-72B-Instruct-AWQ was judged 'tight' (36.0 GB).
+    sized = sizing.size_model(model="Qwen/Qwen2.5-72B-Instruct-AWQ")
+    hardware = {"gpus": [], "memory_total_mib": 1048576, "cpu_cores": 64, "disk_free_mib": int(39.8e9 / 2 ** 20)}
+    disk = capacity.assess(sized, hardware, target="cpu")["resources"]["disk"]
+    assert disk["verdict"] == "insufficient" and disk["required"] > 41
+
+
+def _qwen25(size):
+    facts = architecture.parse_config(architecture.reference_config(model_names.parse_model_id(
+        "Qwen/Qwen2.5-%s-Instruct" % size)))
+    return facts["params"]
+
+
+# The stored bytes of each format, counted tensor by tensor from the published Qwen2.5 shapes as the quantisers write
+# them (AutoAWQ: qweight int32 [in, out/8], qzeros int32 [in/128, out/8], scales fp16 [in/128, out]; GPTQ: qweight
+# [in*b/32, out], qzeros [in/128, out*b/32], scales fp16 [in/128, out]; FP8: weight 1 byte + fp32 per output row;
+# bitsandbytes NF4 double quant: 4-bit weight, uint8 absmax per 64, fp32 per 256 absmax); 16-bit embeddings,
+# lm_head, norms and q/k/v biases. The aggregate estimate must agree within 1 %.
+def _linear_shapes(size):
+    hidden, inter, layers, heads, kv, vocab, tied, head_dim, _max = architecture._QWEN25[size]
+    hd = head_dim or hidden // heads
+    per_layer = [(hidden, heads * hd), (hidden, kv * hd), (hidden, kv * hd), (heads * hd, hidden),
+                 (hidden, inter), (hidden, inter), (inter, hidden)]
+    return per_layer * layers
+
+
+def _tensor_bytes(size, fmt):
+    total = 0
+    for inp, out in _linear_shapes(size):
+        if fmt == "awq":
+            total += inp * out // 8 * 4 + inp // 128 * out // 8 * 4 + inp // 128 * out * 2
+        elif fmt == "gptq-int8":
+            total += inp * 8 // 32 * out * 4 + inp // 128 * out * 8 // 32 * 4 + inp // 128 * out * 2 + inp * 4
+        elif fmt == "fp8":
+            total += inp * out + out * 4
+        else:  # bnb-4bit
+            total += inp * out // 2 + inp * out // 64 + inp * out // (64 * 256) * 4
+    params = _qwen25(size)
+    linear = sum(i * o for i, o in _linear_shapes(size))
+    return total + (params["total"] - linear) * 2
+
+
+@pytest.mark.parametrize("size", ["7B", "14B", "32B", "72B"])
+@pytest.mark.parametrize("suffix, fmt", [("AWQ", "awq"), ("GPTQ-Int8", "gptq-int8"), ("FP8", "fp8"),
+                                         ("bnb-4bit", "bnb-4bit")])
+def test_format_arithmetic_matches_the_tensor_layout(size, suffix, fmt):
+    sized = sizing.size_model(model="Qwen/Qwen2.5-%s-Instruct-%s" % (size, suffix))
+    layout = _tensor_bytes(size, fmt)
+    assert abs(sized["requirements_bytes"]["disk"] / float(layout) - 1) < 0.01
+
+
+def test_by_name_weights_beat_the_guides_bytes_per_parameter_for_quantised_names():
+    sized = sizing.size_model(model="Qwen/Qwen2.5-7B-Instruct-AWQ")
+    # 7.62B real parameters, 1.09B of them embedding/lm_head at 16 bits: about 5.6 GB, where 7B x 0.5 says 3.5.
+    assert 5.4 < sized["disk_gb"] < 5.8 and sized["effective_bits_per_param"] > 5.5
+    assert "published shapes of Qwen2.5-7B" in sized["basis"]["param_memory"]
+    # A bare count and precision stays the guide's table 2.2.
+    assert sizing.size_model(params="7B", precision="awq")["param_memory_gb"] == 3.5
+
+
+def test_unknown_line_uses_the_names_size_at_the_formats_bits():
+    sized = sizing.size_model(model="someone/Foo-13B-AWQ")
+    assert sized["weight_format"] == "AWQ int4 g128"
+    assert sized["requirements_bytes"]["disk"] == int(13e9 * (4 + 20 / 128.0) / 8)
+    assert "no published shapes" in sized["basis"]["param_memory"]
