@@ -272,15 +272,18 @@ def engine_options(spec):
 def engine_parts(inputs, tp, pp, gpu_mib, gpu_name=None, context_length=None):
     """Activation peak, overhead (non-torch + CUDA graphs inside the budget) and budget on one GPU (engine_memory)."""
     eng = inputs["engine"]
-    calibration = eng.get("calibration")
+    calibration, ignored = eng.get("calibration"), None
     if calibration and (calibration.get("engine_version") != eng["version"] or
                         (calibration.get("memory_total_mib") not in (None, gpu_mib))):
+        ignored = "calibration ignored: measured with vLLM %s on a %s MiB GPU; this plan is vLLM %s on %d MiB" % (
+            calibration.get("engine_version"), calibration.get("memory_total_mib"), eng["version"], gpu_mib)
         calibration = None
     room = engine_memory.kv_room(
         eng["profile"], 0, gpu_mib, inputs["gpu_memory_utilization"], tp=tp, pp=pp, gpu_name=gpu_name,
         max_model_len=context_length or inputs["context_length"], entry_point=eng["entry_point"],
         version=eng["version"], max_num_batched_tokens=eng["max_num_batched_tokens"],
         max_num_seqs=eng["max_num_seqs"], calibration=calibration)
+    room["calibration_ignored"] = ignored
     overhead = room["non_torch_bytes"] + room["cuda_graph_in_budget_bytes"]
     return {"activations": room["activation_bytes"], "overhead": overhead, "budget": room["requested_bytes"],
             "room": room}
@@ -753,6 +756,7 @@ def _engine_summary(room):
         "start_check": room["start_check"],
         "modelled_gib": dict((k, sizing.gib(v)) for k, v in room["modelled"].items()),
         "calibration": room["calibration"],
+        "calibration_ignored": room.get("calibration_ignored"),
     }
     if room["calibration"]:
         cal = room["calibration"]

@@ -327,3 +327,39 @@ def test_reproduces_published_vllm_budgets(name, tp, weights_gib, kv_gib):
     # vLLM refused Qwen3-32B at max_model_len 32000 on one H100 and ran it at 16000: so does the plan.
     if name == "qwen3-32b":
         assert 16000 < detailed_sizing.max_context_length(sized["plan_inputs"], 1, 1, budget, gpu_mib=81559) < 32000
+
+def test_calibration_constants_replace_the_modelled_ones_and_say_so():
+    constants = {"engine": "vllm", "engine_version": "0.32.0", "gpu_class": "nvidia-a100-sxm4-80gb/81920MiB",
+                 "memory_total_mib": 81920, "host": "a100-node-01", "date": "2026-11-30T10:00:00+00:00",
+                 "model": "Qwen/Qwen2.5-7B-Instruct", "activation_ratio": 1.5, "non_torch_bytes": GIB,
+                 "torch_total_bytes": 79 * GIB}
+    plain = engine_detailed("llama-3.1-8b", context_length=8192)
+    calibrated = engine_detailed("llama-3.1-8b", context_length=8192, calibration=constants)
+    plan = detailed_sizing.plan(calibrated, 81920, gpu_name="NVIDIA A100-SXM4-80GB")
+    base = detailed_sizing.plan(plain, 81920, gpu_name="NVIDIA A100-SXM4-80GB")
+    eng = plan["engine_memory"]
+    assert eng["calibration_note"].startswith("measured on a100-node-01, 2026-11-30")
+    assert eng["non_torch_gib"] == 1.0 and eng["torch_total_gib"] == 79.0
+    assert eng["activation_gib"] > eng["modelled_gib"]["activation_bytes"] == base["engine_memory"]["activation_gib"]
+    assert plan["max_context_length"] <= base["max_context_length"]
+    # Another GPU or another engine version: ignored, and the plan says why.
+    other = detailed_sizing.plan(calibrated, 81559, gpu_name="NVIDIA H100 80GB HBM3")
+    assert other["engine_memory"]["calibration"] is None
+    assert "calibration ignored" in other["engine_memory"]["calibration_ignored"]
+    stale = engine_detailed("llama-3.1-8b", context_length=8192, calibration=dict(constants, engine_version="0.31.0"))
+    assert "0.31.0" in detailed_sizing.plan(stale, 81920)["engine_memory"]["calibration_ignored"]
+    with pytest.raises(SizingInputError) as err:
+        engine_detailed("llama-3.1-8b", calibration="a100")
+    assert err.value.field == "calibration"
+
+
+def test_engine_options_are_validated():
+    for spec, field in (({"max_num_batched_tokens": 0}, "max_num_batched_tokens"),
+                        ({"max_num_seqs": -1}, "max_num_seqs"),
+                        ({"engine_entry_point": "triton"}, "engine_entry_point"),
+                        ({"engine_version": "next"}, "engine_version")):
+        with pytest.raises(SizingInputError) as err:
+            engine_detailed("llama-3.1-8b", **spec)
+        assert err.value.field == field
+    sized = engine_detailed("llama-3.1-8b", engine_entry_point="llm_class", max_num_seqs=64)
+    assert sized["engine_memory"]["entry_point"] == "llm_class" and sized["engine_memory"]["max_num_seqs"] == 64

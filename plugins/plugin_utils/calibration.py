@@ -1,0 +1,221 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) llmops.deploy developers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The calibration file: what trials measured, so the next plan for the same engine version and GPU uses it.
+
+Controller side only. A calibration document is JSON::
+
+    {"format": 1, "entries": [ENTRY, ...]}   (newest last, at most MAX_ENTRIES)
+
+Each entry is one trial: ``engine``, ``engine_version``, ``gpu_class`` (GPU name and nvidia-smi MiB),
+``memory_total_mib``, ``model``, ``tensor_parallel_size``, ``arguments`` (max_model_len, gpu_memory_utilization,
+max_num_batched_tokens, ...), ``measured`` (bytes: weights, kv_cache, torch_total, activation, non_torch,
+cuda_graph; ``kv_tokens``), ``modelled`` (the plan's figures for the same trial), ``host``, ``date`` (ISO 8601).
+
+``record`` returns a new document (pure); ``lookup`` returns the constants for the next plan with warnings for every
+entry it ignored (another engine version, another GPU, malformed, too old) - nothing is applied silently.
+``load`` / ``write_atomic`` read and write the file for callers outside Ansible (a playbook writes it with
+``ansible.builtin.copy``).
+"""
+
+import datetime
+import json
+import os
+import re
+import tempfile
+
+FORMAT = 1
+MAX_ENTRIES = 200
+DEFAULT_MAX_AGE_DAYS = 365
+MEASURED_BYTES = ("weights_bytes", "kv_cache_bytes", "torch_total_bytes", "activation_bytes", "non_torch_bytes",
+                  "cuda_graph_bytes")
+
+
+class CalibrationError(ValueError):
+    """A trial or document that cannot be recorded; names the field."""
+
+    def __init__(self, field, value, expected):
+        self.field, self.value, self.expected = field, value, expected
+        super(CalibrationError, self).__init__("calibration %s: invalid value %r; expected %s" % (field, value,
+                                                                                                  expected))
+
+
+def empty():
+    return {"format": FORMAT, "entries": []}
+
+
+def gpu_class(name, memory_total_mib):
+    """'NVIDIA H100 80GB HBM3', 81559 -> 'nvidia-h100-80gb-hbm3/81559MiB' (name and memory: one key per GPU model)."""
+    if not isinstance(name, str) or not name.strip():
+        raise CalibrationError("gpu", name, "the GPU's name as nvidia-smi prints it")
+    mib = _int("memory_total_mib", memory_total_mib)
+    slug = re.sub(r"[^a-z0-9]+", "-", name.strip().lower()).strip("-")
+    return "%s/%dMiB" % (slug, mib)
+
+
+def _int(field, value, minimum=1):
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise CalibrationError(field, value, "an integer of at least %d" % minimum)
+    return value
+
+
+def _date(value):
+    if value is None:
+        return datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat()
+    try:
+        datetime.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        raise CalibrationError("date", value, "an ISO 8601 date or date-time")
+    return str(value)
+
+
+def check_document(document):
+    """A document as read (None or {} is an empty one); raises CalibrationError when it is not one."""
+    if document in (None, {}, ""):
+        return empty()
+    if not isinstance(document, dict) or not isinstance(document.get("entries"), list):
+        raise CalibrationError("document", document if not isinstance(document, dict) else sorted(document),
+                               "a dict with 'format' %d and an 'entries' list" % FORMAT)
+    if document.get("format") != FORMAT:
+        raise CalibrationError("format", document.get("format"), FORMAT)
+    return document
+
+
+def make_entry(trial):
+    """Validate one trial's figures and return the entry to store."""
+    if not isinstance(trial, dict):
+        raise CalibrationError("trial", trial, "a dict")
+    engine = trial.get("engine", "vllm")
+    version = trial.get("engine_version")
+    if not isinstance(version, str) or not re.match(r"^\d+\.\d+", version):
+        raise CalibrationError("engine_version", version, "the engine's version, such as 0.32.0")
+    mib = _int("memory_total_mib", trial.get("memory_total_mib"))
+    measured = trial.get("measured")
+    if not isinstance(measured, dict) or not measured:
+        raise CalibrationError("measured", measured, "a dict of measured figures (%s, kv_tokens)" %
+                               ", ".join(MEASURED_BYTES))
+    clean = {}
+    for key, value in measured.items():
+        if key not in MEASURED_BYTES + ("kv_tokens",):
+            raise CalibrationError("measured.%s" % key, value, "one of %s, kv_tokens" % ", ".join(MEASURED_BYTES))
+        if value is not None:
+            clean[key] = _int("measured.%s" % key, value, minimum=0)
+    modelled = trial.get("modelled") or {}
+    if not isinstance(modelled, dict):
+        raise CalibrationError("modelled", modelled, "a dict of the plan's figures for this trial")
+    return {
+        "engine": engine,
+        "engine_version": version,
+        "gpu_class": gpu_class(trial.get("gpu"), mib),
+        "gpu": trial.get("gpu"),
+        "memory_total_mib": mib,
+        "model": trial.get("model"),
+        "tensor_parallel_size": _int("tensor_parallel_size", trial.get("tensor_parallel_size", 1)),
+        "arguments": dict(trial.get("arguments") or {}),
+        "measured": clean,
+        "modelled": dict((k, v) for k, v in modelled.items() if isinstance(v, int) and not isinstance(v, bool)),
+        "host": trial.get("host"),
+        "date": _date(trial.get("date")),
+    }
+
+
+def record(document, trial, max_entries=MAX_ENTRIES):
+    """A new document with ``trial`` appended (newest last); the oldest entries drop beyond ``max_entries``."""
+    doc = check_document(document)
+    entry = make_entry(trial)
+    entries = [e for e in doc["entries"]] + [entry]
+    _int("max_entries", max_entries)
+    return {"format": FORMAT, "entries": entries[-max_entries:]}
+
+
+def lookup(document, engine_version, gpu, memory_total_mib, engine="vllm", today=None,
+           max_age_days=DEFAULT_MAX_AGE_DAYS):
+    """The measured constants for a plan of ``engine`` ``engine_version`` on this GPU, newest trial first.
+
+    Returns ``{'constants': {...} or None, 'entry': the trial used or None, 'warnings': [...]}``. ``constants``
+    (for detailed_sizing's ``calibration`` option) holds ``torch_total_bytes``, ``non_torch_bytes``,
+    ``cuda_graph_bytes`` as measured and ``activation_ratio`` = measured / modelled activation when the trial had
+    both, with ``engine_version``, ``gpu_class``, ``memory_total_mib``, ``host``, ``date``, ``model``.
+    """
+    warnings = []
+    try:
+        doc = check_document(document)
+    except CalibrationError as exc:
+        return {"constants": None, "entry": None, "warnings": ["calibration file ignored: %s" % exc]}
+    wanted = gpu_class(gpu, memory_total_mib)
+    now = today or datetime.datetime.now(datetime.timezone.utc)
+    chosen = None
+    for index in range(len(doc["entries"]) - 1, -1, -1):
+        raw = doc["entries"][index]
+        try:
+            entry = make_entry(raw)
+        except CalibrationError as exc:
+            warnings.append("calibration entry %d ignored: malformed (%s)" % (index, exc))
+            continue
+        if entry["engine"] != engine or entry["gpu_class"] != wanted:
+            continue
+        if entry["engine_version"] != engine_version:
+            warnings.append("calibration entry %d ignored: measured with %s %s on %s, %s; this plan is for %s %s" % (
+                index, entry["engine"], entry["engine_version"], entry["host"] or "an unnamed host", entry["date"],
+                engine, engine_version))
+            continue
+        age = _age_days(entry["date"], now)
+        if max_age_days is not None and age is not None and age > max_age_days:
+            warnings.append("calibration entry %d ignored: stale (%s, %d days old; at most %d)" % (
+                index, entry["date"], age, max_age_days))
+            continue
+        if chosen is None:
+            chosen = entry
+    if chosen is None:
+        return {"constants": None, "entry": None, "warnings": warnings}
+    measured, modelled = chosen["measured"], chosen["modelled"]
+    constants = dict((k, chosen[k]) for k in ("engine", "engine_version", "gpu_class", "memory_total_mib", "host",
+                                               "date", "model"))
+    for key in ("torch_total_bytes", "non_torch_bytes", "cuda_graph_bytes"):
+        if key in measured:
+            constants[key] = measured[key]
+    if measured.get("activation_bytes") and modelled.get("activation_bytes"):
+        constants["activation_ratio"] = round(float(measured["activation_bytes"]) / modelled["activation_bytes"], 4)
+    return {"constants": constants, "entry": chosen, "warnings": warnings}
+
+
+def _age_days(date, now):
+    try:
+        when = datetime.datetime.fromisoformat(str(date).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=datetime.timezone.utc)
+    return (now - when).days
+
+
+def load(path):
+    """The document at ``path`` (an empty one when the file does not exist). Raises CalibrationError when unreadable."""
+    if not os.path.exists(path):
+        return empty()
+    try:
+        with open(path) as handle:
+            return check_document(json.load(handle))
+    except ValueError as exc:
+        if isinstance(exc, CalibrationError):
+            raise
+        raise CalibrationError("file", path, "a JSON calibration document (%s)" % exc)
+
+
+def write_atomic(path, document):
+    """Write ``document`` to ``path`` through a temporary file in the same directory and a rename."""
+    doc = check_document(document)
+    directory = os.path.dirname(os.path.abspath(path))
+    handle, tmp = tempfile.mkstemp(prefix=".calibration-", dir=directory)
+    try:
+        with os.fdopen(handle, "w") as out:
+            json.dump(doc, out, indent=2, sort_keys=True)
+            out.write("\n")
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path

@@ -1,0 +1,180 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) llmops.deploy developers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""vLLM's memory rules (engine_memory.py) and the published start-up logs they must reproduce.
+
+Targets (issue 8): on every fixture of the current engine generation (V1) the KV cache within +-15 % of the log,
+the weights within +-3 %, and the engine's verdict (started / refused) ours too. The activation constants were
+fitted on two of the H100 logs (Llama-3.1-8B, Qwen3-0.6B); the others check them.
+"""
+
+import importlib.util
+import os
+
+import pytest
+
+from ansible_collections.llmops.deploy.plugins.module_utils import engine_memory
+from ansible_collections.llmops.deploy.plugins.module_utils.sizing_errors import SizingInputError
+
+ROOT = os.path.join(os.path.dirname(__file__), "..", "..", "..", "..")
+GIB = 2 ** 30
+
+
+def _compare():
+    spec = importlib.util.spec_from_file_location("compare_published",
+                                                  os.path.join(ROOT, "benchmarks", "compare_published.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+COMPARE = _compare()
+FIXTURES = COMPARE.load_fixtures()
+V1 = [f for f in FIXTURES if f["generation"] == "V1"]
+JUDGED = [f for f in V1 if not f.get("excluded_from_targets")]
+
+
+def test_fixture_set_covers_three_memory_classes_and_records_its_sources():
+    assert len(FIXTURES) >= 8 and len(V1) >= 8
+    classes = set()
+    for meta in FIXTURES:
+        assert meta["log"].strip(), meta["name"]
+        assert meta.get("source_url") or meta.get("source_note"), meta["name"]
+        for key in ("model", "gpu", "gpu_memory_mib", "gpu_memory_utilization", "max_model_len",
+                    "tensor_parallel_size", "config"):
+            assert meta.get(key) is not None, (meta["name"], key)
+        assert meta.get("vllm_version") or meta.get("vllm_version_note"), meta["name"]
+        assert os.path.exists(os.path.join(ROOT, meta["config"])), meta["config"]
+        mib = meta["gpu_memory_mib"]
+        classes.add("24 GB" if mib < 30000 else "40-48 GB" if mib < 60000 else "80 GB+")
+    assert classes == {"24 GB", "40-48 GB", "80 GB+"}
+
+
+@pytest.mark.parametrize("meta", JUDGED, ids=[f["name"] for f in JUDGED])
+def test_kv_cache_and_weights_within_target(meta):
+    ours = COMPARE.evaluate(meta)
+    pub = meta["published"]
+    if pub.get("weights_gib"):
+        assert abs(ours["weights_gib"] / pub["weights_gib"] - 1) <= COMPARE.WEIGHTS_TOLERANCE, ours["weights_gib"]
+    if meta["engine_outcome"] == "started":
+        tokens, _how = COMPARE.published_kv_tokens(meta)
+        assert tokens, meta["name"]
+        assert abs(float(ours["kv_tokens"]) / tokens - 1) <= COMPARE.KV_TOLERANCE, (ours["kv_tokens"], tokens)
+        assert abs(ours["kv_cache_gib"] / pub["kv_cache_gib"] - 1) <= COMPARE.KV_TOLERANCE
+
+
+@pytest.mark.parametrize("meta", V1, ids=[f["name"] for f in V1])
+def test_verdict_is_the_engines(meta):
+    assert COMPARE.evaluate(meta)["outcome"] == meta["engine_outcome"]
+
+
+def test_excluded_fixtures_say_why():
+    for meta in V1:
+        if meta.get("excluded_from_targets"):
+            assert meta.get("nondefault_arguments"), meta["name"]
+
+
+def test_rtx_4090_parts_match_the_engines_own_breakdown():
+    """vLLM 0.27.1 printed its parts: 0.31 GiB peak activation, 1.23 GiB weights + non-torch, 23.99 GiB total."""
+    meta = [f for f in FIXTURES if f["name"] == "rtx4090-qwen2.5-0.5b-instruct"][0]
+    ours = COMPARE.evaluate(meta)
+    assert ours["max_num_batched_tokens"] == 8192 and ours["max_num_seqs"] == 256  # LLM() on a < 70 GiB GPU
+    assert abs(ours["activation_gib"] - 0.31) < 0.05
+    assert abs(ours["weights_gib"] + ours["non_torch_gib"] - 1.23) < 0.05
+    assert ours["room"]["torch_total_bytes"] == int(23.99 * GIB)
+
+
+def test_llm_d_parts_match_the_h100_breakdown():
+    """The sampler constant was fitted on Llama-3.1-8B and Qwen3-0.6B; Qwen3-32B and Llama-70B TP 2 check it."""
+    for name, activation, non_torch in (("h100-qwen3-32b-16k", 5.64, 0.14), ("h100x2-llama-3.3-70b-fp8-tp2", 4.84, 0.55)):
+        meta = [f for f in FIXTURES if f["name"] == name][0]
+        ours = COMPARE.evaluate(meta)
+        assert abs(ours["activation_gib"] / activation - 1) < 0.03, (name, ours["activation_gib"])
+        assert abs(ours["non_torch_gib"] - non_torch) < 0.05
+
+
+def test_v0_logs_are_kept_but_not_modelled():
+    old = [f for f in FIXTURES if f["generation"] == "V0"]
+    assert old and all(f["runs"] for f in old)
+    assert engine_memory.engine_rules("0.6.4")["modelled"] is False
+    assert engine_memory.engine_rules()["modelled"] is True
+
+
+# -- the rules, as read in vLLM 0.32.0 -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("total_gib, name, entry, expected", [
+    (23.58, "NVIDIA GeForce RTX 3090", "openai_api_server", (2048, 256)),
+    (23.58, "NVIDIA GeForce RTX 3090", "llm_class", (8192, 256)),
+    (44.4, "NVIDIA L40S", "openai_api_server", (2048, 256)),
+    (79.18, "NVIDIA H100 80GB HBM3", "openai_api_server", (8192, 1024)),
+    (79.18, "NVIDIA H100 80GB HBM3", "llm_class", (16384, 1024)),
+    (79.15, "NVIDIA A100-SXM4-80GB", "openai_api_server", (2048, 256)),
+    (79.15, None, "openai_api_server", (8192, 1024)),
+    (139.8, "NVIDIA H200", "openai_api_server", (8192, 1024)),
+    (178.4, "NVIDIA B200", "openai_api_server", (16384, 1024)),
+])
+def test_batch_defaults_by_memory_class_name_and_entry_point(total_gib, name, entry, expected):
+    tokens, seqs, source = engine_memory.batch_defaults(int(total_gib * GIB), name, entry)
+    assert (tokens, seqs) == expected
+    assert "get_batch_defaults" in source
+
+
+def test_batch_defaults_clamped_by_context_and_explicit_values_win():
+    total = int(79.18 * GIB)
+    assert engine_memory.batch_defaults(total, "H100", max_model_len=4)[:2] == (4096, 1024)
+    assert engine_memory.batch_defaults(total, "H100", max_num_batched_tokens=512)[:2] == (512, 512)
+    assert engine_memory.batch_defaults(total, "H100", max_num_seqs=8)[:2] == (8192, 8)
+    with pytest.raises(SizingInputError) as err:
+        engine_memory.batch_defaults(total, "H100", entry_point="grpc")
+    assert err.value.field == "engine_entry_point"
+
+
+def test_version_rules():
+    assert engine_memory.engine_rules()["version"] == "0.32.0"
+    pinned = engine_memory.engine_rules("0.32.0")
+    assert pinned["cuda_graphs_in_budget"] and pinned["model_runner"] == "v2" and pinned["largest_batch_class"]
+    old = engine_memory.engine_rules("v0.10.2")
+    assert not old["cuda_graphs_in_budget"] and old["model_runner"] == "v1" and not old["largest_batch_class"]
+    assert engine_memory.engine_rules("0.21.0")["cuda_graphs_in_budget"]
+    with pytest.raises(SizingInputError):
+        engine_memory.parse_version("latest")
+
+
+def test_usable_memory_is_less_than_nvidia_smi():
+    h100, source = engine_memory.torch_total_bytes(81559)
+    assert h100 == int(79.18 * GIB) and source.startswith("read:")
+    other, source = engine_memory.torch_total_bytes(46068)
+    assert other < 46068 * 2 ** 20 and source.startswith("estimated:")
+
+
+def test_activation_grows_with_the_batch_and_shrinks_with_tp():
+    profile = {"hidden_size": 4096, "mlp_width": 14336, "experts_per_token": 0, "expert_width": 0,
+               "vocab_size": 128256, "num_hidden_layers": 32, "element_bytes": 2}
+    rules = engine_memory.engine_rules()
+    small, _ = engine_memory.activation_peak(profile, 1, 2048, 256, rules)
+    large, _ = engine_memory.activation_peak(profile, 1, 8192, 1024, rules)
+    split, _ = engine_memory.activation_peak(profile, 2, 8192, 1024, rules)
+    assert small < large and split < large
+    # The old model runner's sampler warm-up dominated: ~9.6 fp32 vocabulary rows per request.
+    v1, parts = engine_memory.activation_peak(profile, 1, 8192, 1024, engine_memory.engine_rules("0.11.0"))
+    assert v1 == parts["sampler"] and abs(v1 / GIB - 4.76) < 0.1
+
+
+def test_kv_room_start_check_and_calibration():
+    profile = {"hidden_size": 896, "mlp_width": 4864, "experts_per_token": 0, "expert_width": 0,
+               "vocab_size": 151936, "num_hidden_layers": 24, "element_bytes": 2}
+    room = engine_memory.kv_room(profile, GIB, 24564, 0.9)
+    assert room["starts"] and room["kv_cache_bytes"] > 18 * GIB and room["measured"] == {}
+    assert not engine_memory.kv_room(profile, GIB, 24564, 0.99)["starts"]  # no room left for the CUDA context
+    calibrated = engine_memory.kv_room(profile, GIB, 24564, 0.9, calibration={
+        "engine_version": "0.32.0", "gpu_class": "x", "host": "gpu-node-01", "date": "2026-12-01",
+        "activation_ratio": 2.0, "non_torch_bytes": GIB, "torch_total_bytes": 23 * GIB})
+    assert calibrated["activation_bytes"] == 2 * room["modelled"]["activation_bytes"]
+    assert calibrated["non_torch_bytes"] == GIB and calibrated["torch_total_bytes"] == 23 * GIB
+    assert calibrated["modelled"] == room["modelled"]
+    assert "measured:" in calibrated["activation_source"] and "gpu-node-01" in calibrated["activation_source"]
+
+
+def test_kv_tokens_are_whole_blocks():
+    assert engine_memory.kv_tokens(int(3.81 * GIB), 131072) == 31200
+    assert engine_memory.kv_tokens(-1, 131072) == 0

@@ -1,0 +1,102 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) llmops.deploy developers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The calibration file: record trials, look up constants, ignore (with a warning) what does not apply."""
+
+import datetime
+import json
+import os
+
+import pytest
+
+from ansible_collections.llmops.deploy.plugins.plugin_utils import calibration
+
+GIB = 2 ** 30
+NOW = datetime.datetime(2026, 12, 1, tzinfo=datetime.timezone.utc)
+
+
+def trial(**overrides):
+    base = {"engine_version": "0.32.0", "gpu": "NVIDIA A100-SXM4-80GB", "memory_total_mib": 81920,
+            "model": "Qwen/Qwen2.5-7B-Instruct", "tensor_parallel_size": 1,
+            "arguments": {"max_model_len": 8192, "gpu_memory_utilization": 0.9},
+            "measured": {"weights_bytes": 15 * GIB, "kv_cache_bytes": 55 * GIB, "activation_bytes": 3 * GIB,
+                         "non_torch_bytes": GIB // 2, "torch_total_bytes": 79 * GIB, "kv_tokens": 1000000},
+            "modelled": {"activation_bytes": 2 * GIB}, "host": "a100-node-01", "date": "2026-11-30T10:00:00+00:00"}
+    base.update(overrides)
+    return base
+
+
+def test_record_appends_without_changing_the_input():
+    doc = calibration.record(None, trial())
+    again = calibration.record(doc, trial(host="a100-node-02"))
+    assert len(doc["entries"]) == 1 and len(again["entries"]) == 2
+    assert again["entries"][-1]["host"] == "a100-node-02"
+    assert again["entries"][0]["gpu_class"] == "nvidia-a100-sxm4-80gb/81920MiB"
+
+
+def test_record_is_bounded():
+    doc = None
+    for i in range(5):
+        doc = calibration.record(doc, trial(host="h%d" % i), max_entries=3)
+    assert [e["host"] for e in doc["entries"]] == ["h2", "h3", "h4"]
+
+
+@pytest.mark.parametrize("overrides, field", [
+    ({"engine_version": None}, "engine_version"),
+    ({"memory_total_mib": "80GB"}, "memory_total_mib"),
+    ({"gpu": ""}, "gpu"),
+    ({"measured": {}}, "measured"),
+    ({"measured": {"kv_cache_bytes": -1}}, "measured.kv_cache_bytes"),
+    ({"measured": {"vram": 1}}, "measured.vram"),
+    ({"date": "yesterday"}, "date"),
+])
+def test_malformed_trials_name_the_field(overrides, field):
+    with pytest.raises(calibration.CalibrationError) as err:
+        calibration.record(None, trial(**overrides))
+    assert err.value.field == field
+
+
+def test_lookup_gives_measured_constants_and_the_ratio():
+    doc = calibration.record(None, trial())
+    found = calibration.lookup(doc, "0.32.0", "NVIDIA A100-SXM4-80GB", 81920, today=NOW)
+    const = found["constants"]
+    assert found["warnings"] == []
+    assert const["host"] == "a100-node-01" and const["activation_ratio"] == 1.5
+    assert const["non_torch_bytes"] == GIB // 2 and const["torch_total_bytes"] == 79 * GIB
+    assert const["memory_total_mib"] == 81920 and const["engine_version"] == "0.32.0"
+
+
+def test_newest_matching_entry_wins_other_gpus_are_not_used():
+    doc = calibration.record(None, trial(host="old"))
+    doc = calibration.record(doc, trial(host="new"))
+    doc = calibration.record(doc, trial(host="h100", gpu="NVIDIA H100 80GB HBM3", memory_total_mib=81559))
+    found = calibration.lookup(doc, "0.32.0", "NVIDIA A100-SXM4-80GB", 81920, today=NOW)
+    assert found["constants"]["host"] == "new"
+    assert calibration.lookup(doc, "0.32.0", "NVIDIA L40S", 46068, today=NOW)["constants"] is None
+
+
+def test_other_versions_stale_and_malformed_entries_are_ignored_with_warnings():
+    doc = calibration.record(None, trial(engine_version="0.31.0"))
+    doc = calibration.record(doc, trial(date="2024-01-01"))
+    doc["entries"].append({"engine_version": "0.32.0", "gpu": "x"})
+    found = calibration.lookup(doc, "0.32.0", "NVIDIA A100-SXM4-80GB", 81920, today=NOW)
+    assert found["constants"] is None
+    text = " | ".join(found["warnings"])
+    assert "0.31.0" in text and "stale" in text and "malformed" in text
+    broken = calibration.lookup({"entries": "x"}, "0.32.0", "NVIDIA A100-SXM4-80GB", 81920)
+    assert broken["constants"] is None and "ignored" in broken["warnings"][0]
+
+
+def test_file_round_trip_is_atomic(tmp_path):
+    path = str(tmp_path / "calibration.json")
+    assert calibration.load(path) == calibration.empty()
+    calibration.write_atomic(path, calibration.record(None, trial()))
+    assert calibration.load(path)["entries"][0]["host"] == "a100-node-01"
+    assert sorted(os.listdir(str(tmp_path))) == ["calibration.json"]
+    with open(path, "w") as handle:
+        handle.write("{not json")
+    with pytest.raises(calibration.CalibrationError):
+        calibration.load(path)
+    with pytest.raises(calibration.CalibrationError):
+        calibration.write_atomic(path, {"format": 9, "entries": []})
+    assert open(path).read() == "{not json"  # the failed write left the file as it was
