@@ -155,11 +155,17 @@ def _check_plan(plan):
         raise EngineArgsError("plan.sizing.method", (sized or {}).get("method") if isinstance(sized, dict) else sized,
                               "'detailed': engine arguments and expected figures need the model's architecture "
                               "(capacity_check with method detailed and the model's config)")
-    for key in ("context_length", "concurrency", "kv_cache_per_token_bytes", "precision", "plan_inputs",
-                "requirements_bytes"):
+    for key in ("context_length", "concurrency", "precision", "requirements_bytes"):
         if key not in sized:
             raise EngineArgsError("plan.sizing.%s" % key, None, "present in a detailed sizing result")
     return sized
+
+
+def _require(sized, keys, target):
+    for key in keys:
+        if sized.get(key) is None:
+            raise EngineArgsError("plan.sizing.%s" % key, None, "present in a detailed sizing result for the %s "
+                                  "target (plan the host with that target)" % target)
 
 
 def resolve_target(plan, target=None):
@@ -310,6 +316,7 @@ def derive(plan, config, model_path, served_model_name, target=None, host=DEFAUL
     concurrency = _positive_int("plan.sizing.concurrency", sized["concurrency"], "a positive integer")
     env = {}
     if target == "gpu":
+        _require(sized, ("plan_inputs", "kv_cache_per_token_bytes"), target)
         gpu_plan = plan.get("gpu_plan")
         if not isinstance(gpu_plan, dict) or not gpu_plan.get("tensor_parallel_size"):
             raise EngineArgsError("plan.gpu_plan", (gpu_plan or {}).get("description") if isinstance(
@@ -394,18 +401,24 @@ def derive(plan, config, model_path, served_model_name, target=None, host=DEFAUL
         pick("enforce_eager", True if eager_default else None, "default",
              "no torch.compile: 70-115 s less to a healthy endpoint on CPU" if eager_default else
              "model_serve_enforce_eager false: torch.compile at start-up")
-        per_token = _positive_int("plan.sizing.kv_cache_per_token_bytes", sized["kv_cache_per_token_bytes"],
-                                  "a positive integer")
-        if cpu_kvcache_space_gib in (None, "", 0):
+        cpu_plan = sized.get("cpu_plan") or {}
+        per_token = cpu_plan.get("kv_cache_bytes_per_token") or sized.get("kv_cache_per_token_bytes")
+        per_token = _positive_int("plan.sizing.kv_cache_per_token_bytes", per_token, "a positive integer (KV bytes "
+                                  "per token from the model's config)")
+        if cpu_kvcache_space_gib not in (None, "", 0):
+            space = _positive_int("cpu_kvcache_space_gib", cpu_kvcache_space_gib,
+                                  "whole GiB above 0 (0 makes vLLM's CPU backend fail: no memory for cache blocks)")
+            space_source, space_detail = "override", "model_serve_cpu_kvcache_space_gib"
+        elif cpu_plan.get("kv_cache_space_gib"):
+            space = _positive_int("plan.sizing.cpu_plan.kv_cache_space_gib", cpu_plan["kv_cache_space_gib"],
+                                  "whole GiB above 0")
+            space_source, space_detail = "plan", "the plan's KV-cache space (host RAM was judged with it)"
+        else:
             needed = per_token * max_len * seqs
             space = max(1, int(math.ceil(float(needed) / GIB)))
             space_source = "plan"
             space_detail = ("room for max_num_seqs %d x max_model_len %d tokens x %d KV bytes per token, rounded up "
                             "to whole GiB (at least 1: 0 makes vLLM's CPU backend fail)" % (seqs, max_len, per_token))
-        else:
-            space = _positive_int("cpu_kvcache_space_gib", cpu_kvcache_space_gib,
-                                  "whole GiB above 0 (0 makes vLLM's CPU backend fail: no memory for cache blocks)")
-            space_source, space_detail = "override", "model_serve_cpu_kvcache_space_gib"
         ram = (plan.get("hardware") or {}).get("memory_total_mib")
         if ram and space * 1024 + sized["requirements_bytes"]["param_memory"] / 2 ** 20 > ram:
             raise EngineArgsError("cpu_kvcache_space_gib", space, "a KV space that fits next to the weights in the "
