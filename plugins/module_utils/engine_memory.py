@@ -85,11 +85,15 @@ CUDA_GRAPH_CAPTURE_TOKENS = 512
 
 # What torch reports as the device total (bytes) for GPUs whose figure is published, by nvidia-smi MiB total.
 # H100 80GB HBM3: 79.18 GiB (llm-d's logs); RTX 4090: 23.99 GiB (vLLM 0.27.1 log); RTX 3090: 23.58 GiB (vLLM issue
-# #10517). Other GPUs: nvidia-smi's total less DRIVER_RESERVED_FRACTION.
+# #10517); L40S: 44.42 GiB (vLLM 0.10.2 log, "Free memory on device (43.93/44.42 GiB)"); H200: 139.81 GiB (vLLM
+# logs, "Free memory on device (139.21/139.81 GiB)"). Other GPUs: nvidia-smi's total less DRIVER_RESERVED_FRACTION
+# (the published ones keep 0 to 1.8 %).
 TORCH_TOTAL_BY_SMI_MIB = {
     81559: int(Fraction("79.18") * GIB),
     24564: int(Fraction("23.99") * GIB),
     24576: int(Fraction("23.58") * GIB),
+    46068: int(Fraction("44.42") * GIB),
+    143771: int(Fraction("139.81") * GIB),
 }
 DRIVER_RESERVED_FRACTION = Fraction(1, 100)
 
@@ -237,9 +241,10 @@ def non_torch_bytes(profile, gpus, requests, rules):
     return value
 
 
-def cuda_graph_bytes(profile, tp, rules):
-    """CUDA graph memory; counted against the budget only when the engine does (>= 0.21.0)."""
-    return forward_bytes(profile, min(CUDA_GRAPH_CAPTURE_TOKENS, 512), tp)
+def cuda_graph_bytes(profile, tp):
+    """CUDA graph memory: the first capture of the largest batch; counted against the budget only when the engine
+    does (>= 0.21.0)."""
+    return forward_bytes(profile, CUDA_GRAPH_CAPTURE_TOKENS, tp)
 
 
 def kv_room(profile, weights_bytes, memory_total_mib, gpu_memory_utilization, tp=1, pp=1, gpu_name=None,
@@ -264,7 +269,7 @@ def kv_room(profile, weights_bytes, memory_total_mib, gpu_memory_utilization, tp
     nontorch_src = "estimated: CUDA runtime %s%s" % (
         "and NCCL/all-reduce buffers (%d GPUs)" % (tp * pp) if tp * pp > 1 else "(one GPU)",
         "; V2 sampler's per-request token counts" if rules["model_runner"] == "v2" else "")
-    graphs = cuda_graph_bytes(profile, tp, rules)
+    graphs = cuda_graph_bytes(profile, tp)
     graphs_src = "estimated: first CUDA graph capture of %d tokens; %s" % (
         CUDA_GRAPH_CAPTURE_TOKENS, "inside the budget (vLLM >= 0.21.0)" if rules["cuda_graphs_in_budget"] else
         "outside the budget in vLLM %s (in the 1 - gpu_memory_utilization headroom)" % rules["version"])

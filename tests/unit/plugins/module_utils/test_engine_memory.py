@@ -60,7 +60,8 @@ def test_kv_cache_and_weights_within_target(meta):
         tokens, _how = COMPARE.published_kv_tokens(meta)
         assert tokens, meta["name"]
         assert abs(float(ours["kv_tokens"]) / tokens - 1) <= COMPARE.KV_TOLERANCE, (ours["kv_tokens"], tokens)
-        assert abs(ours["kv_cache_gib"] / pub["kv_cache_gib"] - 1) <= COMPARE.KV_TOLERANCE
+        if pub.get("kv_cache_gib"):
+            assert abs(ours["kv_cache_gib"] / pub["kv_cache_gib"] - 1) <= COMPARE.KV_TOLERANCE
 
 
 @pytest.mark.parametrize("meta", V1, ids=[f["name"] for f in V1])
@@ -143,8 +144,10 @@ def test_version_rules():
 def test_usable_memory_is_less_than_nvidia_smi():
     h100, source = engine_memory.torch_total_bytes(81559)
     assert h100 == int(79.18 * GIB) and source.startswith("read:")
-    other, source = engine_memory.torch_total_bytes(46068)
-    assert other < 46068 * 2 ** 20 and source.startswith("estimated:")
+    l40s, source = engine_memory.torch_total_bytes(46068)
+    assert l40s == int(44.42 * GIB) and source.startswith("read:")
+    other, source = engine_memory.torch_total_bytes(49140)
+    assert other < 49140 * 2 ** 20 and source.startswith("estimated:")
 
 
 def test_activation_grows_with_the_batch_and_shrinks_with_tp():
