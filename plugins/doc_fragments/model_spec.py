@@ -32,7 +32,7 @@ options:
       - Without it, the precision is the one the name says, else the checkpoint's metadata (C(quantization_config),
         safetensors headers, C(torch_dtype) of O(config) or O(config_path); a float32 checkpoint is served at 16
         bits), else O(default_precision), else C(fp16), the guide's production recommendation, stated in
-        RV(assumptions) and as a warning.
+        the C(assumptions) key of the sizing result and as a warning.
     type: str
   default_precision:
     description:
