@@ -17,12 +17,15 @@ def _looks_like_model_id(value):
     return isinstance(value, str) and "/" in value
 
 
-def model_sizing(value, precision=None, method="seed", reserve=sizing.DEFAULT_RESERVE, params=None):
+def model_sizing(value, precision=None, method="seed", reserve=sizing.DEFAULT_RESERVE, params=None,
+                 default_precision=None, target="gpu", cpu_kv_cache_space_gib=None):
     """``'32B' | model_sizing('int8')`` or ``'owner/Name-32B-FP8' | model_sizing`` -> the sizing dict."""
+    options = dict(precision=precision, method=method, reserve=reserve, default_precision=default_precision,
+                   target=target, cpu_kv_cache_space_gib=cpu_kv_cache_space_gib)
     try:
         if _looks_like_model_id(value):
-            return sizing.size_model(model=value, params=params, precision=precision, method=method, reserve=reserve)
-        return sizing.size_model(params=value, precision=precision, method=method, reserve=reserve)
+            return sizing.size_model(model=value, params=params, **options)
+        return sizing.size_model(params=value, **options)
     except SizingInputError as exc:
         raise AnsibleFilterError("llmops.deploy.model_sizing: %s" % exc)
 

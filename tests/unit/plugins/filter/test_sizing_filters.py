@@ -146,3 +146,14 @@ def test_select_model_on_a_registered_loop_and_on_one_result():
     assert one["chosen"] is None and one["verdict"] == "insufficient"
     lost = FILTERS["select_model"]({"unreachable": True, "msg": "ssh: no route"})
     assert (lost["chosen"], lost["verdict"], lost["assessment"]["reasons"]) == (None, "unreachable", ["ssh: no route"])
+
+
+def test_model_sizing_filter_takes_a_default_precision_and_a_cpu_target():
+    awq = FILTERS["model_sizing"]("Qwen/Qwen2.5-72B-Instruct-AWQ", default_precision="bf16")
+    assert awq["precision"] == "int4" and awq["sizing_warnings"] == []
+    cpu = FILTERS["model_sizing"]("Qwen/Qwen2.5-0.5B-Instruct", default_precision="bf16", target="cpu",
+                                  cpu_kv_cache_space_gib=1)
+    assert cpu["target"] == "cpu" and "gpu_memory_gb" not in cpu and cpu["cpu_plan"]["kv_cache_space_gib"] == 1
+    with pytest.raises(AnsibleFilterError) as err:
+        FILTERS["model_sizing"]("7B", "fp16", target="cpu", cpu_kv_cache_space_gib=0)
+    assert "cpu_kv_cache_space_gib" in str(err.value)
