@@ -542,6 +542,8 @@ class DirLock(object):
         while True:
             try:
                 fcntl.flock(self.fd, op)
+                if self.waited:
+                    self.waited = self.clock() - start
                 break
             except (IOError, OSError) as exc:
                 if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):

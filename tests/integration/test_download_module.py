@@ -88,6 +88,13 @@ def assert_matches_hub(hub, model_dir, model_id=QWEN, revision="master"):
     return snapshot
 
 
+def staged(model_dir, rel=""):
+    """Where the module stages a download of ``model_dir`` (its private staging directory's ``files``)."""
+    model_dir = os.path.realpath(str(model_dir))
+    base = os.path.join(os.path.dirname(model_dir), "." + os.path.basename(model_dir) + ".llmops-staging", "files")
+    return os.path.join(base, rel) if rel else base
+
+
 def all_files(root):
     found = []
     for base, _dirs, files in os.walk(str(root)):
@@ -210,14 +217,18 @@ def test_include_exclude_revision_and_fp8_verify(local_hub, tmp_path):
 # ---------------------------------------------------------------------------------------------------------- kill -9
 def test_kill_9_mid_download_then_rerun_resumes(local_hub, tmp_path):
     model_dir = tmp_path / "m"
-    partial = model_dir / "model.safetensors.incomplete"
+    partial = staged(model_dir, "model.safetensors.incomplete")
     size = local_hub.snapshot(QWEN).files["model.safetensors"].size
-    local_hub.add_file_fault("model.safetensors", slow=262144)
+    local_hub.add_file_fault("model.safetensors", hold=300000)      # the transfer stops there until released
     proc = subprocess.Popen(module_argv("modelscope_download", {
         "model_id": QWEN, "model_dir": str(model_dir), "endpoint": local_hub.endpoint}),
         cwd=REPO, env=ansible_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        wait_for(lambda: partial.exists() and partial.stat().st_size > 300000, 60, "a partial file")
+        assert local_hub.wait_held(timeout=120), "the download never reached the held file"
+        wait_for(lambda: os.path.exists(partial) and os.path.getsize(partial) == 300000, 60,
+                 "the held bytes in the partial file")
+        others = [p for p in local_hub.snapshot(QWEN).files if p != "model.safetensors"]
+        wait_for(lambda: all(os.path.isfile(staged(model_dir, p)) for p in others), 60, "the other files")
         (runner,) = runner_processes(tmp_path)
         module_pid = parent_pid(runner)
         os.kill(module_pid, signal.SIGKILL)          # the module dies mid-download ...
@@ -228,8 +239,8 @@ def test_kill_9_mid_download_then_rerun_resumes(local_hub, tmp_path):
     wait_for(lambda: not runner_processes(tmp_path), 10, "the SDK runner to die with the module")   # ... and takes the SDK
     res = result_of(out)
     assert res.get("failed") and not (model_dir / MARKER).exists()
-    have = partial.stat().st_size
-    assert 0 < have < size and not (model_dir / "model.safetensors").exists()
+    have = os.path.getsize(partial)
+    assert have == 300000 < size and not (model_dir / "model.safetensors").exists()
 
     local_hub.clear_faults()
     local_hub.clear_requests()
@@ -241,7 +252,7 @@ def test_kill_9_mid_download_then_rerun_resumes(local_hub, tmp_path):
     assert res["files_fetched"] == 1 and res["bytes_fetched"] == size - have
     assert res["hashed_files"] == len(local_hub.snapshot(QWEN).files)
     assert_matches_hub(local_hub, model_dir)
-    assert not partial.exists()
+    assert not os.path.exists(partial) and not os.path.exists(os.path.dirname(staged(model_dir)))
 
 
 # ---------------------------------------------------------------------------------------------------------- faults
@@ -252,7 +263,9 @@ def test_corrupted_file_fails_without_marker(local_hub, tmp_path):
     assert res["failed"] and "model.safetensors" in res["msg"] and "no completion marker" in res["msg"]
     assert not (model_dir / MARKER).exists()
     assert not (model_dir / "model.safetensors").exists()        # never left looking complete
-    assert (model_dir / "config.json").exists()
+    assert all_files(model_dir) == []                            # verified files wait in the staging directory
+    assert os.path.isfile(staged(model_dir, "config.json")) and not os.path.exists(staged(model_dir,
+                                                                                             "model.safetensors"))
     res = run_module("model_verify", {"path": str(model_dir)})
     assert res["failed"] and res["marker"] == "absent"
 
@@ -328,35 +341,175 @@ def test_small_filesystem_is_refused_before_any_byte(local_hub, small_fs):
 
 
 # ---------------------------------------------------------------------------------------------------------- concurrency
+def lock_openers(lock_path):
+    """pids of the processes that hold ``lock_path`` open (a run holding or waiting for the lock)."""
+    pids = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            for fd in os.listdir("/proc/%s/fd" % name):
+                if os.readlink("/proc/%s/fd/%s" % (name, fd)) == lock_path:
+                    pids.append(int(name))
+                    break
+        except OSError:
+            continue
+    return sorted(pids)
+
+
 def test_two_runs_at_once_wait_or_fail_never_mix(local_hub, tmp_path):
+    """No timing: the hub holds the first run's transfer until the test has seen the other runs fail or wait."""
     model_dir = tmp_path / "m"
-    local_hub.add_file_fault("model.safetensors", slow=1048576)
+    lock_path = str(tmp_path / ".m.llmops-lock")
+    local_hub.add_file_fault("model.safetensors", hold=0)
     first = subprocess.Popen(module_argv("modelscope_download", {
         "model_id": QWEN, "model_dir": str(model_dir), "endpoint": local_hub.endpoint}),
         cwd=REPO, env=ansible_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     waiter_result = {}
+    waiter = None
     try:
-        wait_for((model_dir / "model.safetensors.incomplete").exists, 60, "the first run's download")
-        # a second run that waits: it starts now, blocks on the lock and then finds the directory complete
-
-        def wait_then_download():
-            waiter_result.update(download(local_hub, model_dir, lock_timeout=120))
-        waiter = threading.Thread(target=wait_then_download)
-        waiter.start()
-        # a third run that may not wait: fails clearly, naming the holder
+        assert local_hub.wait_held(timeout=120), "the first run never reached the held transfer"
+        holders = lock_openers(lock_path)          # the first run's module and its SDK runner
+        assert holders
+        # a run that may not wait: fails clearly, naming the holder
         res = download(local_hub, model_dir, lock_timeout=1)
         assert res["failed"] and "another run holds the lock" in res["msg"] and "pid" in res["msg"]
-        out, _err = first.communicate(timeout=120)
-        waiter.join(120)
+
+        # a run that waits: it opens the lock file, finds it held, and waits
+        def wait_then_download():
+            waiter_result.update(download(local_hub, model_dir, lock_timeout=300))
+        waiter = threading.Thread(target=wait_then_download)
+        waiter.start()
+        wait_for(lambda: set(lock_openers(lock_path)) - set(holders), 120, "the second run to wait for the lock")
+        assert local_hub.held() == 1                # the first run is still stopped mid-transfer
+        local_hub.release()
+        out, _err = first.communicate(timeout=300)
+        waiter.join(300)
     finally:
+        local_hub.release()
         if first.poll() is None:
             first.kill()
     first_res = result_of(out)
     assert first_res["complete"] and first_res["changed"], first_res.get("msg")
-    assert waiter_result["changed"] is False and waiter_result["lock_waited"] > 0.5
+    assert waiter_result["changed"] is False and waiter_result["lock_waited"] > 0
     assert waiter_result["files_fetched"] == 0
     files = local_hub.requests(kind="file")
     assert len(files) == len(local_hub.snapshot(QWEN).files)      # only the first run fetched anything
     assert_matches_hub(local_hub, model_dir)
     res = run_module("model_verify", {"path": str(model_dir), "verify": "full"})
     assert res["valid"], res.get("msg")
+
+
+# ---------------------------------------------------------------------------------------------------------- issue 9
+def tree_state(root):
+    """Every entry under ``root``: kind+mode, owner, content (links not followed)."""
+    found = {}
+    for base, dirs, files in os.walk(str(root)):
+        for name in dirs + files:
+            path = os.path.join(base, name)
+            st = os.lstat(path)
+            content = open(path, "rb").read() if os.path.isfile(path) and not os.path.islink(path) else None
+            found[os.path.relpath(path, str(root))] = (st.st_mode, st.st_uid, st.st_gid, content)
+    return found
+
+
+@pytest.mark.parametrize("plant", ["subdirectory", "partial"])
+def test_symlink_planted_during_a_run_is_never_written_through(local_hub, tmp_path, plant):
+    """Someone who can write into the model directory plants a link while the SDK is mid-transfer."""
+    model_dir = tmp_path / "m"
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "file").write_bytes(b"precious\n")
+    os.chmod(str(elsewhere / "file"), 0o600)
+    before = tree_state(elsewhere)
+    before_dir = os.stat(str(elsewhere))
+    local_hub.add_listing_fault(unsafe_paths=["zz/extra.txt"])     # a file below a subdirectory (a safe path)
+    local_hub.add_file_fault("model.safetensors", hold=1000)
+    args = {"model_id": QWEN, "model_dir": str(model_dir), "endpoint": local_hub.endpoint, "mode": "0666",
+            "dir_mode": "0777"}
+    if os.geteuid() == 0:
+        args.update(owner="65534", group="65534")
+    proc = subprocess.Popen(module_argv("modelscope_download", args), cwd=REPO, env=ansible_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert local_hub.wait_held(timeout=120), "the download never reached the held file"
+        if plant == "subdirectory":
+            os.symlink(str(elsewhere), str(model_dir / "zz"))
+        else:
+            os.symlink(str(elsewhere / "file"), str(model_dir / "config.json.incomplete"))
+        local_hub.release()
+        out, _err = proc.communicate(timeout=300)
+    finally:
+        local_hub.release()
+        if proc.poll() is None:
+            proc.kill()
+    res = result_of(out)
+    assert res.get("failed") and ("no completion marker" in res["msg"] or "left as they were" in res["msg"]), res
+    assert not (model_dir / MARKER).exists()
+    assert tree_state(elsewhere) == before                        # nothing written, appended, chowned, chmoded
+    after_dir = os.stat(str(elsewhere))
+    assert (after_dir.st_mode, after_dir.st_uid) == (before_dir.st_mode, before_dir.st_uid)
+
+
+def test_revision_with_a_path_is_refused_before_any_request(local_hub, tmp_path):
+    res = download(local_hub, tmp_path / "m", revision="../tiny-model/master")
+    assert res["failed"] and "revision '../tiny-model/master' is not valid" in res["msg"]
+    assert local_hub.requests() == [] and not (tmp_path / "m").exists()
+
+
+@pytest.mark.parametrize("path", ["next\u0085line.txt", "csi\u009b31m.txt", "line\u2028sep.txt",
+                                  "invoice\u202etxt.exe", "para\u2029sep.txt", "zero\u200bwidth.txt"])
+def test_unicode_control_and_format_characters_are_refused(local_hub, tmp_path, path):
+    local_hub.add_listing_fault(unsafe_paths=[path])
+    res = download(local_hub, tmp_path / "m")
+    assert res["failed"] and any("U+" in item for item in res["unsafe_paths"]), res["msg"]
+    assert local_hub.requests(kind="file") == [] and not (tmp_path / "m").exists()
+
+
+def test_sdk_that_cannot_be_imported_says_so_first(local_hub, tmp_path):
+    bare = tmp_path / "bare-venv"
+    subprocess.run(["python3", "-m", "venv", "--without-pip", str(bare)], check=True)
+    res = download(local_hub, tmp_path / "m", sdk_python=str(bare / "bin" / "python"))
+    assert res["failed"] and res["msg"].startswith("cannot download %s@master: the ModelScope SDK cannot be "
+                                                   "imported by" % QWEN), res["msg"]
+    assert "size/sha256" not in res["msg"] and not (tmp_path / "m" / MARKER).exists()
+
+
+def test_refused_model_dir_symlink_leaves_no_lock_file(local_hub, tmp_path):
+    (tmp_path / "models").mkdir()
+    link = tmp_path / "models" / "m"
+    os.symlink(str(tmp_path / "nowhere" / "m"), str(link))
+    res = download(local_hub, link)
+    assert res["failed"] and "is a symlink to" in res["msg"]
+    assert local_hub.requests() == []
+    assert [f for f in all_files(tmp_path) if f.endswith(".llmops-lock")] == []
+
+
+def test_token_never_follows_a_redirect_to_another_port(local_hub_factory, tmp_path):
+    token = "CANARY-redirect-token-7d1c"
+    other = local_hub_factory()                                   # same host, another port, no token needed
+    hub = local_hub_factory(token=token)
+    hub.add_listing_fault(redirect=other.endpoint)
+    res = download(hub, tmp_path / "m", token=token)
+    assert res["complete"], res.get("msg")
+    (first,) = hub.requests(kind="listing")
+    (moved,) = other.requests(kind="listing")
+    assert first["auth"] is True and first["status"] == 302
+    assert moved["auth"] is False and moved["cookie_auth"] is False and moved["status"] == 200
+    # the files come from the endpoint itself, with the token
+    assert hub.requests(kind="file") and all(r["auth"] or r["cookie_auth"] for r in hub.requests(kind="file"))
+
+
+def test_client_options_work_end_to_end(local_hub, tmp_path):
+    """ca_path (a real CA bundle), validate_certs and use_proxy=false reach the module's client and the SDK; a proxy
+    in the environment that does not exist is ignored with use_proxy=false and breaks the run with use_proxy=true."""
+    import certifi
+    dead_proxy = {"http_proxy": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9", "no_proxy": "",
+                  "NO_PROXY": ""}
+    res = download(local_hub, tmp_path / "m", ca_path=certifi.where(), validate_certs=False, use_proxy=False,
+                   _env=dead_proxy)
+    assert res["complete"], res.get("msg")
+    res = download(local_hub, tmp_path / "m2", timeout=5, _env=dead_proxy)
+    assert res["failed"] and "could not be reached" in res["msg"] and not (tmp_path / "m2").exists()
+    res = download(local_hub, tmp_path / "m3", ca_path=str(tmp_path / "missing.pem"))
+    assert res["failed"] and "ca_path" in res["msg"] and not (tmp_path / "m3").exists()

@@ -31,12 +31,17 @@ every time) and at least one effect:
   sent as ``Retry-After``);
 * ``slow``: throttle the body to this many bytes per second; at least 1024, since the SDK cuts transfers slower than
   1024 B/s (protocol section 7);
-* ``delay``: seconds to wait before answering.
+* ``delay``: seconds to wait before answering;
+* ``hold``: send this many bytes of the body (0: only the headers), then hold the transfer until the test releases it
+  (``LocalHub.release()`` or ``POST /_admin/release``) or the hub stops; ``LocalHub.wait_held()`` returns once a
+  transfer is held. A condition instead of a duration, so that tests do not race on a loaded machine;
+* ``redirect``: answer ``302`` with ``Location: <redirect><the request's path and query>`` (``redirect`` is a base
+  URL such as ``http://127.0.0.1:8081``), for example to another port of the same host.
 
 Listing rule keys: ``model``, ``revision``, ``times`` and effects ``unsafe_paths`` (``true`` for
 :data:`DEFAULT_UNSAFE_PATHS`, or a list of paths; the entries are added to the listing with real Size and Sha256 and
 their content is served), ``omit_sha256`` (entries without Sha256: the SDK then checks nothing), ``status``,
-``retry_after`` and ``delay``.
+``retry_after``, ``delay`` and ``redirect``.
 
 The first rule (in order) that matches and still has ``times`` left applies; each application is counted in ``hits``.
 """
@@ -61,9 +66,9 @@ DEFAULT_UNSAFE_PATHS = (
 
 MIN_SLOW_RATE = 1024
 
-_FILE_EFFECTS = ("corrupt", "drop_after", "status", "slow", "delay")
+_FILE_EFFECTS = ("corrupt", "drop_after", "status", "slow", "delay", "hold", "redirect")
 _FILE_KEYS = frozenset(("path", "model", "revision", "times", "retry_after") + _FILE_EFFECTS)
-_LISTING_EFFECTS = ("unsafe_paths", "omit_sha256", "status", "delay")
+_LISTING_EFFECTS = ("unsafe_paths", "omit_sha256", "status", "delay", "redirect")
 _LISTING_KEYS = frozenset(("model", "revision", "times", "retry_after") + _LISTING_EFFECTS)
 
 
@@ -108,6 +113,12 @@ def _common(rule, where, keys, effects):
         out["retry_after"] = _int(rule, "retry_after", where, minimum=0)
     if "delay" in rule:
         out["delay"] = _number(rule, "delay", where)
+    if "redirect" in rule:
+        target = rule["redirect"]
+        if not isinstance(target, str) or not target.startswith(("http://", "https://")) or "?" in target:
+            raise FaultError("%s: redirect must be a base URL such as 'http://127.0.0.1:8081' (no query), got %r"
+                             % (where, target))
+        out["redirect"] = target.rstrip("/")
     return out
 
 
@@ -131,6 +142,8 @@ def validate_file_rule(rule, where="files[?]") -> dict:
             raise FaultError("%s: corrupt must be true or {\"offset\": N, \"length\": L}, got %r" % (where, corrupt))
     if "drop_after" in rule:
         out["drop_after"] = _int(rule, "drop_after", where, minimum=0)
+    if "hold" in rule:
+        out["hold"] = _int(rule, "hold", where, minimum=0)
     if "slow" in rule:
         value = rule["slow"]
         if isinstance(value, bool) or not isinstance(value, int) or value < MIN_SLOW_RATE:

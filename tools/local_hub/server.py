@@ -24,6 +24,8 @@ Admin endpoints (answered to loopback clients only, never logged, no token neede
     DELETE /_admin/faults      remove every rule
     GET    /_admin/requests    the request log; DELETE clears it
     GET    /_admin/models      models, revisions and files (size, sha256) served
+    GET    /_admin/held        {"held": N}: transfers held by a ``hold`` fault right now
+    POST   /_admin/release     let every held transfer go on (and later ones of the same rules pass)
 
 Every other request is recorded in the request log (memory, and a JSONL file if given): time, method, path, query,
 decoded params, kind (listing/file/model_info/revisions/acceleration/other), model, revision, file path, Range,
@@ -216,6 +218,11 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._send_json(200, [])
         elif self._path == "/_admin/models" and self.command in ("GET", "HEAD"):
             return self._send_json(200, hub.describe())
+        elif self._path == "/_admin/held" and self.command in ("GET", "HEAD"):
+            return self._send_json(200, {"held": hub.held()})
+        elif self._path == "/_admin/release" and self.command == "POST":
+            hub.release()
+            return self._send_json(200, {"held": hub.held()})
         return self._send_error(404, 10010404000, "no admin endpoint %s %s" % (self.command, self._path))
 
     # -- API ----------------------------------------------------------------------------------------------------------
@@ -275,10 +282,14 @@ class _Handler(BaseHTTPRequestHandler):
         return True
 
     def _apply_common_fault(self, rule) -> bool:
-        """delay/status effects of a rule; True when the response was already sent."""
+        """delay/status/redirect effects of a rule; True when the response was already sent."""
         if rule.get("delay"):
             if self.hub._stopping.wait(rule["delay"]):
                 raise ConnectionAbortedError("hub stopping")
+        if "redirect" in rule:
+            location = rule["redirect"] + self.path
+            self._start(302, {"Location": location, "Content-Length": "0"})
+            return True
         if "status" in rule:
             extra = {"Retry-After": str(rule["retry_after"])} if "retry_after" in rule else None
             self._send_error(rule["status"], 10010500000 + rule["status"],
@@ -367,7 +378,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send_body(self, blob, start: int, end: int, rule: dict):
         corrupt, drop_after, rate = rule.get("corrupt"), rule.get("drop_after"), rule.get("slow")
-        if not (corrupt or drop_after is not None or rate) and isinstance(blob, FileBlob) and end > start:
+        hold_at = start + rule["hold"] if "hold" in rule else None
+        if not (corrupt or drop_after is not None or rate or hold_at is not None) and isinstance(blob, FileBlob) \
+                and end > start:
             with open(blob.path, "rb") as handle:
                 self._body_sent += self.connection.sendfile(handle, start, end - start)
             return
@@ -377,7 +390,16 @@ class _Handler(BaseHTTPRequestHandler):
         drop_at = start + drop_after if drop_after is not None and start + drop_after < end else None
         began = time.monotonic()
         pos = start
+        if hold_at is not None and hold_at <= start:
+            self._hold()
+            hold_at = None
         for chunk in blob.iter_range(start, end):
+            if hold_at is not None and pos + len(chunk) > hold_at:
+                self._write(chunk[:hold_at - pos], rate, began)
+                self._hold()
+                chunk = chunk[hold_at - pos:]
+                pos = hold_at
+                hold_at = None
             if corrupt and pos < c_end and pos + len(chunk) > c_start:
                 buf = bytearray(chunk)
                 for i in range(max(c_start, pos), min(c_end, pos + len(chunk))):
@@ -394,6 +416,12 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             self._write(chunk, rate, began)
             pos += len(chunk)
+
+    def _hold(self):
+        self.wfile.flush()
+        self._record["held"] = True
+        if not self.hub._wait_release():
+            raise ConnectionAbortedError("hub stopping")
 
     def _write(self, chunk: bytes, rate: Optional[int], began: float):
         if not rate:
@@ -484,6 +512,9 @@ class LocalHub:
         self._conns = set()
         self._conns_lock = threading.Lock()
         self._stopping = threading.Event()
+        self._released = threading.Event()
+        self._holding = 0
+        self._hold_cond = threading.Condition()
         self._httpd = None
         self._thread = None
 
@@ -552,10 +583,45 @@ class LocalHub:
     # -- faults -------------------------------------------------------------------------------------------------------
     def set_faults(self, spec) -> dict:
         """Replace every rule (raises FaultError, a ValueError, on a bad specification)."""
-        return self._faults.replace(spec)
+        out = self._faults.replace(spec)
+        if any("hold" in rule for rule in out["files"]):
+            self._released.clear()
+        return out
 
     def clear_faults(self):
         self._faults.clear()
+        self.release()
+
+    # -- held transfers -------------------------------------------------------------------------------------------
+    def _wait_release(self) -> bool:
+        """Called by a handler whose transfer a ``hold`` rule stops; False when the hub stops instead."""
+        with self._hold_cond:
+            self._holding += 1
+            self._hold_cond.notify_all()
+        try:
+            while not self._released.wait(0.05):
+                if self._stopping.is_set():
+                    return False
+            return True
+        finally:
+            with self._hold_cond:
+                self._holding -= 1
+                self._hold_cond.notify_all()
+
+    def held(self) -> int:
+        """Transfers held right now."""
+        with self._hold_cond:
+            return self._holding
+
+    def wait_held(self, count: int = 1, timeout: float = 60.0) -> bool:
+        """Wait until ``count`` transfers are held (True) or ``timeout`` seconds passed (False)."""
+        with self._hold_cond:
+            return self._hold_cond.wait_for(lambda: self._holding >= count, timeout=timeout)
+
+    def release(self):
+        """Let every held transfer go on; later matches of a ``hold`` rule pass without stopping until a new hold
+        rule is set."""
+        self._released.set()
 
     def faults(self) -> dict:
         """The current rules, each with its ``hits`` count."""
@@ -563,7 +629,10 @@ class LocalHub:
 
     def add_file_fault(self, path: str, **effects) -> dict:
         """Add one file rule: ``add_file_fault("model.safetensors", drop_after=1 << 20, times=1)``."""
-        return self._faults.add("files", dict(effects, path=path))
+        rule = self._faults.add("files", dict(effects, path=path))
+        if "hold" in rule:
+            self._released.clear()
+        return rule
 
     def add_listing_fault(self, **effects) -> dict:
         """Add one listing rule: ``add_listing_fault(unsafe_paths=True)``."""
