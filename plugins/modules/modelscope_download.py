@@ -16,20 +16,40 @@ description:
   - Resolves the manifest of a model from a ModelScope-compatible hub (every file's path, size and sha256, and the
     revision it resolved to), refuses unsafe paths and symlinked directories in the target, checks free disk space,
     then lets the ModelScope SDK download the missing files (in parallel, resuming partial files left by a killed run).
-  - The module owns correctness, the SDK only moves bytes. After the SDK ran, the module checks every file's size and
-    sha256 itself and only then writes a completion marker C(<model_dir>/.llmops-complete.json) holding the verified
-    manifest, atomically. A directory without a valid marker is never reported as complete; a file that failed its
-    check is deleted.
+  - The module owns correctness, the SDK only moves bytes. The SDK downloads into a private staging directory
+    C(<parent of the real model_dir>/.<name>.llmops-staging) (a real directory owned by the module's user, mode 0700,
+    on the model directory's filesystem; anything else found at that name is removed first), never into the model
+    directory. The module hashes every file while its bytes arrive (each file is written front to back; the bytes
+    are read back from the page cache in threads), then checks in the staging directory that it holds only regular
+    files and directories (no link of any kind) and that every file has its listed size and sha256. A file that
+    failed is deleted; nothing is moved and no marker is written.
+  - Only then are the verified files moved into place, by C(rename) from the staging directory to the model
+    directory through directory descriptors; every directory below the model directory is opened with C(O_NOFOLLOW)
+    (a symlink there is refused, never followed); a rename replaces a name and never writes through a link. Owner
+    and mode are set through descriptors (C(fchown)/C(fchmod)) on the staged files before the move, and afterwards on
+    directories and files opened with C(O_NOFOLLOW). Nothing planted in the model directory during a run (a symlinked
+    subdirectory, a symlink named like a partial file) can make the module write, C(chown) or C(chmod) outside it;
+    the tree is checked again before the move and after it, and a run that finds such a thing fails without a marker.
+  - "An update never leaves a half-old, half-new model: the previous revision's files and its completion marker stay
+    untouched while the new files download and are verified in the staging directory. The switch is: remove the old
+    marker, rename the verified files in (one rename each, milliseconds), check the tree, write the new marker
+    C(<model_dir>/.llmops-complete.json) atomically (new file, fsync, rename). A directory without a valid marker is
+    never reported as complete. A failed download leaves the previous revision whole and usable, and its verified
+    files wait in the staging directory for the next run (hashed again before they are used)."
   - On a rerun with a valid marker nothing is fetched and nothing is re-hashed (sizes and mtimes are compared with the
     marker); only the listing is fetched to notice a moved revision. O(verify=full) re-hashes every file.
     O(offline=true) trusts the marker without asking the hub.
+  - The module's own requests (the listing) go through the collection's one hub client (C(ansible.module_utils.urls));
+    O(validate_certs), O(ca_path), O(use_proxy) and O(timeout) apply to it, and the same CA bundle and proxy choice
+    are handed to the SDK subprocess in its environment.
   - The SDK runs in a child process (the interpreter O(sdk_python), isolated mode, working directory O(state_dir)) that
     gets the token on its standard input, never on a command line or in its environment. The endpoint is always
     explicit, Alibaba Cloud region probing is off, and the SDK's side files (session id, cache) go to O(state_dir).
   - Nothing from the model repository is imported or executed. Pickle weights and code files are reported.
   - Role C(llmops.deploy.model_download) wraps this module and M(llmops.deploy.model_verify).
   - Runs are serialised per model directory by an C(flock) on C(<parent>/.<name>.llmops-lock); a second run waits up
-    to O(lock_timeout) seconds, then fails naming the holder.
+    to O(lock_timeout) seconds, then fails naming the holder. A O(model_dir) that is a symlink to something other
+    than a directory is refused before any lock file is made.
 author:
   - llmops.deploy developers (@llmops)
 requirements:
@@ -38,6 +58,7 @@ requirements:
   - Linux (C(fcntl), C(os.statvfs)).
 extends_documentation_fragment:
   - llmops.deploy.attributes
+  - llmops.deploy.hub_client
 attributes:
   check_mode:
     support: full
@@ -56,7 +77,9 @@ options:
     required: true
     aliases: [model]
   revision:
-    description: Branch, tag or commit to download.
+    description:
+      - Branch, tag or commit to download. Letters, digits, C(.), C(_), C(+) and C(-) in segments joined by C(/)
+        (C(release/v1)); C(..), a leading or trailing C(/) and any other character are refused before any request.
     type: str
     default: master
   model_dir:
@@ -116,10 +139,6 @@ options:
     description: Seconds to wait for another run on the same model directory before failing.
     type: int
     default: 600
-  timeout:
-    description: Seconds per HTTP request when fetching the listing.
-    type: int
-    default: 60
   state_dir:
     description:
       - Directory for the SDK's side files (C(MODELSCOPE_CACHE), C(MODELSCOPE_HOME), C(HOME) of the SDK process),
@@ -132,21 +151,29 @@ options:
       - Defaults to the interpreter running this module.
     type: path
   owner:
-    description: Owner of the model directory, its subdirectories, files and marker. Unchanged when not given.
+    description:
+      - Owner (name or uid) of the model directory, its subdirectories, files and marker. Unchanged when not given.
+      - Set through file descriptors, never through a path that could cross a symlink.
     type: str
   group:
-    description: Group of the model directory, its subdirectories, files and marker. Unchanged when not given.
+    description: Group (name or gid) of the model directory, its subdirectories, files and marker. Unchanged when
+      not given.
     type: str
   mode:
-    description: Mode of the model's files and marker, for example C('0644'). Unchanged when not given.
+    description: Octal mode of the model's files and marker, for example C('0644') (symbolic modes are refused).
+      Unchanged when not given (the marker is then C(0644)).
     type: raw
   dir_mode:
-    description: Mode of the model directory and its subdirectories, for example C('0755'). Unchanged when not given.
+    description: Octal mode of the model directory and its subdirectories, for example C('0755'). Unchanged when not
+      given.
     type: raw
 notes:
   - Every listed blob must carry a size and a lowercase hex sha256; a listing that does not, or that holds an unsafe
-    path (C(..), absolute, backslash, drive letter, control character, empty segment, the marker's name, an SDK
+    path (C(..), absolute, backslash, drive letter, a control or format character of Unicode categories Cc, Cf, Zl or
+    Zp such as U+0085, U+009B, U+2028 or the bidi override U+202E, empty segment, the marker's name, an SDK
     partial-file suffix), is refused as a whole, even for files the patterns would exclude.
+  - The staging directory needs room for the files being fetched while the previous revision's files are still in
+    place (O(free_space_margin) is checked on that filesystem).
   - Files in the directory that the selection does not name are left alone.
   - Pickle weights (C(.bin), C(.pt), ...) are reported in RV(pickle_files), code in RV(code_files); exclude them with
     O(exclude) if the runtime does not need them.
@@ -176,6 +203,16 @@ EXAMPLES = r"""
     endpoint: http://hub.internal:8080
   check_mode: true
   register: plan
+
+- name: Download from an internal mirror with a private CA, through the site proxy
+  llmops.deploy.modelscope_download:
+    model_id: Qwen/Qwen2.5-0.5B-Instruct
+    endpoint: https://hub.mirror.internal
+    ca_path: /etc/pki/llmops/mirror-ca.pem
+    sdk_python: /opt/llmops/venv/bin/python
+  environment:
+    https_proxy: http://proxy.internal:3128
+    no_proxy: localhost,127.0.0.1
 
 - name: Re-hash every file against the marker without asking the hub
   llmops.deploy.modelscope_download:
@@ -230,8 +267,21 @@ bytes_fetched:
   returned: success
   type: int
   sample: 3145851
+files_staged:
+  description: Files found complete and verified in the staging directory (left by an interrupted run), reused
+    without a request.
+  returned: when something was to be fetched
+  type: int
+  sample: 3
+hashed_while_downloading:
+  description: Fetched files whose sha256 was computed while their bytes arrived (the others were hashed after the
+    SDK finished, in parallel).
+  returned: when the SDK ran
+  type: int
+  sample: 4
 files_removed:
-  description: Files that were in place with the wrong content and were deleted before fetching.
+  description: Files that were in place with the wrong content (or another revision's) and were replaced by the
+    verified new ones.
   returned: success
   type: list
   elements: str
