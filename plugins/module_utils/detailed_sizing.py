@@ -255,8 +255,8 @@ def engine_options(spec):
     opts = {}
     for key in ("max_num_batched_tokens", "max_num_seqs"):
         value = _as_int(spec.get(key))
-        opts[key] = None if value is None else sizing.check_positive_int(key, value, "tokens" if "tokens" in key
-                                                                           else "sequences")
+        what = "tokens" if "tokens" in key else "sequences"
+        opts[key] = None if value is None else sizing.check_positive_int(key, value, what)
     opts["entry_point"] = engine_memory.check_entry_point(spec.get("engine_entry_point"))
     version = spec.get("engine_version")
     opts["version"] = engine_memory.PINNED_VERSION if version is None else str(version)

@@ -118,8 +118,9 @@ def engine_rules(version=None):
         "cuda_graphs_in_budget": ver >= CUDA_GRAPHS_IN_BUDGET_SINCE,
         "model_runner": "v2" if ver >= MODEL_RUNNER_V2_SINCE else "v1",
         "largest_batch_class": ver >= LARGEST_BATCH_CLASS_SINCE,
-        "source": PINNED_SOURCE if text == PINNED_VERSION else "vLLM %s: the pinned %s rules with the changes of "
-                  "0.21.0 (graphs in budget) and 0.27.0 (model runner V2) applied by version" % (text, PINNED_VERSION),
+        "source": PINNED_SOURCE if text == PINNED_VERSION else (
+            "vLLM %s: the pinned %s rules with the changes of 0.21.0 (graphs in budget) and 0.27.0 (model runner V2) "
+            "applied by version" % (text, PINNED_VERSION)),
     }
 
 

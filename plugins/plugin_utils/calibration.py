@@ -123,7 +123,7 @@ def record(document, trial, max_entries=MAX_ENTRIES):
     """A new document with ``trial`` appended (newest last); the oldest entries drop beyond ``max_entries``."""
     doc = check_document(document)
     entry = make_entry(trial)
-    entries = [e for e in doc["entries"]] + [entry]
+    entries = list(doc["entries"]) + [entry]
     _int("max_entries", max_entries)
     return {"format": FORMAT, "entries": entries[-max_entries:]}
 
@@ -169,8 +169,8 @@ def lookup(document, engine_version, gpu, memory_total_mib, engine="vllm", today
     if chosen is None:
         return {"constants": None, "entry": None, "warnings": warnings}
     measured, modelled = chosen["measured"], chosen["modelled"]
-    constants = dict((k, chosen[k]) for k in ("engine", "engine_version", "gpu_class", "memory_total_mib", "host",
-                                               "date", "model"))
+    keys = ("engine", "engine_version", "gpu_class", "memory_total_mib", "host", "date", "model")
+    constants = dict((k, chosen[k]) for k in keys)
     for key in ("torch_total_bytes", "non_torch_bytes", "cuda_graph_bytes"):
         if key in measured:
             constants[key] = measured[key]

@@ -328,6 +328,7 @@ def test_reproduces_published_vllm_budgets(name, tp, weights_gib, kv_gib):
     if name == "qwen3-32b":
         assert 16000 < detailed_sizing.max_context_length(sized["plan_inputs"], 1, 1, budget, gpu_mib=81559) < 32000
 
+
 def test_calibration_constants_replace_the_modelled_ones_and_say_so():
     constants = {"engine": "vllm", "engine_version": "0.32.0", "gpu_class": "nvidia-a100-sxm4-80gb/81920MiB",
                  "memory_total_mib": 81920, "host": "a100-node-01", "date": "2026-11-30T10:00:00+00:00",

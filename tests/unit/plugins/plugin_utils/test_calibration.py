@@ -4,7 +4,6 @@
 """The calibration file: record trials, look up constants, ignore (with a warning) what does not apply."""
 
 import datetime
-import json
 import os
 
 import pytest
