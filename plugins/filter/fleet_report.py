@@ -20,22 +20,49 @@ from ansible_collections.llmops.deploy.plugins.module_utils.sizing_errors import
 
 
 def fleet_report(hosts, hostvars, result_var="preflight_result", model=None, scenario=None,
-                 candidates_var="preflight_candidate_results", selection_var="preflight_selection"):
-    """``ansible_play_hosts_all | fleet_report(hostvars)`` -> the report dict (rows, matrix, totals)."""
+                 candidates_var="preflight_candidate_results", selection_var="preflight_selection", candidates=None):
+    """``ansible_play_hosts_all | fleet_report(hostvars)`` -> the report dict (rows, matrix, totals).
+
+    Each host's ``result_var`` is its ``capacity_check`` result: with its ``selection`` (one probe, every candidate
+    judged on the host), or a one-model result. ``candidates`` (the normalised candidate list) makes the matrix
+    columns even when no host reported. A registered loop over candidates (``candidates_var``) is read too.
+    """
     if not isinstance(hosts, (list, tuple)):
         raise AnsibleFilterError("llmops.deploy.fleet_report: expected a list of host names, got %r" % (hosts,))
     rows = []
     sized = None
     columns = []
+    seen = {}
     reserve = None
+
+    def add_columns(items):
+        for item in items:
+            position = seen.get(item["key"])
+            if position is None:
+                seen[item["key"]] = len(columns)
+                columns.append(item)
+            elif columns[position].get("method") is None and item.get("method") is not None:
+                columns[position] = item  # a host's evaluation has the sizing figures a bare candidate lacks
+
     try:
+        if candidates:
+            add_columns(model_selection.normalize_candidates(candidates))
         for host in hosts:
             host_vars = hostvars[host] if host in hostvars else {}
             groups = host_vars.get("group_names")
+            result = host_vars.get(result_var)
+            if isinstance(result, dict) and "verdicts" in result and isinstance(result.get("selection"), dict):
+                selection = result["selection"]  # every candidate judged on the host, against one probe
+                if reserve is None and selection.get("reserve") is not None:
+                    reserve = selection["reserve"]
+                add_columns(selection["evaluations"])
+                rows.append(report_lib.host_row(host, result, groups, selection))
+                continue
             items = model_selection.loop_items(host_vars.get(candidates_var))
             if items is None:
-                result = host_vars.get(result_var)
-                selection = report_lib.single_model_selection(result, scenario or None)
+                selection = result.get("selection") if isinstance(result, dict) else None
+                if not isinstance(selection, dict):
+                    selection = report_lib.single_model_selection(result, scenario or None)
                 rows.append(report_lib.host_row(host, result, groups, selection))
                 if sized is None and isinstance(result, dict) and result.get("sizing"):
                     sized = result["sizing"]
@@ -45,9 +72,7 @@ def fleet_report(hosts, hostvars, result_var="preflight_result", model=None, sce
                 selection = model_selection.select_from_results(items, scenario or None)
             if reserve is None and selection.get("reserve") is not None:
                 reserve = selection["reserve"]
-            for evaluation in selection["evaluations"]:
-                if evaluation["key"] not in [c["key"] for c in columns]:
-                    columns.append(evaluation)
+            add_columns(selection["evaluations"])
             chosen = selection.get("chosen_candidate")
             representative = items[chosen["index"]] if chosen else next(
                 (item for item in items if item.get("verdict")), items[0])

@@ -17,14 +17,22 @@ from ansible_collections.llmops.deploy.plugins.module_utils import model_selecti
 from ansible_collections.llmops.deploy.plugins.module_utils.sizing_errors import SizingInputError
 
 
-def model_candidates(values, default_precision=None):
-    """``['Qwen/Qwen2.5-32B-Instruct-AWQ', ...] | model_candidates('bf16')`` -> normalised candidates ([] for none)."""
+def model_candidates(values, default_precision=None, check_args=False, hub=None):
+    """``['Qwen/Qwen2.5-32B-Instruct-AWQ', ...] | model_candidates('bf16')`` -> normalised candidates ([] for none).
+
+    ``check_args=True``: as capacity_check's ``candidates`` option takes them, with ``hub`` (modelscope_info results
+    by model id) merged in.
+    """
     if values is None or values == "" or (isinstance(values, (list, tuple)) and not values):
         return []
+    if hub is not None and not isinstance(hub, dict):
+        raise AnsibleFilterError("llmops.deploy.model_candidates: hub must be a dict of modelscope_info results by "
+                                 "model id, got %r" % (hub,))
     try:
-        return model_selection.normalize_candidates(values, default_precision or None)
+        candidates = model_selection.normalize_candidates(values, default_precision or None)
     except SizingInputError as exc:
         raise AnsibleFilterError("llmops.deploy.model_candidates: %s" % exc)
+    return model_selection.check_specs(candidates, hub) if check_args else candidates
 
 
 def _no_selection(result):
@@ -49,6 +57,11 @@ def select_model(value, scenario=None, hardware=None, assessments=None, reserve=
         items = model_selection.loop_items(value)
         if items is not None:
             return model_selection.select_from_results(items, scenario, reserve)
+        if isinstance(value, dict) and isinstance(value.get("selection"), dict):
+            # capacity_check chose already (one probe, every candidate judged on the host).
+            selection = dict(value["selection"])
+            selection["assessment"] = value
+            return selection
         if isinstance(value, dict):
             selection = report_lib.single_model_selection(value, scenario)
             if selection is None:

@@ -162,15 +162,7 @@ def candidate_entry(item):
 
 def single_model_selection(result, scenario=None):
     """The selection of a one-model preflight: the model is chosen where it fits (and is inside the band)."""
-    if not isinstance(result, dict) or not isinstance(result.get("sizing"), dict):
-        return None
-    sized = result["sizing"]
-    info = sized.get("model_info") or {}
-    # The precision came with the model (its name, or the one precision given for it): the key is the model id.
-    candidate = {"model": sized.get("model"), "params": sized["params"], "precision": sized["precision"],
-                 "precision_source": "name" if info.get("precision") == sized["precision"] else "default"}
-    return model_selection.select([candidate], [result], scenario=scenario,
-                                  reserve=sized.get("reserve", sizing.DEFAULT_RESERVE))
+    return model_selection.single_selection(result, scenario)
 
 
 def _unchecked_cell(row, reason=None):

@@ -75,9 +75,13 @@ LOW_PRECISIONS = tuple(_MIXED["low_precisions"])
 QUANTISE_FROM_PARAMS = [item for item in scenarios.OPTIMISATION_ADVICE if item["name"] == "quantization"][0]["min_params"]
 
 CANDIDATE_KEYS = ("model", "params", "precision", "label", "config_path", "config")
+# Hub metadata a candidate may carry (from llmops.deploy.modelscope_info, merged by check_specs).
+HUB_KEYS = ("weights", "disk_required_bytes")
 # Keys a candidate already normalised by normalize_candidate carries (it may be passed back in, e.g. as a loop item).
-_NORMALISED_KEYS = CANDIDATE_KEYS + ("key", "params_label", "precision_label", "precision_source", "family",
-                                     "quantization", "distilled", "summary")
+_NORMALISED_KEYS = CANDIDATE_KEYS + HUB_KEYS + ("key", "params_label", "precision_label", "precision_source", "family",
+                                                "quantization", "distilled", "summary")
+# What capacity_check's ``candidates`` option takes for each candidate (check_specs makes them).
+CHECK_KEYS = ("key", "label", "model", "params", "precision", "precision_source", "config", "config_path") + HUB_KEYS
 
 CHECKED_VERDICTS = ("fits", "tight", "insufficient")
 
@@ -136,7 +140,9 @@ def normalize_candidate(value, index=0, default_precision=None, field="candidate
             "%s does not say its precision; give {model: ..., precision: ...} or a default precision" % (
                 model or parameter_count.format_params(count)))
     params_label = parameter_count.format_params(count)
-    if value.get("label"):
+    if value.get("key"):
+        key = str(value["key"])  # already normalised (a loop item, or capacity_check's candidates option)
+    elif value.get("label"):
         key = str(value["label"])
     elif model is None:
         key = "%s %s" % (params_label, precisions.LABELS[chosen])
@@ -161,6 +167,8 @@ def normalize_candidate(value, index=0, default_precision=None, field="candidate
         "quantization": info["quantization"] if info else None,
         "distilled": bool(info and info["distilled"]),
         "summary": info["summary"] if info else "%s parameters, %s" % (params_label, precisions.LABELS[chosen]),
+        "weights": value.get("weights") or None,
+        "disk_required_bytes": value.get("disk_required_bytes"),
     }
 
 
@@ -592,3 +600,99 @@ def select_from_results(items, scenario=None, reserve=sizing.DEFAULT_RESERVE):
         selection["assessment"] = {"verdict": selection["verdict"], "gpus_needed": None, "gpu_plan": None,
                                    "reasons": rejection_lines(selection["rejected"])}
     return selection
+
+
+def check_specs(candidates, hub=None):
+    """Normalised candidates -> what capacity_check's ``candidates`` option takes (``CHECK_KEYS``), built once on
+    the controller.
+
+    ``hub`` maps a model id to its ``modelscope_info`` result: the candidate gets that model's ``config``, ``weights``
+    and download size (``disk_required_bytes``) unless it has a config or config_path of its own.
+    """
+    specs = []
+    for candidate in candidates:
+        spec = dict((key, candidate.get(key)) for key in CHECK_KEYS)
+        info = (hub or {}).get(candidate.get("model")) if candidate.get("model") else None
+        if isinstance(info, dict):
+            if spec["config"] is None and spec["config_path"] is None:
+                spec["config"] = info.get("config") or None
+                if spec["weights"] is None:
+                    spec["weights"] = info.get("weights") or None
+            if spec["disk_required_bytes"] is None:
+                spec["disk_required_bytes"] = info.get("download_bytes")
+        specs.append(dict((key, value) for key, value in spec.items() if value is not None))
+    return specs
+
+
+def single_selection(result, scenario=None):
+    """The selection of a one-model check: the model is chosen where it can be deployed (and is inside the band).
+
+    ``result`` is a ``capacity.assess``/``capacity_check`` result with its ``sizing``; None when it has none.
+    """
+    if not isinstance(result, dict) or not isinstance(result.get("sizing"), dict):
+        return None
+    sized = result["sizing"]
+    info = sized.get("model_info") or {}
+    # The precision came with the model (its name, or the one precision given for it): the key is the model id.
+    candidate = {"model": sized.get("model"), "params": sized["params"], "precision": sized["precision"],
+                 "precision_source": "name" if info.get("precision") == sized["precision"] else "default"}
+    return select([candidate], [result], scenario=scenario, reserve=sized.get("reserve", sizing.DEFAULT_RESERVE))
+
+
+def compact_selection(selection):
+    """A selection without what the report does not read twice (each evaluation's free text stays)."""
+    result = dict(selection)
+    result.pop("assessment", None)
+    return result
+
+
+def check_candidates(specs, hardware, size_options, reserve=sizing.DEFAULT_RESERVE,
+                     gpus_per_node=sizing.DEFAULT_GPUS_PER_NODE, target="gpu", scenario=None,
+                     disk_required_bytes=None):
+    """Judge every candidate against one host's hardware (probed once) and choose one: what capacity_check returns.
+
+    ``specs`` are candidates (``CHECK_KEYS``); ``size_options`` the shared sizing options (method, context_length,
+    ...), each candidate's model, params, precision, config, config_path and weights put over them. A candidate that
+    cannot be sized is rejected with the reason (``unchecked``), it does not stop the others.
+
+    Returns the chosen candidate's assessment (or, when none is chosen, the verdict and the reasons of the
+    rejections) with ``selection`` (as ``select`` returns it), ``verdicts`` (candidate key -> verdict) and
+    ``warnings`` (each once).
+    """
+    normalised = normalize_candidates(specs)
+    assessments = []
+    warnings = []
+    for candidate in normalised:
+        options = dict(size_options)
+        for key in ("model", "params", "precision", "config", "config_path", "weights"):
+            options[key] = candidate.get(key)
+        try:
+            sized = sizing.size_model(**sizing.size_model_options(options))
+            needed = candidate.get("disk_required_bytes")
+            assessment = capacity.assess(sized, hardware, reserve=reserve, gpus_per_node=gpus_per_node,
+                                         target=target,
+                                         disk_required_bytes=disk_required_bytes if needed is None else needed)
+        except (SizingInputError, OSError, ValueError) as exc:
+            assessments.append({"failed": True, "msg": str(exc), "key": candidate["key"]})
+            continue
+        assessment["sizing"] = sized
+        for warning in assessment.pop("warnings") + list(sized.get("sizing_warnings") or []):
+            if warning not in warnings:
+                warnings.append(warning)
+        assessments.append(assessment)
+    selection = select(normalised, assessments, scenario=scenario, reserve=reserve)
+    for evaluation in selection["evaluations"]:
+        # The config.json and header summaries were inputs; every host would return them again.
+        evaluation["config"] = None
+        evaluation["weights"] = None
+    chosen = selection["chosen_candidate"]
+    if chosen is not None:
+        result = dict(assessments[chosen["index"]])
+    else:
+        result = {"verdict": selection["verdict"], "gpus_needed": None, "gpu_plan": None, "resources": {},
+                  "reasons": rejection_lines(selection["rejected"]), "details": [], "sizing": None,
+                  "hardware": capacity.normalize_hardware(hardware), "target": target}
+    result["selection"] = selection
+    result["verdicts"] = dict((e["key"], e["verdict"]) for e in selection["evaluations"])
+    result["warnings"] = warnings
+    return result

@@ -26,7 +26,11 @@ description:
     heads, and KV heads are replicated when TP exceeds them. The plan reports the largest context and concurrency that
     fit. The reason quotes the guide's rule-of-thumb figure where the two methods differ by more than 10 percent.
   - With O(hardware), plans against declared hardware instead of probing; parts not declared are probed. A fully
-    declared host needs no probe, so the check can run on the controller for hosts not yet reachable.
+    declared host needs no probe, so the check can run on the controller for hosts not yet reachable. With
+    O(probe=false) nothing is probed and a part that is not declared fails the task, naming it.
+  - With O(candidates), the host is probed once and every candidate model is judged against that one probe; one is
+    chosen with the rules of P(llmops.deploy.select_model#filter) (scenario band, precision support, fits before
+    tight, the guide's precision advice). The top-level result is then the chosen candidate's.
   - Planning uses total device memory. Memory already used by other processes on a live host is reported and warned
     about.
 author:
@@ -65,9 +69,65 @@ options:
       - C(gpu_model) with C(gpu_count) is a shorthand for C(gpu_count) identical known GPUs.
       - C(memory_total_mib) is host RAM in MiB, C(cpu_cores) the core count, C(disk_free_mib) free disk in MiB.
     type: dict
+  probe:
+    description:
+      - Probe the parts of the hardware that O(hardware) does not declare. V(false) probes nothing, so a check run
+        on the controller for a host that is not reachable never measures the controller instead; every part
+        (C(gpus) or C(gpu_model) and C(gpu_count) for O(target=gpu), C(memory_total_mib), C(cpu_cores),
+        C(disk_free_mib)) must then be declared.
+    type: bool
+    default: true
+  candidates:
+    description:
+      - Candidate models to judge against this host's one probe, and to choose from. Each is sized with the sizing
+        options of this module (O(method), O(context_length), O(reserve), ...), its own model, size and precision.
+      - P(llmops.deploy.model_candidates#filter) with C(check_args=true) gives this list from ModelScope ids (names
+        are read once, on the controller).
+      - Mutually exclusive with O(model), O(params), O(config), O(config_path) and O(weights).
+    type: list
+    elements: dict
+    suboptions:
+      key:
+        description: Unique name of the candidate in the result (defaults to the model id, or C(<params> <PRECISION>)).
+        type: str
+      label:
+        description: A name for the candidate, used as its key when O(candidates[].key) is not given.
+        type: str
+      model:
+        description: ModelScope id, C(owner/name).
+        type: str
+      params:
+        description: Parameter count, when the name does not say or to override it.
+        type: raw
+      precision:
+        description: Precision, when the name does not say or to override it.
+        type: str
+      precision_source:
+        description: Where the precision came from, as P(llmops.deploy.model_candidates#filter) says.
+        type: str
+        choices: [name, given, default]
+      config:
+        description: The model's C(config.json) content (detailed sizing).
+        type: dict
+      config_path:
+        description: A C(config.json) or model directory on the host (detailed sizing).
+        type: path
+      weights:
+        description: Summary of the model's safetensors headers (exact weight bytes).
+        type: dict
+      disk_required_bytes:
+        description: Exact bytes to download for this candidate, when known.
+        type: int
+  scenario:
+    description:
+      - Deployment scenario of the choice (guide 3.1), which sets the size band and the precisions preferred. Used
+        with O(candidates), and with one model to say whether it is inside the band.
+      - One of V(edge), V(enterprise), V(complex), V(research) (or a name the guide uses for one).
+    type: str
   fail_on:
     description:
-      - Which overall verdict fails the task. V(never) only reports.
+      - Which overall verdict fails the task. V(never) only reports. With O(candidates), the verdict of the chosen
+        candidate (V(insufficient) when none can be used).
     type: str
     choices: [insufficient, tight, never]
     default: insufficient
@@ -115,6 +175,14 @@ EXAMPLES = r"""
       cpu_cores: 112
       disk_free_mib: 4000000
   delegate_to: localhost
+
+- name: Probe the host once and choose among candidate models
+  llmops.deploy.capacity_check:
+    candidates: "{{ ['Qwen/Qwen2.5-32B-Instruct', 'Qwen/Qwen2.5-32B-Instruct-GPTQ-Int8', 'Qwen/Qwen2.5-7B-Instruct']
+                    | llmops.deploy.model_candidates('bf16', check_args=true) }}"
+    scenario: enterprise
+    fail_on: never
+  register: choice
 """
 
 RETURN = r"""
@@ -174,20 +242,52 @@ gpu_source:
   type: str
   sample: nvidia-smi
 sizing:
-  description: The full sizing result, as M(llmops.deploy.model_sizing) returns it.
+  description: The full sizing result, as M(llmops.deploy.model_sizing) returns it (of the chosen candidate with
+    O(candidates); null when none is chosen).
   returned: always
   type: dict
   sample: {"params": 32000000000, "precision": "fp16", "gpu_memory_gb": 96.0, "cpu_memory_gb": 128.0, "cpu_cores": 32}
+selection:
+  description:
+    - The choice, as P(llmops.deploy.select_model#filter) returns it. C(chosen) (candidate key, null when none can be
+      used), C(chosen_model), C(chosen_candidate), C(justification), C(verdict), C(ranked), C(rejected) (with the
+      rule and reason of each) and C(evaluations) (one per candidate, in order).
+    - With one model, the model is the only candidate; it is chosen where it can be deployed.
+  returned: always
+  type: dict
+  sample: {"chosen": "Qwen/Qwen2.5-32B-Instruct-GPTQ-Int8", "verdict": "fits", "rejected": [{"key":
+           "Qwen/Qwen2.5-32B-Instruct", "rule": "resources", "reason": "needs 96.0 GB of GPU memory, host has 85.899 GB"}]}
+verdicts:
+  description: Candidate key -> its verdict on this host (V(fits), V(tight), V(insufficient) or V(failed)).
+  returned: when O(candidates) is given
+  type: dict
+  sample: {"Qwen/Qwen2.5-32B-Instruct": "insufficient", "Qwen/Qwen2.5-32B-Instruct-GPTQ-Int8": "fits"}
 """
 
 import traceback
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.llmops.deploy.plugins.module_utils import capacity, gpu_facts, host_resources, sizing
+from ansible_collections.llmops.deploy.plugins.module_utils import (
+    capacity, gpu_facts, host_resources, model_selection, sizing)
 from ansible_collections.llmops.deploy.plugins.module_utils.sizing_errors import SizingInputError
 
 FAIL_LEVELS = {"insufficient": ("insufficient",), "tight": ("tight", "insufficient"), "never": ()}
+# Hardware parts, as the hardware option declares them, and how a missing one is named.
+PARTS = (("gpus", "gpus (or gpu_model and gpu_count)"), ("memory_total_mib", "memory_total_mib (host RAM)"),
+         ("cpu_cores", "cpu_cores"), ("disk_free_mib", "disk_free_mib (free disk)"))
+CANDIDATE_OPTIONS = dict(
+    key=dict(type="str"),
+    label=dict(type="str"),
+    model=dict(type="str"),
+    params=dict(type="raw"),
+    precision=dict(type="str"),
+    precision_source=dict(type="str", choices=["name", "given", "default"]),
+    config=dict(type="dict"),
+    config_path=dict(type="path"),
+    weights=dict(type="dict"),
+    disk_required_bytes=dict(type="int"),
+)
 
 
 def build_module():
@@ -197,14 +297,23 @@ def build_module():
         model_dir=dict(type="path", default="/opt/llmops/models"),
         disk_required_bytes=dict(type="int"),
         hardware=dict(type="dict"),
+        probe=dict(type="bool", default=True),
+        candidates=dict(type="list", elements="dict", options=CANDIDATE_OPTIONS),
+        scenario=dict(type="str"),
         fail_on=dict(type="str", choices=["insufficient", "tight", "never"], default="insufficient"),
     )
     return AnsibleModule(
         argument_spec=argument_spec,
-        required_one_of=sizing.MODEL_SPEC_REQUIRED_ONE_OF,
-        mutually_exclusive=sizing.MODEL_SPEC_MUTUALLY_EXCLUSIVE,
+        required_one_of=[tuple(group) + ("candidates",) for group in sizing.MODEL_SPEC_REQUIRED_ONE_OF],
+        mutually_exclusive=sizing.MODEL_SPEC_MUTUALLY_EXCLUSIVE + [
+            ("candidates", name) for name in ("model", "params", "config", "config_path", "weights")],
         supports_check_mode=True,
     )
+
+
+def undeclared_parts(declared, target):
+    """The hardware parts a check without probing lacks, named as the hardware option declares them."""
+    return [label for key, label in PARTS if declared.get(key) is None and (key != "gpus" or target == "gpu")]
 
 
 def probe_missing(module, declared):
@@ -241,31 +350,70 @@ def probe_missing(module, declared):
     return hardware, probed, gpu_source, warnings
 
 
+def check(module):
+    """Size, probe once, judge (one model or every candidate). Returns (result, warnings)."""
+    p = module.params
+    sized = None
+    specs = None
+    if p["scenario"]:
+        model_selection.scenario_summary(p["scenario"])  # an unknown scenario fails here, naming the accepted ones
+    if p["candidates"]:
+        # Names are read before the host is: a candidate that cannot be read fails the task, naming it.
+        specs = model_selection.normalize_candidates(p["candidates"])
+    else:
+        sized = sizing.size_model(**sizing.size_model_options(p))
+    declared = capacity.normalize_hardware(p["hardware"])
+    # Keep only what was declared, so the rest is probed.
+    declared = dict((k, v) for k, v in declared.items() if v is not None)
+    if not p["probe"]:
+        missing = undeclared_parts(declared, p["target"])
+        if missing:
+            raise SizingInputError(
+                "hardware", p["hardware"] or {}, "every part declared when probe=false",
+                "not declared: %s; declare them (the preflight role: preflight_hardware, or llmops_declared_hardware "
+                "in the inventory) or let the host be probed" % ", ".join(missing))
+    hardware, probed, gpu_source, warnings = probe_missing(module, declared)
+    if p["hardware"] and p["hardware"].get("disk_path"):
+        hardware["disk_path"] = p["hardware"]["disk_path"]
+    if specs is not None:
+        result = model_selection.check_candidates(
+            specs, hardware, p, reserve=p["reserve"], gpus_per_node=p["gpus_per_node"], target=p["target"],
+            scenario=p["scenario"], disk_required_bytes=p["disk_required_bytes"])
+    else:
+        result = capacity.assess(sized, hardware, reserve=p["reserve"], gpus_per_node=p["gpus_per_node"],
+                                 target=p["target"], disk_required_bytes=p["disk_required_bytes"])
+        result["warnings"] += list(sized.get("sizing_warnings") or [])
+        result["sizing"] = sized
+        result["selection"] = model_selection.single_selection(result, p["scenario"])
+    warnings += result.pop("warnings")
+    result.update(probed=probed, gpu_source=gpu_source)
+    return result, warnings
+
+
+def failure_message(result):
+    """Why fail_on fails the task, in one line."""
+    sized = result.get("sizing")
+    selection = result.get("selection") or {}
+    if sized:
+        what = selection.get("chosen") if len(selection.get("evaluations") or []) > 1 else None
+        what = what or "%s at %s" % (sized["model"] or sized["params_label"], sized["precision_label"])
+        return "%s is %s on this host: %s" % (what, result["verdict"], "; ".join(result["reasons"]))
+    return "no candidate can be used on this host (%s): %s" % (result["verdict"], "; ".join(result["reasons"]))
+
+
 def main():
     module = build_module()
     p = module.params
     try:
-        sized = sizing.size_model(**sizing.size_model_options(p))
-        declared = capacity.normalize_hardware(p["hardware"])
-        # Keep only what was declared, so the rest is probed.
-        declared = dict((k, v) for k, v in declared.items() if v is not None)
-        hardware, probed, gpu_source, warnings = probe_missing(module, declared)
-        if p["hardware"] and p["hardware"].get("disk_path"):
-            hardware["disk_path"] = p["hardware"]["disk_path"]
-        result = capacity.assess(sized, hardware, reserve=p["reserve"], gpus_per_node=p["gpus_per_node"],
-                                 target=p["target"], disk_required_bytes=p["disk_required_bytes"])
+        result, warnings = check(module)
     except (SizingInputError, gpu_facts.GpuFactsError) as exc:
         module.fail_json(msg=str(exc), field=getattr(exc, "field", None))
     except Exception as exc:  # pylint: disable=broad-except
         module.fail_json(msg="capacity_check failed: %s" % exc, exception=traceback.format_exc())
-    for warning in warnings + result.pop("warnings") + (sized.get("sizing_warnings") or []):
+    for warning in warnings:
         module.warn(warning)
-    result.update(probed=probed, gpu_source=gpu_source, sizing=sized)
     if result["verdict"] in FAIL_LEVELS[p["fail_on"]]:
-        module.fail_json(
-            msg="%s at %s is %s on this host: %s" % (sized["model"] or sized["params_label"], sized["precision_label"],
-                                                     result["verdict"], "; ".join(result["reasons"])),
-            **result)
+        module.fail_json(msg=failure_message(result), **result)
     module.exit_json(changed=False, **result)
 
 

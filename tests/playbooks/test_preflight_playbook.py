@@ -104,9 +104,10 @@ def test_prod_fleet_planned_from_declared_hardware(tmp_path):
         "a100-node-01": ("fits", 2), "a100-node-02": ("fits", 2),
         "a100-40g-node-01": ("insufficient", 4),
         "edge-4090-01": ("insufficient", 8), "edge-4090-02": ("insufficient", 8),
-        "cpu-node-01": ("insufficient", None),
+        # llmops_target cpu in its group: planned as a CPU host (RAM and cores), no GPU needed.
+        "cpu-node-01": ("fits", 0),
     }
-    assert report["totals"]["deployable"] == 4
+    assert report["totals"]["deployable"] == 5
     assert report["sizing"]["gpu_memory_gb"] == 96.0 and report["model"] == "deepseek-ai/DeepSeek-R1-Distill-Qwen-32B"
     groups = dict((row["host"], row["groups"]) for row in report["hosts"])
     assert groups["edge-4090-01"] == ["gpu_rtx4090"]
@@ -166,9 +167,10 @@ PROD_CHOICES = {
     "a100-node-01": "Qwen/Qwen2.5-32B-Instruct", "a100-node-02": "Qwen/Qwen2.5-32B-Instruct",
     # 2 x A100 40GB cannot hold the 32B at BF16 (96 GB): its INT8 sibling, not the smaller 7B (guide 6.2).
     "a100-40g-node-01": "Qwen/Qwen2.5-32B-Instruct-GPTQ-Int8",
-    # One RTX 4090: only the 7B fits with the reserve (the 32B AWQ is tight).
+    # One RTX 4090: only the 7B fits (the 32B AWQ, 29 GB with its scales, does not).
     "edge-4090-01": "Qwen/Qwen2.5-7B-Instruct", "edge-4090-02": "Qwen/Qwen2.5-7B-Instruct",
-    "cpu-node-01": None,
+    # A CPU host (llmops_target cpu in its group, 256 GiB of RAM): the largest model at the highest precision.
+    "cpu-node-01": "Qwen/Qwen2.5-32B-Instruct",
 }
 
 CHOSEN_FACTS = """
@@ -196,7 +198,7 @@ def test_prod_fleet_chooses_a_candidate_per_host(tmp_path):
     for host, chosen in PROD_CHOICES.items():
         assert "CHOSEN %s=[%s]" % (host, chosen or "") in proc.stdout
     assert "CHOSEN a100-40g-node-01=[Qwen/Qwen2.5-32B-Instruct-GPTQ-Int8] fits" in proc.stdout
-    assert "CHOSEN cpu-node-01=[] insufficient" in proc.stdout
+    assert "CHOSEN cpu-node-01=[Qwen/Qwen2.5-32B-Instruct] fits" in proc.stdout
     # Hosts x candidates, with a reason for every rejection.
     assert [c["key"] for c in report["candidates"]] == [
         "Qwen/Qwen2.5-32B-Instruct", "Qwen/Qwen2.5-32B-Instruct-GPTQ-Int8", "Qwen/Qwen2.5-32B-Instruct-AWQ",
@@ -206,20 +208,22 @@ def test_prod_fleet_chooses_a_candidate_per_host(tmp_path):
     small = report["matrix"]["a100-40g-node-01"]["Qwen/Qwen2.5-32B-Instruct"]
     assert (small["status"], small["rule"]) == ("rejected", "resources")
     assert small["reason"].startswith("needs 96.0 GB of GPU memory, host has 85.899 GB")
-    assert report["matrix"]["edge-4090-01"]["Qwen/Qwen2.5-32B-Instruct-AWQ"]["verdict"] == "tight"
+    # AWQ weights are stored with their scales and zero points (about 19.3 GB for 32B): 29 GB with the x 1.5.
+    awq = report["matrix"]["edge-4090-01"]["Qwen/Qwen2.5-32B-Instruct-AWQ"]
+    assert (awq["verdict"], awq["rule"]) == ("insufficient", "resources"), awq
     for host, cells in report["matrix"].items():
         for key, cell in cells.items():
             assert cell["status"] != "rejected" or cell["reason"], (host, key)
-    assert report["candidates"][0]["totals"]["chosen"] == 4
-    assert report["totals"]["with_choice"] == 7 and report["totals"]["chosen"]["Qwen/Qwen2.5-7B-Instruct"] == 2
+    assert report["candidates"][0]["totals"]["chosen"] == 5
+    assert report["totals"]["with_choice"] == 8 and report["totals"]["chosen"]["Qwen/Qwen2.5-7B-Instruct"] == 2
     row = [r for r in report["hosts"] if r["host"] == "a100-40g-node-01"][0]
     assert "guide (6.2) quantises 32B+ models to INT8" in row["justification"]
     markdown = (tmp_path / "reports" / "preflight.md").read_text()
     assert "| Chosen |" in markdown and "**CHOSEN: fits, 2 GPU(s)**" in markdown
     assert "a100-40g-node-01: Qwen/Qwen2.5-32B-Instruct-GPTQ-Int8 (FITS, 2 GPU(s))" in proc.stdout
-    assert "cpu-node-01: no candidate (INSUFFICIENT) - every candidate: no GPU found" in proc.stdout
+    assert "cpu-node-01: Qwen/Qwen2.5-32B-Instruct (FITS)" in proc.stdout
     page = (tmp_path / "reports" / "preflight.html").read_text()
-    assert page.count('<td class="cell ') == 8 * 6 and page.count('<td class="cell fits chosen"') == 7
+    assert page.count('<td class="cell ') == 8 * 6 and page.count('<td class="cell fits chosen"') == 8
     # A second run writes nothing new (the reports have no timestamp).
     again = run_playbook(tmp_path, "-i", "inventories/prod", "-e", "preflight_probe=false", playbook=str(wrapper))[0]
     assert recap(again.stdout, "h100-node-01")["changed"] == "0", again.stdout
@@ -249,5 +253,26 @@ def test_candidates_on_recorded_a100s_and_a_failing_level(tmp_path):
                            '["Qwen/Qwen2.5-32B-Instruct"]}', *extra, "-e", "preflight_fail_on=insufficient",
                            fake_gpu="a100-pcie-40gb-x2.csv")[0]
     assert failing.returncode != 0
-    assert "localhost: insufficient (preflight_fail_on=insufficient)" in failing.stdout
+    assert "no candidate can be used on this host (insufficient)" in failing.stdout
     assert "needs 96.0 GB of GPU memory" in failing.stdout
+
+
+def test_without_probing_an_undeclared_host_fails_naming_the_parts(tmp_path):
+    # preflight_probe=false runs each check on the controller: a host whose hardware is not declared must fail, not
+    # be judged on the controller's own cores and RAM.
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text(
+        "all:\n  vars:\n    ansible_connection: local\n"
+        "    ansible_python_interpreter: '{{ ansible_playbook_python }}'\n  hosts:\n"
+        "    declared-node:\n      llmops_declared_hardware: {gpu_model: H100, gpu_count: 8, memory_total_mib: 1048576,"
+        " cpu_cores: 64, disk_free_mib: 4000000}\n"
+        "    half-declared-node:\n      llmops_declared_hardware: {gpu_model: H100, gpu_count: 8}\n")
+    proc, report = run_playbook(tmp_path, "-i", str(inventory), "-e", "preflight_probe=false",
+                                "-e", "llmops_model=Qwen/Qwen2.5-7B-Instruct", "-e", "llmops_precision=bf16")
+    assert proc.returncode != 0
+    assert "not declared: memory_total_mib (host RAM), cpu_cores, disk_free_mib (free disk)" in proc.stdout
+    rows = dict((row["host"], row) for row in report["hosts"])
+    assert rows["declared-node"]["verdict"] == "fits" and rows["declared-node"]["cpu_cores"] == 64
+    failed = rows["half-declared-node"]
+    assert failed["verdict"] == "failed" and failed["cpu_cores"] is None and failed["ram_gb"] is None
+    assert "not declared" in failed["reasons"][0]

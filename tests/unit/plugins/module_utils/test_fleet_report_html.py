@@ -22,7 +22,9 @@ HARDWARE = {
                     "disk_free_mib": 900000},
     "cpu_only": {"gpus": [], "memory_total_mib": 262144, "cpu_cores": 64, "disk_free_mib": 1800000},
 }
-CANDIDATES = ["Qwen/Qwen2.5-32B-Instruct", "Qwen/Qwen2.5-32B-Instruct-GPTQ-Int8", "Qwen/Qwen2.5-32B-Instruct-AWQ",
+# The third is the guide's 32B at INT4 (table 2.2: 16 GB, 24 GB of GPU memory): only tight on one RTX 4090.
+INT4 = {"model": "Qwen/Qwen2.5-32B-Instruct", "precision": "int4", "label": "Qwen2.5-32B INT4"}
+CANDIDATES = ["Qwen/Qwen2.5-32B-Instruct", "Qwen/Qwen2.5-32B-Instruct-GPTQ-Int8", INT4,
               "Qwen/Qwen2.5-7B-Instruct", "okwinds/DeepSeek-R1-Distill-Qwen-32B-FP8"]
 FLEET = [("h100-a", "gpu_h100"), ("a100-small", "gpu_a100_40g"), ("edge-1", "gpu_rtx4090"), (HOSTILE, "gpu_rtx4090"),
          ("cpu-1", "cpu_only"), ("down-1", "gpu_h100")]
@@ -83,7 +85,7 @@ def parse(page):
 def test_report_data_matrix_and_totals():
     report = candidates_report()
     assert report["mode"] == "candidates" and report["reserve"] == 0.2
-    assert [c["key"] for c in report["candidates"]] == CANDIDATES
+    assert [c["key"] for c in report["candidates"]] == [c if isinstance(c, str) else c["label"] for c in CANDIDATES]
     assert set(report["matrix"]) == set(host for host, _g in FLEET)
     assert dict((r["host"], r["chosen"]) for r in report["hosts"]) == {
         "h100-a": "Qwen/Qwen2.5-32B-Instruct", "a100-small": "Qwen/Qwen2.5-32B-Instruct-GPTQ-Int8",
@@ -91,8 +93,8 @@ def test_report_data_matrix_and_totals():
     down = [r for r in report["hosts"] if r["host"] == "down-1"][0]
     assert (down["verdict"], down["gpu_class"]) == ("unreachable", "unknown")
     assert report["totals"]["unreachable"] == 1 and report["totals"]["with_choice"] == 4
-    awq = report["candidates"][2]["totals"]
-    assert (awq["fits"], awq["tight"], awq["insufficient"], awq["unreachable"], awq["chosen"]) == (2, 2, 1, 1, 0)
+    int4 = report["candidates"][2]["totals"]
+    assert (int4["fits"], int4["tight"], int4["insufficient"], int4["unreachable"], int4["chosen"]) == (2, 2, 1, 1, 0)
     assert report["candidates"][0]["gpu_memory_gb"] == 96.0
     assert all("cells" not in row for row in report["hosts"])  # the cells live in report["matrix"] only
     json.dumps(report)  # the report is plain JSON
@@ -121,7 +123,7 @@ def test_cells_colour_label_and_mark_the_choice():
     assert title.startswith("needs 96.0 GB of GPU memory, host has 85.899 GB")
     classes, text, title = cells[("a100-small", "okwinds/DeepSeek-R1-Distill-Qwen-32B-FP8")]
     assert classes == ["cell", "insufficient"] and "Unsupported" in text and "FP8 needs compute capability 8.9" in text
-    classes, text, _title = cells[("edge-1", "Qwen/Qwen2.5-32B-Instruct-AWQ")]
+    classes, text, _title = cells[("edge-1", "Qwen2.5-32B INT4")]
     assert classes == ["cell", "tight"] and "1 GPU without reserve" in text
     classes, text, _title = cells[("down-1", "Qwen/Qwen2.5-7B-Instruct")]
     assert classes == ["cell", "unreachable"] and "Unreachable" in text and "no connection" in text

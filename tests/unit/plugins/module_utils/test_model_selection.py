@@ -64,10 +64,13 @@ CHOICES = [
     (PROD, "a100-40x2", "complex", "Qwen/Qwen2.5-32B-Instruct-GPTQ-Int8"),
     # L40S is Ada (8.9): FP8 runs, and data-centre GPUs take the highest precision that fits (FP8 over INT8).
     (PROD, "l40s-x2", "enterprise", "okwinds/DeepSeek-R1-Distill-Qwen-32B-FP8"),
-    # One RTX 4090: the 7B fits with the reserve, the 32B AWQ only tight.
+    # One RTX 4090: the 7B fits with the reserve; the 32B AWQ (29 GB with its scales, as published) does not.
     (PROD, "4090x1", "enterprise", "Qwen/Qwen2.5-7B-Instruct"),
-    # ... but 'complex' keeps only 32B+ models: the tight AWQ is the one left.
-    (PROD, "4090x1", "complex", "Qwen/Qwen2.5-32B-Instruct-AWQ"),
+    # ... and 'complex' keeps only 32B+ models, none of which one RTX 4090 holds.
+    (PROD, "4090x1", "complex", None),
+    # A 32B INT4 of the guide's table 2.2 (16 GB, 24 GB with x 1.5) is only tight there, and the one left.
+    (["Qwen/Qwen2.5-7B-Instruct", {"model": "Qwen/Qwen2.5-32B-Instruct", "precision": "int4", "label": "q32-int4"}],
+     "4090x1", "complex", "q32-int4"),
     (PROD, "cpu", "enterprise", None),
     # Without a scenario: no band; the larger model wins over precision.
     (PROD, "4090x2", None, "Qwen/Qwen2.5-32B-Instruct-AWQ"),
@@ -88,7 +91,7 @@ CHOICES = [
 def test_choice_tables(candidates, host, scenario, expected):
     selection = choose(candidates, host, scenario)
     assert selection["chosen"] == expected, selection["justification"]
-    assert selection["chosen_model"] == expected
+    assert selection["chosen_model"] == (selection["chosen_candidate"] or {}).get("model")
     if expected:
         assert selection["ranked"][0] == expected and selection["chosen_candidate"]["status"] == "chosen"
         assert selection["justification"].startswith(expected)
@@ -112,11 +115,11 @@ REASONS = [
     (PROD, "a100-40x2", "enterprise", "Qwen/Qwen2.5-32B-Instruct", "resources",
      "needs 96.0 GB of GPU memory, host has 85.899 GB (2 x 40.0 GiB; 4 GPU(s) needed with the reserve)"),
     (PROD, "4090x1", "enterprise", "okwinds/DeepSeek-R1-Distill-Qwen-32B-FP8", "resources",
-     "needs 48.0 GB of GPU memory, host has 25.757 GB (1 x 23.99 GiB; 4 GPU(s) needed with the reserve)"),
+     "needs 51.483 GB of GPU memory, host has 25.757 GB (1 x 23.99 GiB; 4 GPU(s) needed with the reserve)"),
     (PROD, "cpu", "enterprise", "Qwen/Qwen2.5-7B-Instruct", "resources",
      "no GPU found; the model needs 21.0 GB of GPU memory"),
     (PROD, "small-ram", "enterprise", "Qwen/Qwen2.5-32B-Instruct-AWQ", "resources",
-     "needs 32.0 GB of host RAM, host has 26.844 GB"),
+     "needs 38.656 GB of host RAM, host has 26.844 GB"),
 ]
 
 
@@ -154,9 +157,11 @@ def test_int8_for_a_32b_model_when_fp16_does_not_fit():
 
 
 def test_fits_before_tight_and_mixed_deployment_words():
-    selection = choose(PROD, "4090x1", "enterprise")
+    selection = choose(PROD[:3] + ["Qwen/Qwen2.5-7B-Instruct", {"model": "Qwen/Qwen2.5-32B-Instruct",
+                                                                "precision": "int4", "label": "q32-int4"}],
+                       "4090x1", "enterprise")
     over = dict((p["key"], p["why"]) for p in selection["preferred_over"])
-    assert over == {"Qwen/Qwen2.5-32B-Instruct-AWQ": "it is only tight (no room for the reserve)"}
+    assert over == {"q32-int4": "it is only tight (no room for the reserve)"}
     assert selection["gpu_class"] == "consumer"
     consumer = choose(MID, "4090x2", "enterprise")["preferred_over"]
     assert consumer == [{"key": "Qwen/Qwen2.5-14B-Instruct", "criterion": "gpu_class_precision",

@@ -5,7 +5,7 @@ import os
 import pytest
 
 from ansible.module_utils import basic
-from ansible_collections.llmops.deploy.plugins.module_utils import gpu_facts
+from ansible_collections.llmops.deploy.plugins.module_utils import gpu_facts, host_resources, model_selection
 from ansible_collections.llmops.deploy.plugins.modules import capacity_check
 
 from .module_runner import run_module
@@ -165,3 +165,90 @@ def test_detailed_tp_exclusion_is_a_reason(monkeypatch):
         "hardware": declared(gpu_model="RTX 3060", gpu_count=1)})
     assert not failed and result["verdict"] == "insufficient"
     assert "28 attention heads do not divide by 8" in result["resources"]["gpu_memory"]["reason"]
+
+
+PROD_CANDIDATES = ["Qwen/Qwen2.5-32B-Instruct", "Qwen/Qwen2.5-32B-Instruct-GPTQ-Int8", "Qwen/Qwen2.5-7B-Instruct",
+                   "okwinds/DeepSeek-R1-Distill-Qwen-32B-FP8"]
+
+
+def candidate_args(names=None, default_precision="bf16"):
+    """What the preflight role passes: model_candidates(check_args=true), read once on the controller."""
+    return model_selection.check_specs(model_selection.normalize_candidates(names or PROD_CANDIDATES,
+                                                                            default_precision))
+
+
+def test_candidates_are_judged_against_one_probe(monkeypatch, nvidia_smi):
+    calls = nvidia_smi("a100-pcie-40gb-x2.csv")
+    failed, result = run_module(monkeypatch, capacity_check, {
+        "candidates": candidate_args(), "scenario": "enterprise", "hardware": FULL_HOST, "fail_on": "never"})
+    assert not failed, result
+    assert len(calls) == 1  # one probe for four candidates
+    assert result["verdicts"] == {
+        "Qwen/Qwen2.5-32B-Instruct": "insufficient", "Qwen/Qwen2.5-32B-Instruct-GPTQ-Int8": "fits",
+        "Qwen/Qwen2.5-7B-Instruct": "fits", "okwinds/DeepSeek-R1-Distill-Qwen-32B-FP8": "insufficient"}
+    selection = result["selection"]
+    assert selection["chosen"] == "Qwen/Qwen2.5-32B-Instruct-GPTQ-Int8"
+    # The top level is the chosen candidate's own check, as a one-model check of it would return.
+    assert result["verdict"] == "fits" and result["gpus_needed"] == 2
+    assert result["sizing"]["model"] == "Qwen/Qwen2.5-32B-Instruct-GPTQ-Int8"
+    assert result["hardware"]["gpus"][0]["name"] == "NVIDIA A100-PCIE-40GB" and result["probed"] == ["gpus"]
+    rejected = dict((r["key"], r["rule"]) for r in selection["rejected"])
+    assert rejected == {"Qwen/Qwen2.5-32B-Instruct": "resources", "okwinds/DeepSeek-R1-Distill-Qwen-32B-FP8": "capability"}
+    # Inputs (configs, header summaries) are not sent back once per candidate per host.
+    assert all(e["config"] is None and e["weights"] is None for e in selection["evaluations"])
+
+
+def test_candidates_none_usable_fails_on_insufficient(monkeypatch):
+    failed, result = run_module(monkeypatch, capacity_check, {
+        "candidates": candidate_args(["Qwen/Qwen2.5-32B-Instruct"]), "hardware": declared(gpus=[])})
+    assert failed
+    assert result["msg"].startswith("no candidate can be used on this host (insufficient): ")
+    assert result["selection"]["chosen"] is None and result["sizing"] is None
+    assert result["reasons"] == ["Qwen/Qwen2.5-32B-Instruct: no GPU found; the model needs 96.0 GB of GPU memory"]
+
+
+def test_candidates_and_a_model_are_exclusive(monkeypatch):
+    failed, result = run_module(monkeypatch, capacity_check, {"candidates": candidate_args(), "model": "o/M-7B-AWQ"})
+    assert failed and "mutually exclusive" in result["msg"] and "candidates" in result["msg"]
+
+
+def test_unknown_scenario_names_the_accepted_ones(monkeypatch):
+    failed, result = run_module(monkeypatch, capacity_check, {"candidates": candidate_args(), "scenario": "huge",
+                                                              "hardware": declared(gpus=[])})
+    assert failed and "scenario: invalid value 'huge'" in result["msg"] and "enterprise" in result["msg"]
+
+
+def test_single_model_has_a_selection_with_the_band(monkeypatch):
+    failed, result = run_module(monkeypatch, capacity_check, {
+        "model": "Qwen/Qwen2.5-7B-Instruct", "precision": "bf16", "scenario": "complex",
+        "hardware": declared(gpu_model="H100", gpu_count=8)})
+    assert not failed and result["verdict"] == "fits"
+    assert result["selection"]["chosen"] is None
+    assert result["selection"]["rejected"][0]["rule"] == "band"
+    assert "verdicts" not in result
+
+
+@pytest.mark.parametrize("hardware, target, missing", [
+    (None, "gpu", ["gpus (or gpu_model and gpu_count)", "memory_total_mib (host RAM)", "cpu_cores",
+                   "disk_free_mib (free disk)"]),
+    ({"gpu_model": "H100", "gpu_count": 8, "memory_total_mib": 1048576}, "gpu", ["cpu_cores", "disk_free_mib (free disk)"]),
+    ({"memory_total_mib": 1048576, "cpu_cores": 8}, "cpu", ["disk_free_mib (free disk)"]),
+])
+def test_without_probing_undeclared_parts_fail_and_nothing_is_measured(monkeypatch, hardware, target, missing):
+    monkeypatch.setattr(basic.AnsibleModule, "run_command", lambda *a, **k: pytest.fail("probed a tool"))
+    monkeypatch.setattr(host_resources, "probe_memory", lambda *a: pytest.fail("probed the RAM"))
+    monkeypatch.setattr(host_resources, "probe_cpu_cores", lambda *a: pytest.fail("probed the cores"))
+    monkeypatch.setattr(host_resources, "probe_disk", lambda *a: pytest.fail("probed the disk"))
+    args = {"params": "7B", "precision": "bf16", "probe": False, "target": target}
+    if hardware:
+        args["hardware"] = hardware
+    failed, result = run_module(monkeypatch, capacity_check, args)
+    assert failed and result["field"] == "hardware"
+    assert "not declared: %s;" % ", ".join(missing) in result["msg"]
+
+
+def test_without_probing_a_declared_host_is_judged(monkeypatch):
+    monkeypatch.setattr(host_resources, "probe_cpu_cores", lambda *a: pytest.fail("probed the cores"))
+    failed, result = run_module(monkeypatch, capacity_check, {
+        "candidates": candidate_args(), "probe": False, "hardware": declared(gpu_model="H100", gpu_count=8)})
+    assert not failed and result["probed"] == [] and result["selection"]["chosen"] == "Qwen/Qwen2.5-32B-Instruct"
