@@ -381,13 +381,13 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.llmops.deploy.plugins.module_utils.file_verify import (
     MARKER_NAME, PARTIAL_SUFFIX, RESERVED_NAMES, DirLock, LockTimeout, VerifyError, build_marker, bytes_to_fetch,
     check_free_space, classify_paths, full_check, lock_path_for, manifest_matches_marker, margin_bytes, marker_files,
-    marker_path, plan_files, quick_check, read_marker, remove_marker, target_tree_problems, verify_fetched,
-    write_marker)
+    marker_path, plan_files, quick_check, read_marker, remove_marker, target_tree_problems, verify_fetched)
 from ansible_collections.llmops.deploy.plugins.module_utils.hub_client import (
     HUB_CLIENT_ARGSPEC, HubClient, check_client_options, fetch_manifest, sdk_environment)
 from ansible_collections.llmops.deploy.plugins.module_utils.hub_manifest import (
     HubError, ManifestError, normalize_endpoint, normalize_patterns, select_entries, split_model_id,
     validate_revision)
+from ansible_collections.llmops.deploy.plugins.module_utils.model_install import InstallError, install_verified
 from ansible_collections.llmops.deploy.plugins.module_utils.stream_hash import FollowHasher, hash_files
 from ansible_collections.llmops.deploy.plugins.module_utils.tree_safety import (
     STAGING_FILES, TargetDir, TreeError, apply_fd, parse_mode, prepare_staging, remove_tree, staging_path_for,
@@ -866,32 +866,10 @@ class Download(object):
         descriptors (tree_safety.TargetDir), so a symlink planted in the model directory is refused, never
         followed."""
         try:
-            with TargetDir(self.model_dir, create=True) as target:
-                for rel in paths:
-                    target.dir_fd(rel.rpartition("/")[0], self.dir_mode, self.uid, self.gid)
-                problems = target_tree_problems(self.model_dir, paths)
-                problems += quick_check(self.model_dir, complete)
-                if problems:
-                    self.fail("the model directory changed while the download ran (%s); the previous files were "
-                              "left as they were" % "; ".join(problems[:20]), complete=False, marker_written=False)
-                remove_marker(self.model_dir, dir_fd=target.fds[""])
-                for item in staged:
-                    parent_rel, _sep, name = item["path"].rpartition("/")
-                    src = os.open(os.path.join(self.staging_files, parent_rel) if parent_rel else self.staging_files,
-                                  os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
-                    try:
-                        target.install(src, name, item["path"], self.dir_mode, self.uid, self.gid)
-                    finally:
-                        os.close(src)
-                for rel in paths:
-                    target.unlink_file(rel + PARTIAL_SUFFIX)   # stale partials of older versions of this module
-                problems = target_tree_problems(self.model_dir, paths)
-                problems += quick_check(self.model_dir, marker["files"])
-                if problems:
-                    self.fail("the model directory changed while the files were moved in (%s); no completion marker "
-                              "was written" % "; ".join(problems[:20]), complete=False, marker_written=False)
-                write_marker(self.model_dir, marker, mode=0o644 if self.file_mode is None else self.file_mode,
-                             dir_fd=target.fds[""], uid=self.uid, gid=self.gid)
+            install_verified(self.model_dir, self.staging_files, paths, complete, staged, marker, uid=self.uid,
+                             gid=self.gid, file_mode=self.file_mode, dir_mode=self.dir_mode)
+        except InstallError as exc:
+            self.fail(exc.message, complete=False, marker_written=False)
         except TreeError as exc:
             self.fail("refusing to write into %s: %s; no completion marker was written" % (
                 self.model_dir, exc.message), complete=False, marker_written=False)

@@ -1,0 +1,61 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) llmops.deploy developers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The switch from a verified staging directory to the model directory, shared by every way a model arrives (a hub
+download, a bundle import).
+
+Standard library only (runs on targets with Python >= 3.8, Linux). Until the first rename the previous revision is
+untouched, its completion marker included; then the old marker is removed, the verified files are renamed in through
+directory descriptors (tree_safety.TargetDir: no link is ever followed), the tree is checked again, and the new marker
+is written last.
+"""
+
+import os
+
+from ansible_collections.llmops.deploy.plugins.module_utils.file_verify import (
+    PARTIAL_SUFFIX, quick_check, remove_marker, target_tree_problems, write_marker)
+from ansible_collections.llmops.deploy.plugins.module_utils.tree_safety import TargetDir
+
+_SRC_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+
+
+class InstallError(Exception):
+    """The switch was refused. ``switched``: whether the previous revision had already been touched."""
+
+    def __init__(self, message, switched):
+        super(InstallError, self).__init__(message)
+        self.message = message
+        self.switched = switched
+
+
+def install_verified(model_dir, staging_files, paths, complete, staged, marker, uid=None, gid=None,
+                     file_mode=None, dir_mode=None):
+    """Move ``staged`` entries (verified, under ``staging_files``) into ``model_dir`` and write ``marker`` last.
+
+    ``paths``: every path of the new revision; ``complete``: entries already in place (with their mtime_ns), checked
+    again before the switch. Raises InstallError or tree_safety.TreeError (before the switch when a link is in the
+    way) or OSError.
+    """
+    with TargetDir(model_dir, create=True) as target:
+        for rel in paths:
+            target.dir_fd(rel.rpartition("/")[0], dir_mode, uid, gid)
+        problems = target_tree_problems(model_dir, paths) + quick_check(model_dir, complete)
+        if problems:
+            raise InstallError("the model directory changed while the files were prepared (%s); the previous files "
+                               "were left as they were" % "; ".join(problems[:20]), False)
+        remove_marker(model_dir, dir_fd=target.fds[""])
+        for item in staged:
+            parent_rel, _sep, name = item["path"].rpartition("/")
+            src = os.open(os.path.join(staging_files, parent_rel) if parent_rel else staging_files, _SRC_FLAGS)
+            try:
+                target.install(src, name, item["path"], dir_mode, uid, gid)
+            finally:
+                os.close(src)
+        for rel in paths:
+            target.unlink_file(rel + PARTIAL_SUFFIX)   # stale partials of older versions of the download module
+        problems = target_tree_problems(model_dir, paths) + quick_check(model_dir, marker["files"])
+        if problems:
+            raise InstallError("the model directory changed while the files were moved in (%s); no completion "
+                               "marker was written" % "; ".join(problems[:20]), True)
+        write_marker(model_dir, marker, mode=0o644 if file_mode is None else file_mode, dir_fd=target.fds[""],
+                     uid=uid, gid=gid)
