@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Filters over the calibration file: record a trial's measured figures, look up measured constants for a plan.
 
-Documentation: plugins/filter/calibration_record.yml and plugins/filter/calibration_lookup.yml.
+Documentation: plugins/filter/calibration_record.yml, calibration_lookup.yml and calibration_measured.yml.
 The logic lives in plugin_utils/calibration.py; the filters return data (the playbook writes the file).
 """
 
@@ -30,6 +30,14 @@ def calibration_lookup(document, engine_version, gpu, memory_total_mib, engine="
         raise AnsibleFilterError("calibration_lookup: %s" % exc)
 
 
+def calibration_measured(log_text):
+    """``engine_log_text | llmops.deploy.calibration_measured`` -> ``{'measured': {...}, 'engine_version': ...}``."""
+    if not isinstance(log_text, str):
+        raise AnsibleFilterError("calibration_measured: expected the engine's start-up log as text, got %s" %
+                                 type(log_text).__name__)
+    return _calibration.measured_from_log(log_text)
+
+
 class FilterModule(object):
     """The calibration file that learns from deployments."""
 
@@ -37,4 +45,5 @@ class FilterModule(object):
         return {
             "calibration_record": calibration_record,
             "calibration_lookup": calibration_lookup,
+            "calibration_measured": calibration_measured,
         }

@@ -346,3 +346,56 @@ def kv_tokens(kv_bytes, bytes_per_token, block_size=16):
         return 0
     blocks = int(kv_bytes // (bytes_per_token * block_size))
     return blocks * block_size
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# The engine's own account of its budget (the start-up line since vLLM 0.10.1), for calibration.
+# ----------------------------------------------------------------------------------------------------------------------
+_GIB_NUM = r"(-?[0-9]+(?:\.[0-9]+)?)\s*GiB"
+_FREE_RE = re.compile(r"Free memory on device \(\s*" + r"(-?[0-9]+(?:\.[0-9]+)?)\s*/\s*" + _GIB_NUM + r"\)")
+_DESIRED_RE = re.compile(r"Desired GPU memory utilization is \(\s*([0-9.]+)\s*,\s*" + _GIB_NUM + r"\)")
+_CONSUMED_RE = re.compile(_GIB_NUM + r" for consumed memory \(weights \+ non-torch\)")
+_WEIGHT_RE = re.compile(_GIB_NUM + r" for weights?\b")
+_PEAK_RE = re.compile(_GIB_NUM + r" for peak activation")
+_NON_TORCH_RE = re.compile(_GIB_NUM + r" for non-torch memory")
+_GRAPH_RE = re.compile(_GIB_NUM + r" for CUDAGraph memory")
+_GRAPH_ESTIMATE_RE = re.compile(r"Estimated CUDA graph memory:\s*" + _GIB_NUM + r" total")
+
+
+def _gib(text):
+    return int(round(float(text) * GIB))
+
+
+def parse_memory_breakdown(text):
+    """The engine's own budget line(s) in a start-up log -> bytes, or {} when the log has none.
+
+    Reads ``Free memory on device (F/T GiB) on startup. Desired GPU memory utilization is (U, R GiB). Actual usage
+    is ...`` in both wordings (0.10-0.11: ``W GiB for weight, P GiB for peak activation, N GiB for non-torch memory,
+    and G GiB for CUDAGraph memory``; later: ``C GiB for consumed memory (weights + non-torch), P GiB for peak
+    activation, and G GiB for CUDAGraph memory``) and ``Estimated CUDA graph memory: X GiB total``. Keys:
+    ``torch_total_bytes``, ``requested_bytes``, ``gpu_memory_utilization``, ``weights_bytes`` (old wording),
+    ``consumed_bytes`` (new wording: weights + non-torch), ``non_torch_bytes`` (old wording), ``activation_bytes``,
+    ``cuda_graph_bytes`` (the captured pool, else the estimate). The first such line wins (every rank prints one).
+    """
+    out = {}
+    for line in str(text or "").splitlines():
+        if "Free memory on device" in line and "Actual usage" in line and "torch_total_bytes" not in out:
+            free = _FREE_RE.search(line)
+            if free:
+                out["torch_total_bytes"] = _gib(free.group(2))
+            desired = _DESIRED_RE.search(line)
+            if desired:
+                out["gpu_memory_utilization"] = float(desired.group(1))
+                out["requested_bytes"] = _gib(desired.group(2))
+            for key, rx in (("consumed_bytes", _CONSUMED_RE), ("weights_bytes", _WEIGHT_RE),
+                            ("activation_bytes", _PEAK_RE), ("non_torch_bytes", _NON_TORCH_RE),
+                            ("cuda_graph_bytes", _GRAPH_RE)):
+                match = rx.search(line)
+                if match:
+                    out[key] = max(_gib(match.group(1)), 0)
+        estimate = _GRAPH_ESTIMATE_RE.search(line)
+        if estimate and "cuda_graph_estimate_bytes" not in out:
+            out["cuda_graph_estimate_bytes"] = _gib(estimate.group(1))
+    if "cuda_graph_bytes" not in out and "cuda_graph_estimate_bytes" in out:
+        out["cuda_graph_bytes"] = out["cuda_graph_estimate_bytes"]
+    return out

@@ -12,7 +12,8 @@ Each entry is one trial: ``engine``, ``engine_version``, ``gpu_class`` (GPU name
 max_num_batched_tokens, ...), ``measured`` (bytes: weights, kv_cache, torch_total, activation, non_torch,
 cuda_graph; ``kv_tokens``), ``modelled`` (the plan's figures for the same trial), ``host``, ``date`` (ISO 8601).
 
-``record`` returns a new document (pure); ``lookup`` returns the constants for the next plan with warnings for every
+``measured_from_log`` turns the engine's start-up log into a trial's ``measured`` figures; ``record`` returns a new
+document (pure); ``lookup`` returns the constants for the next plan with warnings for every
 entry it ignored (another engine version, another GPU, malformed, too old) - nothing is applied silently.
 ``load`` / ``write_atomic`` read and write the file for callers outside Ansible (a playbook writes it with
 ``ansible.builtin.copy``).
@@ -23,6 +24,8 @@ import json
 import os
 import re
 import tempfile
+
+from ansible_collections.llmops.deploy.plugins.module_utils import engine_log, engine_memory
 
 FORMAT = 1
 MAX_ENTRIES = 200
@@ -177,6 +180,29 @@ def lookup(document, engine_version, gpu, memory_total_mib, engine="vllm", today
     if measured.get("activation_bytes") and modelled.get("activation_bytes"):
         constants["activation_ratio"] = round(float(measured["activation_bytes"]) / modelled["activation_bytes"], 4)
     return {"constants": constants, "entry": chosen, "warnings": warnings}
+
+
+def measured_from_log(text):
+    """The ``measured`` figures of a trial from the engine's start-up log (bytes, and ``kv_tokens``).
+
+    Weights, KV cache memory and tokens come from plugins/module_utils/engine_log.py; the device total, activation
+    peak, non-torch and CUDA graph memory from the engine's own budget line (engine_memory.parse_memory_breakdown),
+    when the log has one. Also returns the engine version the log names (``None`` when it names none).
+    """
+    parsed = engine_log.parse_engine_log(text)
+    figures = parsed["figures"]
+    measured = {}
+    for ours, theirs in (("weights_bytes", "weights_bytes"), ("kv_cache_bytes", "kv_cache_memory_bytes"),
+                         ("kv_tokens", "kv_cache_tokens")):
+        if theirs in figures and figures[theirs]["value"] >= 0:
+            measured[ours] = int(figures[theirs]["value"])
+    breakdown = engine_memory.parse_memory_breakdown(text)
+    for key in ("torch_total_bytes", "activation_bytes", "cuda_graph_bytes", "non_torch_bytes"):
+        if key in breakdown:
+            measured[key] = breakdown[key]
+    if "non_torch_bytes" not in measured and "consumed_bytes" in breakdown and "weights_bytes" in measured:
+        measured["non_torch_bytes"] = max(breakdown["consumed_bytes"] - measured["weights_bytes"], 0)
+    return {"measured": measured, "engine_version": parsed["version"]}
 
 
 def _age_days(date, now):

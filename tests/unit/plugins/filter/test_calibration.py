@@ -19,7 +19,7 @@ TRIAL = {"engine_version": "0.32.0", "gpu": "NVIDIA L40S", "memory_total_mib": 4
 
 
 def test_filter_names_and_sidecar_docs():
-    assert set(FILTERS) == {"calibration_record", "calibration_lookup"}
+    assert set(FILTERS) == {"calibration_record", "calibration_lookup", "calibration_measured"}
     for name in FILTERS:
         with open(os.path.join(FILTER_DIR, name + ".yml")) as handle:
             doc = yaml.safe_load(handle)
@@ -39,3 +39,14 @@ def test_errors_are_filter_errors():
         FILTERS["calibration_record"]({}, dict(TRIAL, memory_total_mib=None))
     with pytest.raises(AnsibleFilterError, match="calibration_lookup: .*gpu"):
         FILTERS["calibration_lookup"]({}, "0.32.0", None, 46068)
+
+
+def test_measured_from_a_log():
+    log = ("INFO 08-22 20:52:25 [model_runner.py:329] Model loading took 0.93 GiB and 6.206722 seconds\n"
+           "INFO 08-22 20:52:36 [gpu_worker.py:563] Available KV cache memory: 20.52 GiB\n"
+           "INFO 08-22 20:52:36 [kv_cache_utils.py:2235] GPU KV cache size: 1,793,232 tokens\n")
+    got = FILTERS["calibration_measured"](log)["measured"]
+    assert got["kv_tokens"] == 1793232 and got["kv_cache_bytes"] == round(20.52 * 2 ** 30)
+    assert "activation_bytes" not in got  # not printed: absent, not guessed
+    with pytest.raises(AnsibleFilterError, match="calibration_measured"):
+        FILTERS["calibration_measured"](None)

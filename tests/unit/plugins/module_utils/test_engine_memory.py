@@ -181,3 +181,22 @@ def test_kv_room_start_check_and_calibration():
 def test_kv_tokens_are_whole_blocks():
     assert engine_memory.kv_tokens(int(3.81 * GIB), 131072) == 31200
     assert engine_memory.kv_tokens(-1, 131072) == 0
+
+
+def test_parse_memory_breakdown_both_wordings():
+    new = [f for f in FIXTURES if f["name"] == "rtx4090-qwen2.5-0.5b-instruct"][0]["log"]
+    got = engine_memory.parse_memory_breakdown(new)
+    assert got["torch_total_bytes"] == round(23.99 * GIB) and got["requested_bytes"] == round(22.07 * GIB)
+    assert got["consumed_bytes"] == round(1.23 * GIB) and got["activation_bytes"] == round(0.31 * GIB)
+    assert got["cuda_graph_bytes"] == 0 and got["gpu_memory_utilization"] == 0.92
+    # vLLM 0.10.x words it per part (a published L40S line).
+    old = ("(Worker_TP2_EP2 pid=2080) INFO 09-24 20:54:35 [gpu_worker.py:391] Free memory on device (43.93/44.42 GiB) "
+           "on startup. Desired GPU memory utilization is (0.9, 39.98 GiB). Actual usage is 27.72 GiB for weight, "
+           "1.4 GiB for peak activation, 0.21 GiB for non-torch memory, and 3.45 GiB for CUDAGraph memory.")
+    got = engine_memory.parse_memory_breakdown(old)
+    assert (got["weights_bytes"], got["non_torch_bytes"], got["cuda_graph_bytes"]) == (
+        round(27.72 * GIB), round(0.21 * GIB), round(3.45 * GIB))
+    assert got["torch_total_bytes"] == round(44.42 * GIB)
+    assert engine_memory.parse_memory_breakdown("Available KV cache memory: 7.77 GiB") == {}
+    assert engine_memory.parse_memory_breakdown(
+        "Estimated CUDA graph memory: 0.36 GiB total")["cuda_graph_bytes"] == round(0.36 * GIB)

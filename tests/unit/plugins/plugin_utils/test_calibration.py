@@ -99,3 +99,27 @@ def test_file_round_trip_is_atomic(tmp_path):
     with pytest.raises(calibration.CalibrationError):
         calibration.write_atomic(path, {"format": 9, "entries": []})
     assert open(path).read() == "{not json"  # the failed write left the file as it was
+
+
+def test_a_published_log_calibrates_the_next_plan(tmp_path):
+    """The RTX 4090 log (vLLM 0.27.1) -> a trial -> the file -> constants -> a plan that says where they came from."""
+    import sys
+    root = os.path.join(os.path.dirname(__file__), "..", "..", "..", "..")
+    sys.path.insert(0, os.path.join(root, "benchmarks"))
+    import compare_published  # pylint: disable=import-error
+    meta = [f for f in compare_published.load_fixtures() if f["name"] == "rtx4090-qwen2.5-0.5b-instruct"][0]
+    found = calibration.measured_from_log(meta["log"])
+    measured = found["measured"]
+    assert measured["kv_tokens"] == 1793232 and measured["non_torch_bytes"] == round(1.23 * GIB) - measured[
+        "weights_bytes"]
+    ours = compare_published.evaluate(meta)
+    doc = calibration.record(None, {
+        "engine_version": "0.27.1", "gpu": meta["gpu"], "memory_total_mib": meta["gpu_memory_mib"],
+        "model": meta["model"], "measured": measured, "host": "rtx4090-wsl", "date": "2026-08-22",
+        "modelled": {"activation_bytes": ours["room"]["modelled"]["activation_bytes"]}})
+    path = str(tmp_path / "calibration.json")
+    calibration.write_atomic(path, doc)
+    const = calibration.lookup(calibration.load(path), "0.27.1", meta["gpu"], meta["gpu_memory_mib"], today=NOW,
+                               max_age_days=None)["constants"]
+    assert const["torch_total_bytes"] == round(23.99 * GIB)
+    assert abs(const["activation_ratio"] - 1) < 0.2  # the model is within 20 % of this engine's peak
