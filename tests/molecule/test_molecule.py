@@ -23,18 +23,35 @@ EPHEMERAL_PARENT = os.path.join(ANSIBLE_HOME, "tmp") + os.sep
 MIRROR_PROXY_SECRET = "proxy-secret-not-for-logs"
 # Must match extensions/molecule/model_download/vars/hub.yml.
 HUB_TOKEN = "molecule-hub-token-not-for-logs"
+# Must match extensions/molecule/model_serve/vars/serve.yml.
+SERVE_API_KEY = "molecule-serve-key-not-for-logs"
+ENGINE_VENV_SCRIPT = os.path.join(REPO_ROOT, "scripts", "engine-venv.sh")
+# Scenarios whose hosts boot systemd (systemd-nspawn), and those that need the cached engine venv.
+SYSTEMD_SCENARIOS = ("model_serve",)
+ENGINE_SCENARIOS = ("model_serve",)
 
 pytestmark = [pytest.mark.molecule, pytest.mark.slow]
 
 
-def _missing_prerequisite():
+def _missing_prerequisite(scenario):
     if os.geteuid() != 0:
         return "the molecule test hosts need root (debootstrap, mount, chroot)"
     search_path = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
-    for tool in ("debootstrap", "zstd"):
+    tools = ("debootstrap", "zstd") + (("systemd-nspawn", "nsenter") if scenario in SYSTEMD_SCENARIOS else ())
+    for tool in tools:
         if shutil.which(tool, path=search_path) is None:
             return "%s is not installed: run scripts/apt-prereqs.sh testhosts" % tool
     return None
+
+
+def _engine_venv():
+    """The cached CPU engine venv (built once by the model_serve role's install tasks); skip when it cannot be."""
+    result = subprocess.run([ENGINE_VENV_SCRIPT], cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            universal_newlines=True, timeout=3600, check=False)
+    if result.returncode != 0:
+        pytest.skip("the cached vLLM CPU engine venv cannot be built here (scripts/engine-venv.sh): %s" %
+                    result.stderr.strip()[-2000:])
+    return result.stdout.splitlines()[0].split("=", 1)[1]
 
 
 def _molecule_env():
@@ -58,9 +75,11 @@ def _leftover_mounts(scenario):
 
 
 def _run_scenario(scenario):
-    reason = _missing_prerequisite()
+    reason = _missing_prerequisite(scenario)
     if reason:
         pytest.skip(reason)
+    if scenario in ENGINE_SCENARIOS:
+        _engine_venv()
     result = subprocess.run(
         [os.path.join(VENV_BIN, "molecule"), "test", "--scenario-name", scenario],
         cwd=REPO_ROOT, env=_molecule_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -84,10 +103,17 @@ def _check_download_output(output):
     assert "model_download_info" in output or "Download the model" in output
 
 
+def _check_serve_output(output):
+    # The scenario runs ansible-playbook -v: the API key must not reach the output of any step.
+    assert SERVE_API_KEY not in output
+    assert "model_serve_info" in output
+
+
 # What each scenario tests is in its molecule.yml; checks on its output go here.
 OUTPUT_CHECKS = {
     "modelscope_sdk_mirror": _check_mirror_output,
     "model_download": _check_download_output,
+    "model_serve": _check_serve_output,
 }
 
 

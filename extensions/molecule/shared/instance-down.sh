@@ -23,6 +23,19 @@ mounts_below() {
                        if (t == p || index(t, p "/") == 1) print t }' /proc/self/mounts | sort -r
 }
 
+# A host booted by instance-boot.sh: power it off through systemd-nspawn (SIGTERM), then KILL after 30 s.
+if [ -f "$dir/nspawn.pid" ]; then
+    nspawn=$(cat "$dir/nspawn.pid")
+    if [ "$(cat "/proc/$nspawn/comm" 2>/dev/null)" = systemd-nspawn ]; then
+        kill -TERM "$nspawn" 2>/dev/null || true
+        for _ in $(seq 1 300); do
+            [ "$(cat "/proc/$nspawn/comm" 2>/dev/null)" = systemd-nspawn ] || break
+            sleep 0.1
+        done
+        kill -KILL "$nspawn" 2>/dev/null || true
+    fi
+fi
+
 # Processes whose root is inside this host (a daemon a package started despite policy-rc.d).
 for proc in /proc/[0-9]*; do
     root=$(readlink "$proc/root" 2>/dev/null) || continue
@@ -48,4 +61,6 @@ if [ -n "$(mounts_below)" ]; then
 fi
 
 rm -rf --one-file-system "$dir"
+# nspawn leaves this behind because /run is not a tmpfs on these machines.
+rm -rf "/run/systemd/nspawn/propagate/$(basename "$dir")"
 echo "changed=1"

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Build, unpack or reuse the cached Debian base rootfs that every test host of a suite overlays.
 #
-# Usage: rootfs-base.sh SUITE CACHE_DIR
+# Usage: rootfs-base.sh SUITE CACHE_DIR [FLAVOUR]
 # Prints two lines: "path=<base rootfs directory>" and "state=reused|unpacked|built".
+# FLAVOUR is minbase (default: chroot hosts) or systemd (adds systemd, systemd-sysv and dbus, for hosts booted
+# with systemd-nspawn; its own cache name and key).
 #
 # The base is debootstrap --variant=minbase plus python3, python3-apt (package_facts and the apt module
 # need it) and ca-certificates, with the host's extra CAs (TLS is intercepted on these machines) trusted
@@ -12,18 +14,23 @@
 # Debian mirror: $MOLECULE_DEBIAN_MIRROR, else the host's apt configuration.
 set -euo pipefail
 
-if [ "$#" -ne 2 ]; then
-    echo "usage: $0 SUITE CACHE_DIR" >&2
+if [ "$#" -ne 2 ] && [ "$#" -ne 3 ]; then
+    echo "usage: $0 SUITE CACHE_DIR [minbase|systemd]" >&2
     exit 2
 fi
 suite=$1
 cache=$2
+flavour=${3:-minbase}
 case "$suite" in
     ''|*[!a-z0-9-]*) echo "rootfs-base: bad suite name '$suite' (expected e.g. bookworm, trixie)" >&2; exit 2 ;;
 esac
 
 format=1
-include=python3,python3-apt,ca-certificates
+case "$flavour" in
+    minbase) include=python3,python3-apt,ca-certificates ;;
+    systemd) include=python3,python3-apt,ca-certificates,systemd,systemd-sysv,dbus ;;
+    *) echo "rootfs-base: bad flavour '$flavour' (expected minbase or systemd)" >&2; exit 2 ;;
+esac
 ca_dir=/usr/local/share/ca-certificates
 
 key=$(
@@ -32,7 +39,7 @@ key=$(
         find "$ca_dir" -type f -name '*.crt' -print0 2>/dev/null | sort -z | xargs -0 -r cat
     } | sha256sum | cut -c1-12
 )
-name="$suite-minbase-$key"
+name="$suite-$flavour-$key"
 base="$cache/$name"
 tarball="$cache/$name.tar.zst"
 
