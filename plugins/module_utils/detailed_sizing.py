@@ -424,8 +424,8 @@ def requirements(spec):
     profile = engine_memory.profile_from_facts(facts, 4 if precision == "fp32" else 2)
     room = _nominal_room(profile, opts, util, context, weights["bytes"] + kv_total)
     act, act_source = room["activation_bytes"], room["activation_source"] + (
-        "; for a GPU of %.0f GiB (no GPU given: the per-GPU plan recomputes it for the GPU it plans on)" % (
-            room["torch_total_bytes"] / float(GIB)))
+        "; for a GPU of the %s class (no GPU given: the per-GPU plan recomputes it for the GPU it plans on)" % (
+            "80 GB" if room["torch_total_bytes"] >= engine_memory.LARGE_GPU_BYTES else "48 GB"))
     over = room["non_torch_bytes"] + room["cuda_graph_in_budget_bytes"]
     over_source = room["non_torch_source"] + (
         "; %s" % room["cuda_graph_source"] if room["cuda_graph_in_budget_bytes"] else "")
@@ -462,7 +462,8 @@ def requirements(spec):
         "basis": {
             "param_memory": weights["source"],
             "gpu_memory": "weights + KV cache + activations + overhead on one GPU, divided by "
-                          "gpu_memory_utilization %s (see breakdown)" % util,
+                          "gpu_memory_utilization %s and by the share of nvidia-smi's total the engine sees "
+                          "(see breakdown)" % util,
             "cpu_memory": "weights x 2 (guide 2.1: loading and scheduling), on the %s weights" % (
                 "exact" if weights["source"].startswith("read") else "estimated"),
             "disk": ("read: safetensors headers" if summary else weights["source"]),
@@ -754,7 +755,7 @@ def _engine_summary(room):
         "cuda_graph_source": room["cuda_graph_source"],
         "starts": room["starts"],
         "start_check": room["start_check"],
-        "modelled_gib": dict((k, sizing.gib(v)) for k, v in room["modelled"].items()),
+        "modelled_gib": dict((k.replace("_bytes", "_gib"), sizing.gib(v)) for k, v in room["modelled"].items()),
         "calibration": room["calibration"],
         "calibration_ignored": room.get("calibration_ignored"),
     }

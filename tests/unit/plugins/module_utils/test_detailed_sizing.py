@@ -341,7 +341,7 @@ def test_calibration_constants_replace_the_modelled_ones_and_say_so():
     eng = plan["engine_memory"]
     assert eng["calibration_note"].startswith("measured on a100-node-01, 2026-11-30")
     assert eng["non_torch_gib"] == 1.0 and eng["torch_total_gib"] == 79.0
-    assert eng["activation_gib"] > eng["modelled_gib"]["activation_bytes"] == base["engine_memory"]["activation_gib"]
+    assert eng["activation_gib"] > eng["modelled_gib"]["activation_gib"] == base["engine_memory"]["activation_gib"]
     assert plan["max_context_length"] <= base["max_context_length"]
     # Another GPU or another engine version: ignored, and the plan says why.
     other = detailed_sizing.plan(calibrated, 81559, gpu_name="NVIDIA H100 80GB HBM3")
