@@ -207,6 +207,23 @@ def _fmt_fraction(value):
     return ("%.2f" % float(value)).rstrip("0").rstrip(".")
 
 
+# architecture.quantization_facts formats -> storage formats (precision.STORAGE_FORMATS), for group 128 or none.
+_CONFIG_FORMATS = {("awq", 4): "awq", ("gptq", 4): "gptq-int4", ("gptq", 8): "gptq-int8", ("fp8", 8): "fp8",
+                   ("int8", 8): "w8a8", ("bnb-4bit", 4): "bnb-4bit", ("bnb-8bit", 8): "bnb-8bit",
+                   ("mxfp4", 4): "mxfp4"}
+
+
+def metadata_format(config):
+    """The storage format config.json's ``quantization_config`` names (see precision.STORAGE_FORMATS), or None."""
+    from ansible_collections.llmops.deploy.plugins.module_utils import architecture
+    if not isinstance(config, dict):
+        return None
+    quant = architecture.quantization_facts(architecture.text_config(config)[0])
+    if not quant or quant["bits"] is None or quant.get("group_size") not in (None, 128):
+        return None
+    return _CONFIG_FORMATS.get((quant["format"], quant["bits"]))
+
+
 def metadata_precision(config=None, weights=None):
     """What the checkpoint's metadata says the weights are: ``(precision, source)`` or ``(None, None)``.
 
@@ -291,6 +308,9 @@ def resolve_model(model=None, params=None, precision=None, default_precision=Non
                 precisions.LABELS[default_precision], precisions.LABELS[canonical])
     else:
         canonical, source = metadata_precision(config, weights)
+        fmt = metadata_format(config) if source and "quantization_config" in source else None
+        if fmt:
+            fmt_source = "config.json quantization_config"
         if canonical is None:
             fallback = True
             if default_precision:
@@ -307,25 +327,32 @@ def resolve_model(model=None, params=None, precision=None, default_precision=Non
                     "the hub metadata, to size it otherwise)" % what)
     return {"params": count, "precision": canonical, "precision_source": source, "model_info": info,
             "weight_format": fmt, "weight_format_source": fmt_source, "assumptions": assumptions,
-            "warnings": warnings, "precision_fallback": fallback}
+            "warnings": warnings, "precision_fallback": fallback, "config": config}
 
 
 def quantized_weights_by_name(resolved):
-    """Stored bytes of a quantised checkpoint known by name, counting what its format stores; None for others.
+    """Stored bytes of a quantised checkpoint known by name (or config), counting what its format stores; None for
+    others.
 
-    With the line's published shapes (architecture.reference_config): quantised linear weights at the format's bits
-    (group scales and zero points, FP8 scales, bitsandbytes absmax) and embeddings, lm_head and norms at 16 bits.
-    Without them: the name's size, every parameter at the format's bits.
+    With the model's shapes (its config.json when given, else the line's published shapes,
+    architecture.reference_config): quantised linear weights at the format's bits (group scales and zero points, FP8
+    scales, bitsandbytes absmax) and embeddings, lm_head, norms and vision tower at 16 bits. Without them: the name's
+    size, every parameter at the format's bits.
     """
     fmt = resolved.get("weight_format")
-    if fmt not in precisions.STORAGE_FORMATS or resolved.get("model_info") is None:
+    if fmt not in precisions.STORAGE_FORMATS or (resolved.get("model_info") is None and
+                                                 resolved.get("config") is None):
         # A bare count and precision is the guide's table 2.2, exactly.
         return None
     fmt_precision, bits, name = precisions.STORAGE_FORMATS[fmt]
     if fmt_precision != resolved["precision"]:
         return None
     from ansible_collections.llmops.deploy.plugins.module_utils import architecture
-    reference = architecture.reference_config(resolved.get("model_info"))
+    reference = None
+    if isinstance(resolved.get("config"), dict):
+        reference = dict(resolved["config"], _reference="the shapes in config.json")
+    if reference is None:
+        reference = architecture.reference_config(resolved.get("model_info"))
     if reference is None:
         count = resolved["params"]
         stored = int(math.ceil(Fraction(count) * bits / 8))

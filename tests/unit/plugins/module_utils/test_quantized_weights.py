@@ -87,3 +87,15 @@ def test_unknown_line_uses_the_names_size_at_the_formats_bits():
     assert sized["weight_format"] == "AWQ int4 g128"
     assert sized["requirements_bytes"]["disk"] == int(13e9 * (4 + 20 / 128.0) / 8)
     assert "no published shapes" in sized["basis"]["param_memory"]
+
+
+def test_seed_with_a_quantised_config_counts_its_format_from_the_config():
+    path = os.path.join(os.path.dirname(DOWNLOADS), "..", "configs", "qwen2.5-7b-instruct-awq.json")
+    with open(path) as handle:
+        config = json.load(handle)
+    # A name that does not say AWQ: the config's quantization_config does, and its shapes size the weights.
+    sized = sizing.size_model(model="someone/my-qwen-7b-chat", params="7B", config=config, method="seed")
+    assert sized["precision"] == "int4" and sized["weight_format"] == "AWQ int4 g128"
+    assert "the shapes in config.json" in sized["basis"]["param_memory"]
+    by_name = sizing.size_model(model="Qwen/Qwen2.5-7B-Instruct-AWQ")
+    assert sized["requirements_bytes"]["disk"] == by_name["requirements_bytes"]["disk"]
