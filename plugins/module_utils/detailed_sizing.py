@@ -421,6 +421,10 @@ def requirements(spec):
     per_token = architecture.kv_bytes_per_token(facts, element)
     kv_total = kv_bytes(layout, context) * concurrency
     opts = engine_options(spec)
+    rules = engine_memory.engine_rules(opts["version"])
+    if not rules["modelled"]:
+        warnings.append("engine_version %s is vLLM's V0 engine, whose memory rules are not modelled; sized with the "
+                        "V1 engine's rules" % opts["version"])
     profile = engine_memory.profile_from_facts(facts, 4 if precision == "fp32" else 2)
     room = _nominal_room(profile, opts, util, context, weights["bytes"] + kv_total)
     act, act_source = room["activation_bytes"], room["activation_source"] + (
@@ -698,9 +702,14 @@ def plan(sizing_result, per_gpu_mib, reserve=sizing.DEFAULT_RESERVE, gpus_per_no
         "max_context_length": None,
         "max_concurrency": None,
         "fit_configuration": None,
+        "start_refused": None,
         "engine_memory": None if not engine else _engine_summary(engine["room"]),
     }
     if not valid:
+        return result
+    if engine and not engine["room"]["starts"]:
+        # vLLM refuses to start when utilization x total leaves no room for the CUDA context.
+        result.update(gpus=None, gpus_minimum=None, start_refused=engine["room"]["start_check"])
         return result
     chosen = with_reserve or minimum
     if available_gpus is not None:
@@ -770,6 +779,8 @@ def _engine_summary(room):
 def describe_plan(plan_result, gpu_name="GPU"):
     """'2 x H100 (75.96 GiB each), tensor parallel 2; up to 65,536 tokens of context, 12 sequences of 8,192'."""
     if plan_result["tensor_parallel_size"] is None:
+        if plan_result.get("start_refused"):
+            return "vLLM would refuse to start on %s: %s" % (gpu_name, plan_result["start_refused"])
         if not plan_result["valid_tensor_parallel_sizes"]:
             return "no valid tensor-parallel size: %s" % "; ".join(
                 e["reason"] for e in plan_result["excluded_tensor_parallel_sizes"])

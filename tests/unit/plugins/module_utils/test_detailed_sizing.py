@@ -364,3 +364,14 @@ def test_engine_options_are_validated():
         assert err.value.field == field
     sized = engine_detailed("llama-3.1-8b", engine_entry_point="llm_class", max_num_seqs=64)
     assert sized["engine_memory"]["entry_point"] == "llm_class" and sized["engine_memory"]["max_num_seqs"] == 64
+
+
+def test_utilization_that_leaves_no_room_for_the_cuda_context_is_refused():
+    """vLLM checks free memory >= utilization x total at start: 0.99 of an RTX 3090 leaves 0.24 GiB for the context."""
+    sized = engine_detailed("qwen2.5-0.5b", gpu_memory_utilization=0.99)
+    plan = detailed_sizing.plan(sized, 24576, reserve=0.0, gpu_name="NVIDIA GeForce RTX 3090")
+    assert plan["gpus"] is None and plan["engine_memory"]["starts"] is False
+    assert "refuse to start" in detailed_sizing.describe_plan(plan, "RTX 3090")
+    assert detailed_sizing.plan(engine_detailed("qwen2.5-0.5b", gpu_memory_utilization=0.95), 24576)["gpus"] == 1
+    old = engine_detailed("qwen2.5-0.5b", engine_version="0.6.4")
+    assert any("V0 engine" in w for w in old["sizing_warnings"])
