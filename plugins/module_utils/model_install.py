@@ -13,7 +13,7 @@ is written last.
 import os
 
 from ansible_collections.llmops.deploy.plugins.module_utils.file_verify import (
-    PARTIAL_SUFFIX, quick_check, remove_marker, target_tree_problems, write_marker)
+    MARKER_NAME, PARTIAL_SUFFIX, quick_check, remove_marker, target_tree_problems, write_marker)
 from ansible_collections.llmops.deploy.plugins.module_utils.tree_safety import TargetDir
 
 _SRC_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
@@ -59,3 +59,25 @@ def install_verified(model_dir, staging_files, paths, complete, staged, marker, 
                                "marker was written" % "; ".join(problems[:20]), True)
         write_marker(model_dir, marker, mode=0o644 if file_mode is None else file_mode, dir_fd=target.fds[""],
                      uid=uid, gid=gid)
+
+
+def sync_attributes(model_dir, paths, uid=None, gid=None, file_mode=None, dir_mode=None, check=False):
+    """Owner/group/mode of the model directory, its subdirectories, the files and the marker, through descriptors
+    opened without following links. Returns True when something differs (``check``) or was changed. Raises
+    tree_safety.TreeError when a link is in the way, OSError otherwise."""
+    if uid is None and gid is None and file_mode is None and dir_mode is None:
+        return False
+    dirs = set([""])
+    for rel in paths:
+        parts = rel.split("/")
+        for i in range(1, len(parts)):
+            dirs.add("/".join(parts[:i]))
+    changed = False
+    with TargetDir(model_dir, create=False) as target:
+        for rel in sorted(dirs):
+            if target.attributes(rel, uid, gid, dir_mode, is_dir=True, check=check):
+                changed = True
+        for rel in list(paths) + [MARKER_NAME]:
+            if target.attributes(rel, uid, gid, file_mode, check=check):
+                changed = True
+    return changed

@@ -387,13 +387,16 @@ from ansible_collections.llmops.deploy.plugins.module_utils.hub_client import (
 from ansible_collections.llmops.deploy.plugins.module_utils.hub_manifest import (
     HubError, ManifestError, normalize_endpoint, normalize_patterns, select_entries, split_model_id,
     validate_revision)
-from ansible_collections.llmops.deploy.plugins.module_utils.model_install import InstallError, install_verified
+from ansible_collections.llmops.deploy.plugins.module_utils.model_install import (
+    InstallError, install_verified, sync_attributes)
 from ansible_collections.llmops.deploy.plugins.module_utils.stream_hash import FollowHasher, hash_files
 from ansible_collections.llmops.deploy.plugins.module_utils.tree_safety import (
     STAGING_FILES, TargetDir, TreeError, apply_fd, parse_mode, prepare_staging, remove_tree, staging_path_for,
     tree_problems)
 
 MODULE_VERSION = "0.1.0"
+# SDK runs per download: a file that arrives with wrong bytes is fetched once more.
+FETCH_ATTEMPTS = 2
 DEFAULT_MODELS_ROOT = "/opt/llmops/models"
 
 # The download step, run by ``sdk_python -I -c``. It reads its request (token included) as JSON on stdin, dies with
@@ -445,7 +448,8 @@ try:
         HubApi(endpoint=req["endpoint"], token=req["token"] or None).download_repo(
             req["model_id"], "model", revision=req["revision"], local_dir=req["local_dir"],
             max_workers=req["max_workers"],
-            file_list=[{"Path": f["path"], "Type": "blob", "Size": f["size"], "Sha256": f["sha256"]} for f in files])
+            file_list=[{"Path": f["path"], "Type": "blob", "Size": f["size"],
+                        "Sha256": f["sha256"] if req.get("sdk_verify", True) else None} for f in files])
     else:
         if any("," in f["path"] for f in files):
             raise RuntimeError("this SDK cannot be given a path with a comma; install modelscope-hub 0.5.1")
@@ -768,6 +772,35 @@ class Download(object):
         return found
 
     def fetch(self, items):
+        """Let the SDK fetch ``items`` into the staging directory, verify them, and fetch again (once) the files
+        that arrived with wrong bytes: the SDK is not asked to hash (the module does, while the bytes arrive), so
+        this retry stands in for the SDK's own. Returns the good entries; fails naming every bad file."""
+        p = self.params
+        good, bad, todo = [], [], list(items)
+        self.result["hashed_while_downloading"] = 0
+        self.result["sdk_attempts"] = 0
+        for attempt in range(1, FETCH_ATTEMPTS + 1):
+            got, bad = self.fetch_once(todo)
+            good.extend(got)
+            mismatched = [rel for rel, why in bad if why.startswith(("sha256 ", "changed while"))]
+            if not bad or attempt == FETCH_ATTEMPTS or len(mismatched) != len(bad):
+                break
+            todo = [dict(f, have=0) for f in todo if f["path"] in set(mismatched)]
+        if bad:
+            self.result.update(complete=False, marker_written=False)
+            sdk = self.result["sdk"]
+            self.fail("%d of %d file(s) of %s@%s failed the size/sha256 check and were deleted, no completion "
+                      "marker was written: %s%s" % (
+                          len(bad), len(items), p["model_id"], p["revision"],
+                          "; ".join("%s (%s)" % item for item in bad[:20]),
+                          (" -- SDK: %s" % sdk["error"]) if sdk["error"] else ""),
+                      failed_files=dict(bad))
+        if self.result["sdk"]["rc"] != 0:
+            self.module.warn("the SDK reported a failure (%s) but every file passed the size and sha256 check" % (
+                self.result["sdk"]["error"],))
+        return good
+
+    def fetch_once(self, items):
         p = self.params
         python = self.sdk_python()
         root = self.staging_files
@@ -775,6 +808,8 @@ class Download(object):
             "parent_pid": os.getpid(), "model_id": p["model_id"], "revision": p["revision"],
             "endpoint": self.endpoint, "token": p["token"] or "", "local_dir": root,
             "max_workers": p["max_workers"], "validate_certs": p["validate_certs"],
+            # The module hashes every byte itself while it arrives; a second hash in the SDK would only cost CPU.
+            "sdk_verify": False,
             "files": [{"path": f["path"], "size": f["size"], "sha256": f["sha256"]} for f in items],
         }
         env = {
@@ -793,13 +828,15 @@ class Download(object):
                 [python, "-I", "-c", SDK_RUNNER], data=json.dumps(request), environ_update=env, cwd=self.state_dir,
                 pass_fds=(self.lock.fd,) if self.lock is not None and self.lock.fd is not None else None)
         finally:
+            sdk_seconds = time.time() - started
             followed = follower.finish()
         outcome = _last_json_line(out) or {"ok": False, "api": None, "error": None, "failed": {}}
-        sdk = {"rc": rc, "seconds": round(time.time() - started, 2), "api": outcome.get("api"),
+        sdk = {"rc": rc, "seconds": round(sdk_seconds, 2), "api": outcome.get("api"),
                "error": self.scrub(outcome.get("error")), "failed": outcome.get("failed") or {}}
         if rc != 0 and not sdk["error"]:
             sdk["error"] = self.scrub((err or out or "").strip()[-1500:]) or "exit status %d" % rc
         self.result["sdk"] = sdk
+        self.result["sdk_attempts"] += 1
         if outcome.get("api") is None and outcome.get("error"):
             # The SDK never started (not importable): that is the cause, say it first.
             self.fail("cannot download %s@%s: %s; nothing was downloaded and no completion marker was written" % (
@@ -814,27 +851,19 @@ class Download(object):
         digests = dict(followed)
         present = [rel for rel in unfollowed if _lstat_or_none(os.path.join(root, rel)) is not None]
         digests.update(hash_files(root, present, self.workers()))
-        self.result["hashed_while_downloading"] = len(followed)
+        self.result["hashed_while_downloading"] += len(followed)
+        self.result["verify_seconds"] = round(time.time() - started - sdk_seconds, 2)
         good, bad = verify_fetched(root, items, digests=digests)
         self.result["hashed_files"] += len(good) + len([b for b in bad if b[0] in digests])
         self.result["hashed_bytes"] += sum(f["size"] for f in good)
         if bad:
+            self.result["bytes_fetched"] = self.bytes_on_disk(items)
             for rel, _why in bad:
                 try:
                     os.unlink(os.path.join(root, rel))
                 except OSError:
                     pass
-            self.result.update(complete=False, marker_written=False, bytes_fetched=self.bytes_on_disk(items))
-            self.fail("%d of %d file(s) of %s@%s failed the size/sha256 check and were deleted, no completion "
-                      "marker was written: %s%s" % (
-                          len(bad), len(items), p["model_id"], p["revision"],
-                          "; ".join("%s (%s)" % item for item in bad[:20]),
-                          (" -- SDK: %s" % sdk["error"]) if sdk["error"] else ""),
-                      failed_files=dict(bad))
-        if rc != 0:
-            self.module.warn("the SDK reported a failure (%s) but every file passed the size and sha256 check" % (
-                sdk["error"],))
-        return good
+        return good, bad
 
     def bytes_on_disk(self, items):
         total = 0
@@ -885,27 +914,12 @@ class Download(object):
     def sync_attributes(self, paths, check):
         """Owner/group/mode of the model directory, its subdirectories, the files and the marker, through
         descriptors opened without following links. Returns True when something differs (check) or changed."""
-        if self.uid is None and self.gid is None and self.file_mode is None and self.dir_mode is None:
-            return False
-        dirs = set([""])
-        for rel in paths:
-            parts = rel.split("/")
-            for i in range(1, len(parts)):
-                dirs.add("/".join(parts[:i]))
-        changed = False
         try:
-            with TargetDir(self.model_dir, create=False) as target:
-                for rel in sorted(dirs):
-                    if target.attributes(rel, self.uid, self.gid, self.dir_mode, is_dir=True, check=check):
-                        changed = True
-                for rel in list(paths) + [MARKER_NAME]:
-                    if target.attributes(rel, self.uid, self.gid, self.file_mode, check=check):
-                        changed = True
+            return sync_attributes(self.model_dir, paths, self.uid, self.gid, self.file_mode, self.dir_mode, check)
         except TreeError as exc:
             self.fail("refusing to set owner or mode in %s: %s" % (self.model_dir, exc.message))
         except OSError as exc:
             self.fail("cannot set owner or mode in %s: %s" % (self.model_dir, exc))
-        return changed
 
 
 def _lstat_or_none(path):

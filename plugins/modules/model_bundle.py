@@ -1,0 +1,618 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) llmops.deploy developers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: model_bundle
+short_description: Carry a verified model directory to a site without a hub, as a bundle of parts
+version_added: 0.1.0
+description:
+  - O(state=export) writes a model directory that M(llmops.deploy.modelscope_download) completed (a valid completion
+    marker) as one bundle; O(state=import) puts a bundle into a model directory, fully verified, and writes the same
+    completion marker a hub download writes, so M(llmops.deploy.model_verify), O(offline=true) reruns of the
+    download module and the serving roles do not know the difference.
+  - A bundle is a POSIX tar stream, plain or compressed with C(zstd), whose first member C(llmops-bundle.json) is the
+    manifest (model, revision, selection, and every file's path, size and sha256, taken from the completion marker),
+    followed by the files. The stream is written straight into parts of O(part_size) bytes
+    (C(<bundle>.tar[.zst].part0000), C(.part0001)...; one file when O(part_size) is not given) for removable media;
+    no second full copy of the model is ever written. A sidecar C(<bundle>.json) lists the parts with their size and
+    sha256.
+  - Export reads every file once (C(O_NOFOLLOW)) and checks it against the marker's sha256 while it is written; a
+    directory whose files no longer match its marker is refused and no bundle is left behind.
+  - Import reads the parts once as one stream. Every member must be a regular file the manifest names, of its listed
+    size; links, devices, directories, unknown or repeated names are refused. Files are written into the same private
+    staging directory downloads use (C(.<name>.llmops-staging), mode 0700), hashed on the way, and switched into the
+    model directory only when every one of them matched (the previous revision stays whole until then, see
+    M(llmops.deploy.modelscope_download)). The parts' sha256 from the sidecar are checked on the way too, so a damaged
+    part is named.
+  - Runs are serialised per model directory with the lock M(llmops.deploy.modelscope_download) uses.
+author:
+  - llmops.deploy developers (@llmops)
+requirements:
+  - C(zstd) on the host when O(compression=zstd).
+extends_documentation_fragment:
+  - llmops.deploy.attributes
+attributes:
+  check_mode:
+    support: full
+    details: Reads the marker (export) or the bundle's manifest (import) and reports whether anything would be
+      written; writes nothing.
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+    support: full
+options:
+  state:
+    description: C(export) a model directory into a bundle, or C(import) a bundle into a model directory.
+    type: str
+    choices: [export, import]
+    required: true
+  path:
+    description: The model directory (the source of an export, the target of an import).
+    type: path
+    required: true
+  bundle:
+    description:
+      - Path of the bundle without its suffix, for example C(/media/usb/Qwen2.5-7B-Instruct). The files are
+        C(<bundle>.tar) or C(<bundle>.tar.zst) (with C(.partNNNN) when split) and the sidecar C(<bundle>.json).
+      - Its directory must exist.
+    type: path
+    required: true
+  compression:
+    description:
+      - C(none) for a plain tar, C(zstd) to compress the stream with the C(zstd) tool (weights compress little;
+        configs and tokenizers do). On import the sidecar's value wins when there is a sidecar.
+    type: str
+    choices: [none, zstd]
+    default: none
+  part_size:
+    description:
+      - Split the bundle into parts of this size (C(4GiB), C(700MB)); empty for one file.
+    type: str
+    default: ""
+  model_id:
+    description: The model the bundle must hold (C(owner/name)); checked against the marker or the bundle's manifest.
+    type: str
+  lock_timeout:
+    description: Seconds to wait for another run on the same model directory before failing.
+    type: int
+    default: 600
+  owner:
+    description: Owner (name or uid) of the imported directory, subdirectories, files and marker.
+    type: str
+  group:
+    description: Group (name or gid) of the imported directory, subdirectories, files and marker.
+    type: str
+  mode:
+    description: Octal mode of the imported files and marker, for example C('0644').
+    type: raw
+  dir_mode:
+    description: Octal mode of the imported directory and its subdirectories, for example C('0755').
+    type: raw
+notes:
+  - An export is unchanged when the sidecar already describes the same files, revision, compression and part size
+    and every part is there with its recorded size; an import is unchanged when the model directory already holds the
+    bundle's files under a valid marker.
+seealso:
+  - module: llmops.deploy.modelscope_download
+  - module: llmops.deploy.model_verify
+"""
+
+EXAMPLES = r"""
+- name: Export a downloaded model to removable media in 4 GiB parts
+  llmops.deploy.model_bundle:
+    state: export
+    path: /opt/llmops/models/Qwen/Qwen2.5-7B-Instruct
+    bundle: /media/usb/Qwen2.5-7B-Instruct
+    part_size: 4GiB
+
+- name: Import it on the air-gapped side
+  llmops.deploy.model_bundle:
+    state: import
+    bundle: /media/usb/Qwen2.5-7B-Instruct
+    path: /opt/llmops/models/Qwen/Qwen2.5-7B-Instruct
+    model_id: Qwen/Qwen2.5-7B-Instruct
+    owner: llm
+    group: llm
+    mode: "0644"
+    dir_mode: "0755"
+"""
+
+RETURN = r"""
+model_id:
+  description: The model in the bundle.
+  returned: success
+  type: str
+  sample: Qwen/Qwen2.5-7B-Instruct
+revision:
+  description: The revision in the bundle (the commit id the hub resolved).
+  returned: success
+  type: str
+  sample: 5c3a1b2e9f0d4c6b8a7e
+files:
+  description: Number of files in the bundle.
+  returned: success
+  type: int
+  sample: 14
+bytes_total:
+  description: Total size of the model's files.
+  returned: success
+  type: int
+  sample: 15231233024
+parts:
+  description: The bundle's parts (name, size, sha256).
+  returned: success
+  type: list
+  elements: dict
+  sample: [{"name": "Qwen2.5-7B-Instruct.tar.part0000", "size": 4294967296, "sha256": "3f..."}]
+sidecar:
+  description: Path of the sidecar that lists the parts.
+  returned: success
+  type: str
+  sample: /media/usb/Qwen2.5-7B-Instruct.json
+files_written:
+  description: Files imported into the model directory (files already in place under a valid marker are not).
+  returned: state=import
+  type: int
+  sample: 14
+seconds:
+  description: Seconds spent reading and writing the bundle.
+  returned: when something was written
+  type: float
+  sample: 41.2
+marker:
+  description: Path of the completion marker (import).
+  returned: state=import
+  type: str
+  sample: /opt/llmops/models/Qwen/Qwen2.5-7B-Instruct/.llmops-complete.json
+"""
+
+import grp
+import json
+import os
+import pwd
+import stat
+import subprocess
+import tarfile
+import threading
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.llmops.deploy.plugins.module_utils.file_verify import (
+    DirLock, LockTimeout, VerifyError, build_marker, check_free_space, lock_path_for, margin_bytes, marker_files,
+    marker_path, plan_files, quick_check, read_marker, target_tree_problems)
+from ansible_collections.llmops.deploy.plugins.module_utils.hub_manifest import ManifestError, split_model_id
+from ansible_collections.llmops.deploy.plugins.module_utils.model_bundle import (
+    BundleError, PartReader, PartWriter, bundle_manifest, extract_bundle, read_manifest, write_bundle)
+from ansible_collections.llmops.deploy.plugins.module_utils.model_install import (
+    InstallError, install_verified, sync_attributes)
+from ansible_collections.llmops.deploy.plugins.module_utils.tree_safety import (
+    TreeError, apply_fd, parse_mode, prepare_staging, remove_tree, staging_path_for)
+
+MODULE_VERSION = "0.1.0"
+SIDECAR_FORMAT = "llmops.deploy/model-bundle-parts/v1"
+PIPE_CHUNK = 4 * 1024 * 1024
+
+
+def build_module():
+    return AnsibleModule(
+        argument_spec=dict(
+            state=dict(type="str", choices=["export", "import"], required=True),
+            path=dict(type="path", required=True),
+            bundle=dict(type="path", required=True),
+            compression=dict(type="str", choices=["none", "zstd"], default="none"),
+            part_size=dict(type="str", default=""),
+            model_id=dict(type="str"),
+            lock_timeout=dict(type="int", default=600),
+            owner=dict(type="str"),
+            group=dict(type="str"),
+            mode=dict(type="raw"),
+            dir_mode=dict(type="raw"),
+        ),
+        supports_check_mode=True,
+    )
+
+
+def _pump(source, sink, errors):
+    """Copy ``source`` (readable) to ``sink`` (a callable taking bytes) until EOF; exceptions go to ``errors``."""
+    try:
+        while True:
+            data = source.read(PIPE_CHUNK)
+            if not data:
+                break
+            sink(data)
+    except BaseException as exc:  # noqa: B902 - reported by the caller
+        errors.append(exc)
+
+
+class Bundle(object):
+    """One run of the module. Every failure goes through ``fail``."""
+
+    def __init__(self, module):
+        self.module = module
+        self.params = module.params
+        self.result = {"changed": False}
+
+    def fail(self, msg, **extra):
+        self.result.update(extra)
+        self.module.fail_json(msg=msg, **self.result)
+
+    # ------------------------------------------------------------------ parameters
+    def check_params(self):
+        p = self.params
+        try:
+            if p["model_id"]:
+                split_model_id(p["model_id"])
+            self.part_size = margin_bytes(p["part_size"], 0) if p["part_size"].strip() else None
+            self.file_mode = parse_mode(p["mode"], "mode")
+            self.dir_mode = parse_mode(p["dir_mode"], "dir_mode")
+        except (ManifestError, ValueError) as exc:
+            self.fail(getattr(exc, "message", str(exc)))
+        except VerifyError:
+            self.fail("part_size %r is not valid: expected a size such as '4GiB' or '700MB', or empty for one file"
+                      % p["part_size"])
+        if self.part_size is not None and self.part_size < 1024 * 1024:
+            self.fail("part_size %r is not valid: expected at least 1MiB" % p["part_size"])
+        if p["lock_timeout"] < 0:
+            self.fail("lock_timeout %r is not valid: expected an integer >= 0" % p["lock_timeout"])
+        self.uid = self.gid = None
+        for key, db, attr in (("owner", pwd.getpwnam, "pw_uid"), ("group", grp.getgrnam, "gr_gid")):
+            value = p[key]
+            if value in (None, ""):
+                continue
+            try:
+                number = getattr(db(value), attr)
+            except KeyError:
+                if not str(value).isdigit():
+                    self.fail("%s %r is not valid: expected a name of this host or a number" % (key, value))
+                number = int(value)
+            setattr(self, "uid" if key == "owner" else "gid", number)
+        self.model_dir = os.path.abspath(p["path"])
+        self.bundle = os.path.abspath(p["bundle"])
+        self.sidecar = self.bundle + ".json"
+        if not os.path.isdir(os.path.dirname(self.bundle)):
+            self.fail("bundle %r is not valid: its directory %s does not exist" % (
+                p["bundle"], os.path.dirname(self.bundle)))
+        self.zstd = None
+
+    def zstd_path(self):
+        if self.zstd is None:
+            self.zstd = self.module.get_bin_path("zstd", required=True)
+        return self.zstd
+
+    def data_name(self, compression):
+        return self.bundle + (".tar.zst" if compression == "zstd" else ".tar")
+
+    def read_sidecar(self):
+        try:
+            with open(self.sidecar, "rb") as handle:
+                doc = json.loads(handle.read(16 * 1024 * 1024).decode("utf-8"))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            self.fail("the bundle sidecar %s cannot be read: %s" % (self.sidecar, exc))
+        if not isinstance(doc, dict) or doc.get("format") != SIDECAR_FORMAT or not isinstance(doc.get("parts"), list):
+            self.fail("%s is not a bundle sidecar (format %s)" % (self.sidecar, SIDECAR_FORMAT))
+        for part in doc["parts"]:
+            if not isinstance(part, dict) or not isinstance(part.get("name"), str) or "/" in part["name"] \
+                    or part["name"].startswith("."):
+                self.fail("the bundle sidecar %s names an unsafe part %r" % (self.sidecar, part))
+        return doc
+
+    def run(self):
+        self.check_params()
+        if self.params["state"] == "export":
+            self.export()
+        else:
+            self.import_()
+        self.module.exit_json(**self.result)
+
+    def lock(self, shared):
+        lock = DirLock(lock_path_for(self.model_dir), self.params["lock_timeout"], shared=shared)
+        try:
+            lock.acquire()
+        except LockTimeout as exc:
+            self.fail(str(exc))
+        except OSError as exc:
+            self.fail("cannot lock %s: %s" % (lock.path, exc))
+        return lock
+
+    # ------------------------------------------------------------------ export
+    def export(self):
+        p = self.params
+        if not os.path.isdir(self.model_dir):
+            self.fail("path %s is not a model directory" % self.model_dir)
+        lock = self.lock(shared=True)
+        try:
+            marker, reason = read_marker(self.model_dir)
+            if marker is None:
+                self.fail("cannot export %s: %s; complete it with llmops.deploy.modelscope_download first" % (
+                    self.model_dir, reason))
+            if p["model_id"] and marker["model_id"] != p["model_id"]:
+                self.fail("cannot export %s: it holds %s, not %s" % (self.model_dir, marker["model_id"],
+                                                                     p["model_id"]))
+            problems = target_tree_problems(self.model_dir, [f["path"] for f in marker["files"]])
+            problems += quick_check(self.model_dir, marker["files"])
+            if problems:
+                self.fail("cannot export %s: it does not match its completion marker: %s" % (
+                    self.model_dir, "; ".join(problems[:20])))
+            manifest = bundle_manifest(marker)
+            self.result.update(model_id=manifest["model_id"], revision=manifest["revision"],
+                               files=manifest["files_count"], bytes_total=manifest["bytes_total"],
+                               sidecar=self.sidecar)
+            current = self.read_sidecar()
+            if current and self.export_is_current(current, manifest):
+                self.result.update(parts=current["parts"])
+                return
+            self.result["changed"] = True
+            if self.module.check_mode:
+                return
+            try:
+                check_free_space(os.path.dirname(self.bundle), manifest["bytes_total"], "1%")
+            except VerifyError as exc:
+                self.fail(exc.message)
+            started = time.monotonic()
+            parts = self.write_parts(manifest)
+            self.result.update(parts=parts, seconds=round(time.monotonic() - started, 2))
+        finally:
+            lock.release()
+
+    def export_is_current(self, sidecar, manifest):
+        p = self.params
+        if (sidecar.get("files_digest"), sidecar.get("revision"), sidecar.get("compression"),
+                sidecar.get("part_size")) != (manifest["files_digest"], manifest["revision"], p["compression"],
+                                              self.part_size):
+            return False
+        base = os.path.dirname(self.bundle)
+        for part in sidecar["parts"]:
+            try:
+                st = os.lstat(os.path.join(base, part["name"]))
+            except OSError:
+                return False
+            if not stat.S_ISREG(st.st_mode) or st.st_size != part.get("size"):
+                return False
+        return True
+
+    def write_parts(self, manifest):
+        p = self.params
+        writer = PartWriter(self.data_name(p["compression"]), self.part_size)
+        try:
+            if p["compression"] == "zstd":
+                proc = subprocess.Popen([self.zstd_path(), "-q", "-c", "-T0", "-3"], stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE, close_fds=True, env=dict(os.environ, LC_ALL="C"))
+                errors = []
+                pump = threading.Thread(target=_pump, args=(proc.stdout, writer.write, errors))
+                pump.start()
+                try:
+                    write_bundle(self.model_dir, manifest, proc.stdin)
+                finally:
+                    try:
+                        proc.stdin.close()
+                    except OSError:
+                        pass
+                    pump.join()
+                    rc = proc.wait()
+                if errors or rc != 0:
+                    raise BundleError("zstd failed (exit status %s)%s" % (rc, (": %s" % errors[0]) if errors else ""))
+            else:
+                write_bundle(self.model_dir, manifest, writer)
+            parts = writer.commit()
+        except BundleError as exc:
+            writer.abort()
+            self.fail("cannot export %s: %s" % (self.model_dir, exc.message))
+        except OSError as exc:
+            writer.abort()
+            self.fail("cannot write the bundle %s: %s" % (self.bundle, exc))
+        self.remove_stale_parts(parts, p["compression"])
+        sidecar = {"format": SIDECAR_FORMAT, "model_id": manifest["model_id"], "revision": manifest["revision"],
+                   "files_digest": manifest["files_digest"], "files_count": manifest["files_count"],
+                   "bytes_total": manifest["bytes_total"], "compression": p["compression"],
+                   "part_size": self.part_size, "parts": parts}
+        tmp = "%s.tmp-%d" % (self.sidecar, os.getpid())
+        with open(tmp, "w") as handle:
+            json.dump(sidecar, handle, indent=1, sort_keys=True)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, self.sidecar)
+        return parts
+
+    def remove_stale_parts(self, parts, compression):
+        keep = set(part["name"] for part in parts)
+        base = os.path.dirname(self.bundle)
+        for name in os.listdir(base):
+            for data in (self.data_name("none"), self.data_name("zstd")):
+                stem = os.path.basename(data)
+                if (name == stem or (name.startswith(stem + ".part") and name[len(stem) + 5:].isdigit())) \
+                        and name not in keep:
+                    os.unlink(os.path.join(base, name))
+
+    # ------------------------------------------------------------------ import
+    def part_paths(self, sidecar, compression):
+        base = os.path.dirname(self.bundle)
+        if sidecar is not None:
+            paths = [os.path.join(base, part["name"]) for part in sidecar["parts"]]
+            for part, path in zip(sidecar["parts"], paths):
+                try:
+                    st = os.stat(path)
+                except OSError:
+                    self.fail("part %s of the bundle is missing" % path)
+                if st.st_size != part.get("size"):
+                    self.fail("part %s has %d bytes, the sidecar says %s: copied incompletely?" % (
+                        path, st.st_size, part.get("size")))
+            return paths
+        data = self.data_name(compression)
+        if os.path.isfile(data):
+            return [data]
+        stem = os.path.basename(data)
+        parts = sorted(n for n in os.listdir(base) if n.startswith(stem + ".part") and n[len(stem) + 5:].isdigit())
+        if not parts:
+            self.fail("no bundle at %s: neither %s nor its parts nor the sidecar %s" % (self.bundle, data,
+                                                                                       self.sidecar))
+        return [os.path.join(base, n) for n in parts]
+
+    def open_stream(self, paths, compression):
+        """``(tar, reader, closer)``: the tar stream over the parts (decompressed by zstd when needed)."""
+        reader = PartReader(paths)
+        if compression != "zstd":
+            return tarfile.open(fileobj=reader, mode="r|", bufsize=PIPE_CHUNK), reader, lambda: reader.close()
+        proc = subprocess.Popen([self.zstd_path(), "-d", "-q", "-c"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                close_fds=True, env=dict(os.environ, LC_ALL="C"))
+        errors = []
+
+        def feed(data):
+            proc.stdin.write(data)
+
+        def run_feed():
+            _pump(reader, feed, errors)
+            try:
+                proc.stdin.close()
+            except OSError:
+                pass
+        pump = threading.Thread(target=run_feed)
+        pump.daemon = True
+        pump.start()
+
+        def closer():
+            try:
+                proc.stdout.close()
+            except OSError:
+                pass
+            if proc.poll() is None:
+                proc.kill()
+            pump.join()
+            proc.wait()
+            reader.close()
+        return tarfile.open(fileobj=proc.stdout, mode="r|", bufsize=PIPE_CHUNK), reader, closer
+
+    def import_(self):
+        p = self.params
+        sidecar = self.read_sidecar()
+        compression = sidecar.get("compression", p["compression"]) if sidecar else p["compression"]
+        paths = self.part_paths(sidecar, compression)
+        try:
+            lst = os.lstat(self.model_dir)
+        except OSError:
+            lst = None
+        if lst is not None and not stat.S_ISDIR(os.stat(self.model_dir).st_mode if stat.S_ISLNK(lst.st_mode)
+                                                else lst.st_mode):
+            self.fail("refusing path %s: it exists and is not a directory" % self.model_dir)
+        self.result["marker"] = marker_path(self.model_dir)
+        if not self.module.check_mode:
+            os.makedirs(os.path.dirname(self.model_dir), exist_ok=True)
+        lock = self.lock(shared=self.module.check_mode)
+        closer = None
+        try:
+            try:
+                tar, reader, closer = self.open_stream(paths, compression)
+                manifest = read_manifest(tar)
+            except (BundleError, tarfile.TarError, OSError) as exc:
+                self.fail("cannot read the bundle %s: %s" % (self.bundle, getattr(exc, "message", exc)))
+            if p["model_id"] and manifest["model_id"] != p["model_id"]:
+                self.fail("the bundle holds %s, not %s" % (manifest["model_id"], p["model_id"]))
+            entries = manifest["files"]
+            names = [e["path"] for e in entries]
+            self.result.update(model_id=manifest["model_id"], revision=manifest["revision"], files=len(entries),
+                               bytes_total=manifest["bytes_total"], parts=sidecar["parts"] if sidecar else
+                               [{"name": os.path.basename(x)} for x in paths], sidecar=self.sidecar, files_written=0)
+            problems = target_tree_problems(self.model_dir, names)
+            if problems:
+                self.fail("refusing to write into %s: %s" % (self.model_dir, "; ".join(problems)))
+            marker, _reason = read_marker(self.model_dir)
+            known = marker_files(marker) if marker and marker["model_id"] == manifest["model_id"] else {}
+            plan = plan_files(self.model_dir, entries, known, full=False, hasher=lambda path: None)
+            complete = [c for c in plan["complete"] if c["path"] in known]
+            current = bool(marker) and marker.get("files_digest") == manifest["files_digest"] \
+                and marker["revision"] == manifest["revision"] and len(complete) == len(entries)
+            if current:
+                self.result["changed"] = sync_attributes(self.model_dir, names, self.uid, self.gid, self.file_mode,
+                                                         self.dir_mode, check=self.module.check_mode) \
+                    if not self.module.check_mode else self.check_attributes(names)
+                return
+            self.result["changed"] = True
+            if self.module.check_mode:
+                self.result["files_written"] = len(entries) - len(complete)
+                return
+            done = set(c["path"] for c in complete)
+            todo = [e for e in entries if e["path"] not in done]
+            staging = staging_path_for(self.model_dir)
+            try:
+                check_free_space(staging, sum(e["size"] for e in todo), "1%")
+                os.makedirs(self.model_dir, exist_ok=True)
+                staging_files = prepare_staging(staging)
+            except VerifyError as exc:
+                self.fail(exc.message)
+            except (OSError, TreeError) as exc:
+                self.fail("cannot prepare the staging directory %s: %s" % (staging, getattr(exc, "message", exc)))
+            started = time.monotonic()
+            try:
+                staged = extract_bundle(tar, manifest, staging_files, only=set(e["path"] for e in todo))
+                while reader.read(PIPE_CHUNK):    # the end of the last part (tar padding), for its sha256
+                    pass
+            except BundleError as exc:
+                self.fail("cannot import %s: %s; nothing was put into %s" % (self.bundle, exc.message,
+                                                                              self.model_dir))
+            except (tarfile.TarError, OSError) as exc:
+                self.fail("cannot import %s: the bundle is damaged or truncated (%s); nothing was put into %s" % (
+                    self.bundle, exc, self.model_dir))
+            if sidecar:
+                bad = [part["name"] for part, digest in zip(sidecar["parts"], reader.digests)
+                       if part.get("sha256") != digest]
+                if bad:
+                    self.fail("part(s) %s do not match their sha256 in %s; nothing was put into %s" % (
+                        ", ".join(bad), self.sidecar, self.model_dir))
+            self.apply_staged(staging_files, [s["path"] for s in staged])
+            files = complete + staged
+            new_marker = build_marker(manifest["model_id"], manifest["revision_requested"], manifest["revision"],
+                                      manifest["endpoint"], manifest["include"], manifest["exclude"], files,
+                                      MODULE_VERSION, verified="full")
+            try:
+                install_verified(self.model_dir, staging_files, names, complete, staged, new_marker, self.uid,
+                                 self.gid, self.file_mode, self.dir_mode)
+                sync_attributes(self.model_dir, names, self.uid, self.gid, self.file_mode, self.dir_mode)
+            except InstallError as exc:
+                self.fail(exc.message)
+            except TreeError as exc:
+                self.fail("refusing to write into %s: %s; no completion marker was written" % (
+                    self.model_dir, exc.message))
+            remove_tree(staging)
+            self.result.update(files_written=len(staged), seconds=round(time.monotonic() - started, 2))
+        finally:
+            if closer is not None:
+                closer()
+            lock.release()
+
+    def check_attributes(self, names):
+        try:
+            return sync_attributes(self.model_dir, names, self.uid, self.gid, self.file_mode, self.dir_mode,
+                                   check=True)
+        except (TreeError, OSError) as exc:
+            self.fail("cannot read owner or mode in %s: %s" % (self.model_dir, getattr(exc, "message", exc)))
+
+    def apply_staged(self, root, paths):
+        if self.uid is None and self.gid is None and self.file_mode is None:
+            for rel in paths:
+                os.chmod(os.path.join(root, rel), 0o644)
+            return
+        for rel in paths:
+            fd = os.open(os.path.join(root, rel), os.O_RDONLY | os.O_NOFOLLOW)
+            try:
+                apply_fd(fd, self.uid, self.gid, 0o644 if self.file_mode is None else self.file_mode)
+            finally:
+                os.close(fd)
+
+
+def main():
+    module = build_module()
+    Bundle(module).run()
+
+
+if __name__ == "__main__":
+    main()

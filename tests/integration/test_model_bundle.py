@@ -1,0 +1,100 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) llmops.deploy developers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""model_bundle end to end: a hub download exported in parts, carried, imported with full verification into the same
+marker a hub download writes (real ``ansible`` runs, the local hub, the real SDK for the first download)."""
+import json
+import os
+
+import pytest
+
+from test_download_module import LLAMA, MARKER, all_files, download, run_module
+
+pytestmark = pytest.mark.slow
+
+
+def bundle(**args):
+    return run_module("model_bundle", args, check=args.pop("_check", False))
+
+
+def marker_of(model_dir):
+    with open(os.path.join(str(model_dir), MARKER)) as handle:
+        return json.load(handle)
+
+
+@pytest.fixture
+def downloaded(local_hub, tmp_path):
+    source = tmp_path / "hub-side" / "Llama"
+    res = download(local_hub, source, LLAMA)
+    assert res["complete"], res.get("msg")
+    return source
+
+
+@pytest.mark.parametrize("compression", ["none", "zstd"])
+def test_export_in_parts_import_verified_same_marker(downloaded, tmp_path, compression):
+    media = tmp_path / "usb"
+    media.mkdir()
+    prefix = str(media / "llama")
+    res = bundle(state="export", path=str(downloaded), bundle=prefix, part_size="1MiB", compression=compression,
+                 _check=True)
+    assert res["changed"] and os.listdir(str(media)) == []
+    res = bundle(state="export", path=str(downloaded), bundle=prefix, part_size="1MiB", compression=compression)
+    assert res["changed"] and res["model_id"] == LLAMA, res.get("msg")
+    suffix = ".tar.zst" if compression == "zstd" else ".tar"
+    names = sorted(os.listdir(str(media)))
+    assert names == sorted(["llama.json"] + ["llama%s.part%04d" % (suffix, i) for i in range(len(res["parts"]))])
+    assert all(p["size"] <= 1024 * 1024 for p in res["parts"])
+    if compression == "none":
+        assert sum(p["size"] for p in res["parts"]) > res["bytes_total"] > 3 * 1024 * 1024
+    # a rerun of the export changes nothing
+    assert bundle(state="export", path=str(downloaded), bundle=prefix, part_size="1MiB",
+                  compression=compression)["changed"] is False
+
+    target = tmp_path / "air-gapped" / "Llama"
+    res = bundle(state="import", path=str(target), bundle=prefix, model_id=LLAMA, _check=True)
+    assert res["changed"] and not target.exists()
+    res = bundle(state="import", path=str(target), bundle=prefix, model_id=LLAMA, mode="0640", dir_mode="0750")
+    assert res["changed"] and res["files_written"] == res["files"], res.get("msg")
+    hub_marker, imported = marker_of(downloaded), marker_of(target)
+    for key in ("format", "model_id", "revision", "revision_requested", "endpoint", "include", "exclude",
+                "files_digest", "files_count", "bytes_total"):
+        assert imported[key] == hub_marker[key], key
+    assert all_files(target) == all_files(downloaded)
+    assert oct(os.stat(str(target / "config.json")).st_mode & 0o777) == "0o640"
+    assert not [n for n in os.listdir(str(target.parent)) if n.endswith(".llmops-staging")]
+    res = run_module("model_verify", {"path": str(target), "verify": "full"})
+    assert res["valid"], res.get("msg")
+    # offline reruns of the download module accept it as their own
+    res = run_module("modelscope_download", {"model_id": LLAMA, "model_dir": str(target), "offline": True,
+                                             "verify": "full", "endpoint": "http://127.0.0.1:9"})
+    assert res.get("failed") is not True and res["complete"], res.get("msg")
+    # and a rerun of the import changes nothing
+    res = bundle(state="import", path=str(target), bundle=prefix, model_id=LLAMA, mode="0640", dir_mode="0750")
+    assert res["changed"] is False and res["files_written"] == 0
+
+
+def test_damaged_or_incomplete_parts_are_refused_and_nothing_changes(downloaded, tmp_path):
+    media = tmp_path / "usb"
+    media.mkdir()
+    prefix = str(media / "llama")
+    res = bundle(state="export", path=str(downloaded), bundle=prefix, part_size="1MiB")
+    assert res["changed"], res.get("msg")
+    part = media / res["parts"][1]["name"]
+    data = bytearray(part.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    part.write_bytes(bytes(data))
+    target = tmp_path / "air-gapped" / "Llama"
+    res = bundle(state="import", path=str(target), bundle=prefix)
+    assert res["failed"] and "nothing was put into" in res["msg"], res["msg"]
+    assert not (target / MARKER).exists() and all_files(target) == []
+
+    part.write_bytes(bytes(data[:1000]))                  # copied incompletely
+    res = bundle(state="import", path=str(target), bundle=prefix)
+    assert res["failed"] and "copied incompletely" in res["msg"]
+
+
+def test_export_refuses_a_directory_without_a_valid_marker(downloaded, tmp_path):
+    os.unlink(str(downloaded / MARKER))
+    res = bundle(state="export", path=str(downloaded), bundle=str(tmp_path / "b"))
+    assert res["failed"] and "no completion marker" in res["msg"]
+    assert not [n for n in os.listdir(str(tmp_path)) if n.startswith("b")]

@@ -1,0 +1,132 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) llmops.deploy developers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""model_bundle: manifest checks, parts, export of a marked directory and a strict, verified import."""
+
+import hashlib
+import io
+import json
+import os
+import tarfile
+
+import pytest
+
+from ansible_collections.llmops.deploy.plugins.module_utils import file_verify as fv
+from ansible_collections.llmops.deploy.plugins.module_utils import model_bundle as mb
+
+FILES = {"config.json": b'{"model_type": "qwen2"}', "model.safetensors": os.urandom(300000),
+         "sub/tokenizer.json": b"{}"}
+
+
+def make_model(root, files=FILES):
+    entries = []
+    for rel, data in files.items():
+        path = os.path.join(str(root), rel)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as handle:
+            handle.write(data)
+        entries.append({"path": rel, "size": len(data), "sha256": hashlib.sha256(data).hexdigest(),
+                        "mtime_ns": os.stat(path).st_mtime_ns})
+    marker = fv.build_marker("o/n", "master", "c0ffee", "http://hub", [], [], entries, "0.1.0")
+    fv.write_marker(str(root), marker)
+    return marker
+
+
+def export(tmp_path, part_size=None):
+    src = tmp_path / "src"
+    marker = make_model(src)
+    manifest = mb.bundle_manifest(marker)
+    writer = mb.PartWriter(str(tmp_path / "b.tar"), part_size)
+    mb.write_bundle(str(src), manifest, writer)
+    return manifest, writer.commit()
+
+
+def test_parts_hold_the_whole_stream_and_their_digests(tmp_path):
+    manifest, parts = export(tmp_path, part_size=100000)
+    assert len(parts) > 3 and all(p["size"] == 100000 for p in parts[:-1])
+    paths = [str(tmp_path / p["name"]) for p in parts]
+    whole = b"".join(open(p, "rb").read() for p in paths)
+    assert [hashlib.sha256(open(p, "rb").read()).hexdigest() for p in paths] == [p["sha256"] for p in parts]
+    with tarfile.open(fileobj=io.BytesIO(whole)) as tar:
+        names = tar.getnames()
+    assert names == [mb.MANIFEST_MEMBER] + [f["path"] for f in manifest["files"]]
+    assert not [n for n in os.listdir(str(tmp_path)) if ".tmp-" in n]
+
+
+def test_import_verifies_every_file_and_reads_each_part_once(tmp_path):
+    manifest, parts = export(tmp_path, part_size=70000)
+    reader = mb.PartReader([str(tmp_path / p["name"]) for p in parts])
+    with tarfile.open(fileobj=reader, mode="r|") as tar:
+        assert mb.read_manifest(tar) == manifest
+        staging = tmp_path / "staging"
+        staging.mkdir()
+        good = mb.extract_bundle(tar, manifest, str(staging))
+        while reader.read(1 << 20):
+            pass
+    assert sorted(g["path"] for g in good) == sorted(FILES)
+    assert (staging / "model.safetensors").read_bytes() == FILES["model.safetensors"]
+    assert reader.digests == [p["sha256"] for p in parts]
+
+
+def test_export_refuses_a_file_that_no_longer_matches_its_marker(tmp_path):
+    src = tmp_path / "src"
+    marker = make_model(src)
+    with open(str(src / "model.safetensors"), "r+b") as handle:
+        handle.write(b"X")
+    writer = mb.PartWriter(str(tmp_path / "b.tar"))
+    with pytest.raises(mb.BundleError, match="model.safetensors"):
+        mb.write_bundle(str(src), mb.bundle_manifest(marker), writer)
+    writer.abort()
+    assert os.listdir(str(tmp_path)) == ["src"]
+
+
+def tar_with(members, manifest):
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        data = json.dumps(manifest).encode()
+        info = tarfile.TarInfo(mb.MANIFEST_MEMBER)
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+        for info, data in members:
+            tar.addfile(info, io.BytesIO(data) if data is not None else None)
+    buf.seek(0)
+    return buf
+
+
+def member(name, data=None, kind=tarfile.REGTYPE, linkname=""):
+    info = tarfile.TarInfo(name)
+    info.type = kind
+    info.linkname = linkname
+    info.size = len(data) if data is not None else 0
+    return info, data
+
+
+@pytest.mark.parametrize("members, fragment", [
+    ([member("config.json", b"x" * 23)], "config.json does not match its sha256"),
+    ([member("config.json", kind=tarfile.SYMTYPE, linkname="/etc/passwd")], "config.json is not a regular file"),
+    ([member("../escape", b"x")], "unexpected member '../escape'"),
+    ([member("config.json", b"{}")], "config.json has 2 bytes in the bundle"),
+])
+def test_import_refuses_links_unknown_names_and_bad_bytes(tmp_path, members, fragment):
+    manifest = mb.bundle_manifest(make_model(tmp_path / "src", {"config.json": b'{"model_type": "qwen2"}'}))
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    with tarfile.open(fileobj=tar_with(members, manifest), mode="r|") as tar:
+        mb.read_manifest(tar)
+        with pytest.raises(mb.BundleError) as info:
+            mb.extract_bundle(tar, manifest, str(staging))
+    assert fragment in info.value.message
+    assert os.listdir(str(staging)) == [] and not (tmp_path / "escape").exists()
+
+
+@pytest.mark.parametrize("mutate, fragment", [
+    (lambda m: m["files"].append({"path": "../x", "size": 1, "sha256": "0" * 64}), "unsafe path"),
+    (lambda m: m["files"][0].update(sha256="XYZ"), "no valid sha256"),
+    (lambda m: m.update(format="other"), "unknown bundle format"),
+    (lambda m: m["files"][0].update(size=5), "files_digest does not match"),
+    (lambda m: m["files"].append({"path": "config.json/x", "size": 1, "sha256": "0" * 64}), "as the directory of"),
+])
+def test_manifest_problems(tmp_path, mutate, fragment):
+    manifest = mb.bundle_manifest(make_model(tmp_path / "src", {"config.json": b"{}"}))
+    mutate(manifest)
+    assert any(fragment in p for p in mb.manifest_problems(manifest)), mb.manifest_problems(manifest)
