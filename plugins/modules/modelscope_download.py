@@ -21,8 +21,10 @@ description:
     on the model directory's filesystem; anything else found at that name is removed first), never into the model
     directory. The module hashes every file while its bytes arrive (each file is written front to back; the bytes
     are read back from the page cache in threads), then checks in the staging directory that it holds only regular
-    files and directories (no link of any kind) and that every file has its listed size and sha256. A file that
-    failed is deleted; nothing is moved and no marker is written.
+    files and directories (no link of any kind) and that every file has its listed size and sha256. The SDK is not
+    asked to hash the same bytes a second time; a file that arrived with wrong bytes is deleted and fetched once
+    more in a second SDK run (the retry the SDK's own check would have made). A file that still fails is deleted;
+    nothing is moved and no marker is written.
   - Only then are the verified files moved into place, by C(rename) from the staging directory to the model
     directory through directory descriptors; every directory below the model directory is opened with C(O_NOFOLLOW)
     (a symlink there is refused, never followed); a rename replaces a name and never writes through a link. Owner
@@ -279,6 +281,16 @@ hashed_while_downloading:
   returned: when the SDK ran
   type: int
   sample: 4
+sdk_attempts:
+  description: SDK runs in this download (2 when files that arrived with wrong bytes were fetched once more).
+  returned: when the SDK ran
+  type: int
+  sample: 1
+verify_seconds:
+  description: Seconds spent after the SDK exited to finish hashing (what was not hashed while it downloaded).
+  returned: when the SDK ran
+  type: float
+  sample: 0.02
 files_removed:
   description: Files that were in place with the wrong content (or another revision's) and were replaced by the
     verified new ones.

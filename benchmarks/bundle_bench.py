@@ -1,0 +1,118 @@
+"""Bundle figures of llmops.deploy.model_bundle against plain `tar` of the same directory (issue 9). Prints a table.
+
+A generated model (default 1 GiB) is downloaded once from the local hub with modelscope_download, then, alternating
+``--rounds`` times:
+
+* export: ``model_bundle state=export part_size=<part>`` (reads every file once, checks each sha256 against the
+  marker while it writes the tar stream into parts) against ``tar -cf - | split -b <part>``;
+* import: ``model_bundle state=import`` into a fresh directory (one pass over the parts: every member checked, every
+  file hashed, the parts' sha256 checked, the marker written) against ``cat parts | tar -xf -`` (no verification)
+  and against ``cat parts | tar -xf -`` followed by ``sha256sum -c`` (the same verification, a second pass).
+
+Usage: .venv/bin/python benchmarks/bundle_bench.py [--size 1GiB] [--part 256MiB] [--rounds 3] [--workdir DIR]
+Run from the repository root after scripts/setup.sh. Medians of wall-clock seconds; nothing is asserted.
+"""
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+sys.path.insert(0, os.path.join(REPO, "benchmarks"))
+
+from download_bench import ANSIBLE, PYTHON, run_module  # noqa: E402
+from tools.local_hub import LocalHub  # noqa: E402
+from tools.local_hub.models import parse_size  # noqa: E402
+
+
+def bundle(workdir, **args):
+    env = dict(os.environ, ANSIBLE_HOME=os.path.join(workdir, "ansible-home"), ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
+               ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json", ANSIBLE_NOCOLOR="1")
+    cmd = [ANSIBLE, "localhost", "-m", "llmops.deploy.model_bundle", "-a", json.dumps(args),
+           "-e", "ansible_python_interpreter=%s" % PYTHON]
+    start = time.monotonic()
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, check=False)
+    elapsed = time.monotonic() - start
+    if proc.returncode != 0:
+        raise SystemExit("model_bundle failed:\n%s\n%s" % (proc.stdout[-3000:], proc.stderr[-3000:]))
+    return elapsed
+
+
+def shell(cmd):
+    start = time.monotonic()
+    subprocess.run(["bash", "-o", "pipefail", "-c", cmd], check=True)
+    return time.monotonic() - start
+
+
+def fresh(path):
+    shutil.rmtree(path, ignore_errors=True)
+    os.makedirs(path)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", default="1GiB")
+    parser.add_argument("--part", default="256MiB")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--workdir", default=None)
+    opts = parser.parse_args()
+    workdir = opts.workdir or tempfile.mkdtemp(prefix="llmops-bundle-bench-")
+    part = parse_size(opts.part)
+    hub = LocalHub(os.path.join(REPO, ".work", "bench-hub-store"), models=["bench:%s" % opts.size]).start()
+    try:
+        model_id = hub.model_ids[0]
+        source = os.path.join(workdir, "models", model_id)
+        run_module(hub.endpoint, model_id, source, workdir)
+    finally:
+        hub.stop()
+    try:
+        total = sum(os.path.getsize(os.path.join(b, f)) for b, _d, fs in os.walk(source) for f in fs)
+        media, tar_media = os.path.join(workdir, "media"), os.path.join(workdir, "tar-media")
+        times = dict((k, []) for k in ("export", "tar_c", "import", "tar_x", "tar_x_sha"))
+        sums = os.path.join(workdir, "SHA256SUMS")
+        shell("cd %s && find . -type f ! -name .llmops-complete.json -print0 | xargs -0 sha256sum > %s" % (
+            source, sums))
+        for _round in range(opts.rounds):
+            fresh(media)
+            times["export"].append(bundle(workdir, state="export", path=source, bundle=os.path.join(media, "m"),
+                                          part_size=opts.part))
+            fresh(tar_media)
+            times["tar_c"].append(shell("tar -C %s -cf - . | split -b %d - %s/m.tar.part" % (source, part, tar_media)))
+            target = os.path.join(workdir, "imported", "m")
+            shutil.rmtree(os.path.dirname(target), ignore_errors=True)
+            times["import"].append(bundle(workdir, state="import", path=target, bundle=os.path.join(media, "m")))
+            for key, check in (("tar_x", ""), ("tar_x_sha", " && cd %s && sha256sum --quiet -c %s" % ("DEST", sums))):
+                dest = os.path.join(workdir, "untar")
+                fresh(dest)
+                times[key].append(shell("cat %s/m.tar.part* | tar -C %s -xf -%s" % (
+                    tar_media, dest, check.replace("DEST", dest))))
+        gib = 2 ** 30
+        rows = [("model_bundle export, parts of %s (sha256 checked against the marker)" % opts.part, "export"),
+                ("tar -cf - | split -b %s" % opts.part, "tar_c"),
+                ("model_bundle import (every file and part verified, marker written)", "import"),
+                ("cat parts | tar -xf - (no verification)", "tar_x"),
+                ("cat parts | tar -xf - && sha256sum -c", "tar_x_sha")]
+        print("| Case (%s, median of %d) | Seconds | GiB/s |" % (opts.size, opts.rounds))
+        print("|---|---|---|")
+        for name, key in rows:
+            seconds = statistics.median(times[key])
+            print("| %s | %.2f | %.2f |" % (name, seconds, total / gib / seconds))
+        print()
+        print("export / tar: %.2f; import / (tar + sha256sum): %.2f; import / tar alone: %.2f (throughput ratios; "
+              "ansible start-up of about 1 s is inside every model_bundle figure)" % (
+                  statistics.median(times["tar_c"]) / statistics.median(times["export"]),
+                  statistics.median(times["tar_x_sha"]) / statistics.median(times["import"]),
+                  statistics.median(times["tar_x"]) / statistics.median(times["import"])))
+    finally:
+        if not opts.workdir:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
