@@ -14,16 +14,16 @@ short_description: Trial inference against an OpenAI-compatible endpoint, measur
 version_added: 0.1.0
 description:
   - Step 4 of the deployment guide's flow (a trial inference that checks the result and the resources the model really
-    takes against what was expected), for a served model such as the one M(llmops.deploy.model_serve) starts.
+    takes against what was expected), for a served model such as the one the C(llmops.deploy.model_serve) role starts.
   - Waits for C(/health) (up to O(health_timeout)), reads the served models from C(/v1/models), then sends every prompt
     of O(prompts) to every endpoint of O(endpoints) (C(/v1/completions), C(/v1/chat/completions)), O(repeat) times,
     O(concurrency) requests at a time (threads). Every request streams (C(stream=true) with usage), so the time to
     the first token is measured; each is checked for HTTP 200, the served model's name, usage token counts and a
     non-empty answer.
   - Reads what the engine says about itself, from O(engine_log) or from the journal of O(unit) (the last start in it)
-    and from C(/metrics) (O(metrics)): weights, KV-cache size in tokens, maximum concurrency for its context length,
+    and from C(/metrics) (O(metrics)) - weights, KV-cache size in tokens, maximum concurrency for its context length,
     version, the first error. Each figure keeps the line it came from.
-  - Sets the engine's figures beside O(expected) (the plan's estimate): one row per figure with the ratio
+  - Sets the engine's figures beside O(expected) (the plan's estimate) - one row per figure with the ratio
     measured/estimated and a verdict, C(as expected) within O(tolerance), else C(differs) with the direction in plain
     words.
   - Fails with a plain message and no traceback when the endpoint is down, C(/health) is never reached, the API key is
