@@ -1,0 +1,115 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) llmops.deploy developers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""hub_client: origins, redirects and the token, retries, options, the SDK's environment (over a scripted
+transport; the real ansible.module_utils.urls path is exercised by test_hub_manifest's HTTP server)."""
+
+import io
+from urllib.error import HTTPError
+
+import pytest
+
+from ansible_collections.llmops.deploy.plugins.module_utils import hub_client as hc
+from ansible_collections.llmops.deploy.plugins.module_utils.hub_manifest import HubError
+
+
+class Response(object):
+    def __init__(self, body=b"{}"):
+        self.status = 200
+        self.body = io.BytesIO(body)
+
+    def read(self, size=-1):
+        return self.body.read(size)
+
+    def close(self):
+        pass
+
+
+class Script(object):
+    """Answers each request with the next step: a Response, or (status, headers) raised as HTTPError."""
+
+    def __init__(self, *steps):
+        self.steps = list(steps)
+        self.sent = []
+
+    def __call__(self, url, headers, timeout):
+        self.sent.append((url, dict(headers)))
+        step = self.steps.pop(0)
+        if isinstance(step, Response):
+            return step
+        status, headers = step
+        raise HTTPError(url, status, "scripted", headers, io.BytesIO(b'{"Message": "scripted"}'))
+
+
+@pytest.mark.parametrize("a, b, same", [
+    ("http://hub:8080/x", "http://hub:8080/y?z", True),
+    ("http://hub/x", "http://hub:80/y", True),
+    ("https://hub/x", "https://HUB:443/", True),
+    ("http://hub:8080/x", "http://hub:8081/x", False),
+    ("http://hub/x", "https://hub/x", False),
+    ("http://hub/x", "http://hub.evil/x", False),
+])
+def test_origin_is_scheme_host_and_port(a, b, same):
+    assert (hc.origin(a) == hc.origin(b)) is same
+
+
+def test_token_kept_on_same_origin_dropped_on_another_port_and_not_restored():
+    script = Script((302, {"Location": "/moved"}), (307, {"Location": "http://hub:8081/other"}),
+                    (302, {"Location": "http://hub:8080/back"}), Response(b'{"ok": 1}'))
+    client = hc.HubClient(token="CANARY", transport=script, sleep=lambda s: None)
+    assert client.get_json("http://hub:8080/start") == {"ok": 1}
+    auth = [(url, headers.get("Authorization")) for url, headers in script.sent]
+    assert auth == [("http://hub:8080/start", "Bearer CANARY"), ("http://hub:8080/moved", "Bearer CANARY"),
+                    ("http://hub:8081/other", None), ("http://hub:8080/back", "Bearer CANARY")]
+    assert client.requests == 4
+
+
+def test_redirect_loops_and_non_http_targets_are_refused():
+    loop = Script(*[(302, {"Location": "/again"})] * 10)
+    with pytest.raises(HubError, match="redirected more than 5 times"):
+        hc.HubClient(transport=loop).get_json("http://hub/x")
+    with pytest.raises(HubError, match="non-HTTP URL"):
+        hc.HubClient(transport=Script((302, {"Location": "file:///etc/passwd"}))).get_json("http://hub/x")
+
+
+def test_retries_then_a_clear_error_without_the_token():
+    script = Script((503, {}), (500, {}), (500, {}))
+    slept = []
+    client = hc.HubClient(token="CANARY", retries=2, transport=script, sleep=slept.append)
+    with pytest.raises(HubError) as info:
+        client.get_json("http://hub/x")
+    assert "HTTP 500: scripted after 3 attempts" in info.value.message and "CANARY" not in info.value.message
+    assert slept == [1.0, 2.0]
+
+
+def test_options_are_checked(tmp_path):
+    ca = tmp_path / "ca.pem"
+    ca.write_text("x")
+    assert hc.check_client_options({"timeout": 5, "ca_path": str(ca)}) == []
+    problems = hc.check_client_options({"timeout": 0, "ca_path": str(tmp_path / "missing.pem")})
+    assert len(problems) == 2 and problems[0].startswith("timeout 0 is not valid")
+
+
+def test_sdk_environment():
+    assert hc.sdk_environment() == {}
+    env = hc.sdk_environment(ca_path="/etc/ca.pem", use_proxy=False)
+    assert env["REQUESTS_CA_BUNDLE"] == env["SSL_CERT_FILE"] == "/etc/ca.pem"
+    assert env["https_proxy"] == env["HTTP_PROXY"] == "" and env["NO_PROXY"] == "*"
+
+
+def test_the_real_transport_is_ansibles_request(monkeypatch):
+    seen = {}
+
+    class FakeRequest(object):
+        def __init__(self, **kwargs):
+            seen.update(kwargs)
+
+        def open(self, method, url, headers=None, timeout=None):
+            seen.update(method=method, url=url, timeout=timeout)
+            return Response(b"[1]")
+    monkeypatch.setattr(hc, "Request", FakeRequest)
+    client = hc.HubClient(timeout=7, validate_certs=False, ca_path="/ca.pem", use_proxy=False)
+    assert client.get_json("https://hub/x") == [1]
+    assert seen == {"use_proxy": False, "validate_certs": False, "ca_path": "/ca.pem", "follow_redirects": "none",
+                    "use_netrc": False, "http_agent": "llmops.deploy", "method": "GET", "url": "https://hub/x",
+                    "timeout": 7}
