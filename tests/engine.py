@@ -45,7 +45,8 @@ def engine_venv():
     proc = subprocess.run(["bash", script], cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                           universal_newlines=True)
     if proc.returncode != 0:
-        raise EngineError("scripts/engine-venv.sh failed (rc=%d): %s" % (proc.returncode, (proc.stderr or proc.stdout)[-2000:]))
+        raise EngineError("scripts/engine-venv.sh failed (rc=%d): %s" % (
+            proc.returncode, (proc.stderr or proc.stdout)[-2000:]))
     for line in proc.stdout.splitlines():
         if line.startswith("path="):
             path = line[5:].strip()
@@ -194,8 +195,9 @@ def run_inference_check(args):
     env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
     env.update({"ANSIBLE_LOAD_CALLBACK_PLUGINS": "1", "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
                 "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"})
+    python = os.path.join(venv_bin, "python")
     proc = subprocess.run([os.path.join(venv_bin, "ansible"), "localhost", "-m", "llmops.deploy.inference_check",
-                           "-a", json.dumps(args), "-e", "ansible_python_interpreter=%s" % os.path.join(venv_bin, "python")],
+                           "-a", json.dumps(args), "-e", "ansible_python_interpreter=%s" % python],
                           cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                           universal_newlines=True)
     data = json.loads(proc.stdout[proc.stdout.index("{"):])
@@ -233,8 +235,9 @@ def main(argv=None):
                 result = run_inference_check({
                     "url": eng.url, "model": served, "api_key": "measure-key", "engine_log": eng.log_text(),
                     "expected": estimates(model_dir, eng.dtype), "concurrency": 4, "repeat": 2, "max_tokens": 32})
-            row = {"model": model_id, "start": start, "dtype": eng.dtype, "healthy_after_s": round(eng.healthy_after, 1),
-                   "failed": bool(result.get("failed")), "msg": result.get("msg"), "log": log}
+            row = {"model": model_id, "start": start, "dtype": eng.dtype,
+                   "healthy_after_s": round(eng.healthy_after, 1), "failed": bool(result.get("failed")),
+                   "msg": result.get("msg"), "log": log}
             if not result.get("failed"):
                 summary = result["summary"]
                 row.update(aggregate_output_tokens_per_s=summary["aggregate_output_tokens_per_s"],

@@ -53,8 +53,8 @@ _LOADING_WEIGHTS_RE = re.compile(r"Loading weights took\s+" + _NUM + r"\s*(?:s|s
 _CHECKPOINT_RE = re.compile(r"Checkpoint size:\s*" + _NUM + r"\s*(GiB|GB|MiB|MB)", re.IGNORECASE)
 _AVAILABLE_RAM_RE = re.compile(r"Available RAM:\s*" + _NUM + r"\s*(GiB|GB|MiB|MB)", re.IGNORECASE)
 _AVAILABLE_KV_RE = re.compile(r"Available KV cache memory:\s*" + _NUM + r"\s*(GiB|GB|MiB|MB)", re.IGNORECASE)
-_EXPLICIT_KV_RE = re.compile(r"Explicitly set \(\s*" + _NUM + r"\s*/\s*" + _NUM + r"\s*\)\s*(GiB|GB|MiB|MB)\s+for KV cache",
-                             re.IGNORECASE)
+_EXPLICIT_KV_RE = re.compile(
+    r"Explicitly set \(\s*" + _NUM + r"\s*/\s*" + _NUM + r"\s*\)\s*(GiB|GB|MiB|MB)\s+for KV cache", re.IGNORECASE)
 _KV_TOKENS_RE = re.compile(r"\b(GPU|CPU|XPU|TPU|HPU|NPU)?\s*KV cache size:\s*" + _NUM + r"\s*tokens", re.IGNORECASE)
 _BLOCKS_RE = re.compile(r"#\s*(GPU|CPU) blocks:\s*" + _NUM, re.IGNORECASE)
 _NUM_GPU_BLOCKS_RE = re.compile(r"num_gpu_blocks is:\s*" + _NUM)
@@ -355,7 +355,8 @@ def parse_metrics(text):
 
     ``kv_cache_tokens`` is ``vllm:cache_config_info``'s ``kv_cache_size_tokens`` label (0.32), else ``num_gpu_blocks``
     x ``block_size`` (the engine's KV cache in tokens, CPU builds included); ``line`` of a figure from that info metric
-    is the sample with only the labels that matter (the real line carries some 40 labels). Token counters are summed over every label set; histograms (time to first token,
+    is the sample with only the labels that matter (the real line carries some 40 labels). Token counters are summed
+    over every label set (``line`` holds every sample summed); histograms (time to first token,
     end-to-end latency) give count, sum, mean and p50/p99 estimated from the buckets.
     """
     samples = parse_prometheus(text)

@@ -92,7 +92,7 @@ def compare_one(name, estimated, measured, tolerance=DEFAULT_TOLERANCE, context_
     gap = abs(value - estimated)
     within_rounding = resolution and gap <= resolution
     if estimated > 0 and value and gap <= tolerance * estimated:
-        row.update(verdict="as expected", summary="the engine's %s is within %d%% of the plan (%.2fx)" % (
+        row.update(verdict="as expected", summary="the engine's %s figure is within %d%% of the plan (%.2fx)" % (
             label, round(tolerance * 100), value / float(estimated)))
     elif within_rounding:
         row["ratio"] = None

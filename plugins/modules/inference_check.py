@@ -234,7 +234,7 @@ engine:
   type: dict
   sample: {"source": "engine_log", "version": "0.32.0", "platform": "cpu",
            "figures": {"kv_cache_tokens": {"value": 262144, "unit": "tokens", "reported": "262,144",
-                                           "line": "(EngineCore pid=9) INFO ... CPU KV cache size: 262,144 tokens, ..."}}}
+                                           "line": "(EngineCore pid=9) INFO ... CPU KV cache size: 262,144 tokens"}}}
 comparison:
   description:
     - One row per figure (weights, KV-cache tokens, maximum concurrency) - C(figure), C(label), C(unit),
@@ -245,7 +245,8 @@ comparison:
   type: list
   elements: dict
   sample: [{"figure": "kv_cache_tokens", "estimated": 262144, "measured": 262144, "ratio": 1.0,
-            "verdict": "as expected", "summary": "the engine's KV-cache tokens is within 15% of the plan (1.00x)"}]
+            "verdict": "as expected",
+            "summary": "the engine's KV-cache tokens figure is within 15% of the plan (1.00x)"}]
 passed:
   description: Every request passed its checks and no comparison row is C(differs).
   returned: always

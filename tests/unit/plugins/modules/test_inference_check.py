@@ -193,7 +193,8 @@ def test_a_server_error_points_at_the_engines_log(monkeypatch, server):
 
 def test_unit_reads_the_journal_of_the_last_start(monkeypatch, server, tmp_path):
     journal = tmp_path / "journal.txt"
-    journal.write_text(fixture("cpu", "qwen2-tiny-bf16-block16-failed-start.log") + fixture("cpu", "llama-3.1-tiny-fp16.log"))
+    journal.write_text(fixture("cpu", "qwen2-tiny-bf16-block16-failed-start.log")
+                       + fixture("cpu", "llama-3.1-tiny-fp16.log"))
     fake = tmp_path / "journalctl"
     fake.write_text('#!/bin/sh\n[ "$*" = "-u vllm-x.service -b -o cat --no-pager" ] || exit 3\ncat "%s"\n' % journal)
     fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
