@@ -87,6 +87,48 @@ options:
         A value outside that range is an error with every method.
     type: float
     default: 0.9
+  max_num_batched_tokens:
+    description:
+      - The engine's profiling batch (vLLM's C(--max-num-batched-tokens)), which sets the activation peak the engine
+        keeps out of the KV cache. Used by the C(detailed) method; pass the same value to the engine.
+      - Defaults to the engine's own for the GPU planned on. With O(engine_entry_point=openai_api_server)
+        (C(vllm serve)) 2048 on GPUs under 70 GiB and on A100s, 8192 from 70 GiB, 16384 from 160 GiB. With
+        O(engine_entry_point=llm_class) (the Python C(LLM) class) 8192 under 70 GiB and on A100s, 16384 from
+        70 GiB. The engine lowers the default to O(max_num_seqs) x O(context_length) when that is smaller. Without
+        a GPU to plan on, the requirement is stated for the GPU memory class it lands in.
+    type: int
+  max_num_seqs:
+    description:
+      - Most sequences the engine schedules at once (vLLM's C(--max-num-seqs)); the profiling run and the sampler's
+        buffers grow with it. Used by the C(detailed) method.
+      - Defaults to the engine's own for the GPU planned on, 256 on GPUs under 70 GiB and on A100s, 1024 from 70
+        GiB (never more than O(max_num_batched_tokens)).
+    type: int
+  engine_entry_point:
+    description:
+      - How the engine is started, which decides its default profiling batch. V(openai_api_server) is C(vllm serve),
+        what the M(llmops.deploy.vllm_args) module and the C(llmops.deploy.model_serve) role run. V(llm_class) is
+        vLLM's Python C(LLM) class.
+    type: str
+    choices: [openai_api_server, llm_class]
+    default: openai_api_server
+  engine_version:
+    description:
+      - The vLLM version whose memory rules the C(detailed) plan follows (profiling batch, model runner, CUDA graph
+        memory inside the budget or not). The rules are read in the pinned vLLM 0.32.0 and applied by version for
+        older V1 engines. A V0 engine (before 0.8) is planned with the V1 rules and a warning.
+    type: str
+    default: "0.32.0"
+  calibration:
+    description:
+      - Measured engine constants from earlier trials, as the C(constants) key the C(llmops.deploy.calibration_lookup)
+        filter returns (device total as the engine sees it, non-torch and CUDA graph memory, and the measured /
+        modelled activation ratio). The C(detailed) plan uses them and says where and when they were measured, with
+        the modelled value beside, in the C(engine_memory) key of its GPU plan.
+      - Ignored, with the reason in the plan and as a warning, when they were measured with another
+        O(engine_version) or on a GPU of other memory than the one planned on. Not used by the C(seed) method
+        (a warning says so).
+    type: dict
   cpu_kv_cache_space_gib:
     description:
       - For a CPU target, the KV-cache space the CPU engine reserves, in GiB (vLLM's C(VLLM_CPU_KVCACHE_SPACE); it

@@ -32,18 +32,23 @@ def model_sizing(value, precision=None, method="seed", reserve=sizing.DEFAULT_RE
 
 def gpu_plan(value, gpu=None, precision=None, reserve=sizing.DEFAULT_RESERVE, gpus_per_node=sizing.DEFAULT_GPUS_PER_NODE,
              gpu_memory_mib=None):
-    """``'70B' | gpu_plan(gpu='A100 80GB', precision='fp16')`` -> GPUs, nodes, tensor/pipeline sizes."""
+    """``'70B' | gpu_plan(gpu='A100 80GB', precision='fp16')`` -> GPUs, nodes, tensor/pipeline sizes.
+
+    A detailed sizing dict (the model_sizing module's result) is planned per GPU, as the module plans it
+    (sizing.plan_gpus: the engine's profiling batch for this GPU, ``engine_memory``, ``start_refused``).
+    """
     try:
         sized = value if isinstance(value, dict) else model_sizing(value, precision=precision, reserve=reserve)
+        if sized.get("target") == "cpu":
+            raise SizingInputError("target", "cpu", "a sizing for target gpu (this one plans a CPU host: see its "
+                                   "cpu_plan)")
         if gpu_memory_mib is None:
             if gpu is None:
                 raise SizingInputError("gpu", gpu, "a known GPU model (%s) or gpu_memory_mib" % ", ".join(
                     gpu_catalog.known_names()))
             gpu_memory_mib = gpu_catalog.lookup(gpu)["memory_total_mib"]
-        plan = sizing.gpu_plan(sized["requirements_bytes"]["gpu_memory"], gpu_memory_mib, reserve, gpus_per_node)
-        plan["gpu_name"] = gpu or "%d MiB GPU" % gpu_memory_mib
-        plan["description"] = sizing.describe_plan(plan, plan["gpu_name"])
-        return plan
+        return sizing.plan_gpus(sized, gpu_memory_mib, reserve, gpus_per_node,
+                                gpu_name=gpu or "%d MiB GPU" % gpu_memory_mib)
     except SizingInputError as exc:
         raise AnsibleFilterError("llmops.deploy.gpu_plan: %s" % exc)
 

@@ -234,7 +234,9 @@ def _detailed_verdict(sizing_result, plan, usable, reserve):
         seed_note = "; the guide's rule of thumb says %s GB of GPU memory, the detailed method %s GB before " \
             "parallelism" % (sizing_result["seed"]["gpu_memory_gb"], sizing_result["gpu_memory_gb"])
     if plan["tensor_parallel_size"] is None:
-        if not plan["valid_tensor_parallel_sizes"]:
+        if plan.get("start_refused") or not plan["valid_tensor_parallel_sizes"]:
+            # The engine would refuse to start (gpu_memory_utilization leaves no room for the CUDA context), or no
+            # TP size is valid: the plan's description says which and why.
             return "insufficient", "GPU memory: %s" % plan["description"]
         return "insufficient", "GPU memory: the model does not fit %s GPUs at any tensor/pipeline-parallel size" % (
             plan["gpu_name"]) + seed_note
@@ -307,6 +309,9 @@ def assess(sizing_result, hardware, reserve=sizing.DEFAULT_RESERVE, gpus_per_nod
     plan = None
     if target == "gpu":
         resources["gpu_memory"], plan = _gpu_resource(sizing_result, hw["gpus"], reserve, gpus_per_node)
+        ignored = sizing.plan_calibration_warning(sizing_result, plan)
+        if ignored:
+            warnings.append(ignored)
         for gpu in hw["gpus"] or []:
             used = gpu.get("memory_used_mib")
             if used and used > IN_USE_WARNING_FRACTION * gpu["memory_total_mib"]:

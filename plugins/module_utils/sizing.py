@@ -26,7 +26,8 @@ the same model) and ``differs_from_seed``.
 import math
 from fractions import Fraction
 
-from ansible_collections.llmops.deploy.plugins.module_utils import parameter_count, precision as precisions
+from ansible_collections.llmops.deploy.plugins.module_utils import engine_memory, parameter_count
+from ansible_collections.llmops.deploy.plugins.module_utils import precision as precisions
 from ansible_collections.llmops.deploy.plugins.module_utils.sizing_errors import SizingInputError
 
 GB = 10 ** 9
@@ -412,9 +413,45 @@ def check_cpu_kv_cache_space(value):
     return value
 
 
+def check_engine_options(spec):
+    """Validate the engine options of a spec whatever the method (detailed_sizing.engine_options); returns them as
+    ``{'max_num_batched_tokens', 'max_num_seqs', 'entry_point', 'version', 'calibration'}``."""
+    # Imported here: detailed_sizing builds on this module's helpers.
+    from ansible_collections.llmops.deploy.plugins.module_utils import detailed_sizing
+    return detailed_sizing.engine_options(spec)
+
+
+def _calibration_version_warning(engine):
+    """Why a calibration of another engine version is not used (None when there is none or it matches)."""
+    calibration = engine["calibration"]
+    if not calibration or calibration.get("engine_version") == engine["version"]:
+        return None
+    if not calibration.get("engine_version"):
+        return ("calibration ignored: it names no engine version, so it cannot be matched to vLLM %s (pass the "
+                "constants llmops.deploy.calibration_lookup returns)" % engine["version"])
+    return ("calibration ignored: measured with vLLM %s on %s, %s (%s); this plan follows vLLM %s's memory rules "
+            "(engine_version), so the modelled figures are used" % (
+                calibration["engine_version"], calibration.get("host") or "an earlier trial",
+                calibration.get("date") or "date unknown", calibration.get("gpu_class") or "GPU unknown",
+                engine["version"]))
+
+
+def plan_calibration_warning(sizing_result, plan):
+    """The per-GPU plan's reason for not using a calibration (measured on another GPU), as a warning; None when the
+    plan used it, had none, or the sizing already warned that it was ignored (another engine version)."""
+    ignored = ((plan or {}).get("engine_memory") or {}).get("calibration_ignored")
+    if not ignored:
+        return None
+    if any(str(w).startswith("calibration ignored") for w in (sizing_result or {}).get("sizing_warnings") or []):
+        return None
+    return ignored
+
+
 def size_model(model=None, params=None, precision=None, method="seed", reserve=DEFAULT_RESERVE, config=None,
                weights=None, context_length=None, concurrency=None, kv_cache_dtype=None,
-               gpu_memory_utilization=None, default_precision=None, target="gpu", cpu_kv_cache_space_gib=None):
+               gpu_memory_utilization=None, default_precision=None, target="gpu", cpu_kv_cache_space_gib=None,
+               max_num_batched_tokens=None, max_num_seqs=None, engine_entry_point=None, engine_version=None,
+               calibration=None):
     """Size a model: the requirements of ``method`` plus the GB/GiB figures the modules return.
 
     ``config`` is a config.json dict, ``weights`` a safetensors header summary (safetensors_header.summarize_headers);
@@ -422,6 +459,13 @@ def size_model(model=None, params=None, precision=None, method="seed", reserve=D
     method's serving options (``gpu_memory_utilization`` is validated by every method). ``default_precision`` is
     used for names that carry no precision (see resolve_model). ``target='cpu'`` plans host RAM (weights + the CPU
     engine's KV-cache space ``cpu_kv_cache_space_gib`` + runtime) and cores, and carries no GPU figure.
+
+    ``max_num_batched_tokens``, ``max_num_seqs``, ``engine_entry_point``, ``engine_version`` and ``calibration`` are
+    the engine options of the detailed method (ENGINE_OPTION_KEYS; plugins/module_utils/engine_memory.py): they are
+    validated with every method, used by ``detailed`` (the result's ``engine_memory`` says what was taken), and named
+    in a warning when the seed method leaves them unused. A calibration measured with another engine version is
+    ignored with a warning; one measured on another GPU is ignored, with its reason, by the per-GPU plan
+    (plan_gpus, plan_calibration_warning).
     """
     reserve = check_reserve(reserve)
     target = check_target(target)
@@ -432,7 +476,10 @@ def size_model(model=None, params=None, precision=None, method="seed", reserve=D
                              need_params=resolved_method == "seed")
     spec = {"model": model, "params": params, "precision": precision, "config": config, "weights": weights,
             "context_length": context_length, "concurrency": concurrency, "kv_cache_dtype": kv_cache_dtype,
-            "gpu_memory_utilization": gpu_memory_utilization, "resolved": resolved}
+            "gpu_memory_utilization": gpu_memory_utilization, "resolved": resolved,
+            "max_num_batched_tokens": max_num_batched_tokens, "max_num_seqs": max_num_seqs,
+            "engine_entry_point": engine_entry_point, "engine_version": engine_version, "calibration": calibration}
+    engine = check_engine_options(spec)
     req = METHODS[resolved_method](spec)
     count, canonical, info = req["params"], req["precision"], req["model_info"]
     bytes_per_param = precisions.BYTES_PER_PARAM[canonical]
@@ -476,9 +523,12 @@ def size_model(model=None, params=None, precision=None, method="seed", reserve=D
         for key in ("precision_source", "breakdown", "weight_format", "weight_format_source",
                     "effective_bits_per_param", "kv_cache_per_token_bytes", "kv_cache_dtype", "context_length",
                     "context_length_source", "concurrency", "gpu_memory_utilization", "architecture",
-                    "plan_inputs"):
+                    "plan_inputs", "engine_memory"):
             result[key] = req[key]
         warnings += [w for w in req.get("sizing_warnings") or [] if w not in warnings]
+        stale = _calibration_version_warning(engine)
+        if stale:
+            warnings.append(stale)
         seed = seed_requirements(count, canonical)
         result["seed"] = {"requirements_bytes": {"param_memory": seed["param_memory_bytes"],
                                                  "gpu_memory": seed["gpu_memory_bytes"],
@@ -488,6 +538,12 @@ def size_model(model=None, params=None, precision=None, method="seed", reserve=D
         ratio = float(Fraction(req["gpu_memory_bytes"], seed["gpu_memory_bytes"]))
         result["gpu_memory_ratio_to_seed"] = round(ratio, 3)
         result["differs_from_seed"] = abs(ratio - 1) > DIFFERS_FROM_SEED_TOLERANCE
+    else:
+        unused = [key for key in ("max_num_batched_tokens", "max_num_seqs", "calibration") if spec.get(key)]
+        if unused:
+            warnings.append("%s not used: the seed method (the guide's rule of thumb) does not model the engine; "
+                            "give the model's config.json (method detailed, or auto) to plan with them" % (
+                                ", ".join(unused)))
     result["sizing_warnings"] = warnings
     if target == "cpu":
         _cpu_plan(result, req, resolved, spec, kv_space_gib, reserve)
@@ -542,7 +598,7 @@ def _cpu_plan(result, req, resolved, spec, kv_space_gib, reserve):
     result["basis"]["cpu_memory"] = (
         "weights %s GB + KV-cache space %d GiB (VLLM_CPU_KVCACHE_SPACE) + CPU engine runtime %s GB; the guide's rule "
         "(parameter memory x 2) says %s GB" % (gb(weights), kv_space_gib, gb(CPU_RUNTIME_BYTES), gb(guide)))
-    for key in [k for k in result if "gpu" in k] + ["breakdown", "plan_inputs", "differs_from_seed"]:
+    for key in [k for k in result if "gpu" in k] + ["breakdown", "plan_inputs", "differs_from_seed", "engine_memory"]:
         result.pop(key, None)
     result["basis"].pop("gpu_memory", None)
     for key in ("cpu_memory", "cpu_memory_gb", "cpu_memory_gib", "cpu_memory_with_reserve_gb"):
@@ -576,7 +632,10 @@ def size_model_options(options):
                 concurrency=options.get("concurrency"), kv_cache_dtype=options.get("kv_cache_dtype"),
                 gpu_memory_utilization=options.get("gpu_memory_utilization"),
                 default_precision=options.get("default_precision"), target=options.get("target") or "gpu",
-                cpu_kv_cache_space_gib=options.get("cpu_kv_cache_space_gib"))
+                cpu_kv_cache_space_gib=options.get("cpu_kv_cache_space_gib"),
+                max_num_batched_tokens=options.get("max_num_batched_tokens"),
+                max_num_seqs=options.get("max_num_seqs"), engine_entry_point=options.get("engine_entry_point"),
+                engine_version=options.get("engine_version"), calibration=options.get("calibration"))
 
 
 def _add_figures(result, req, reserve):
@@ -668,11 +727,14 @@ def plan_gpus(sizing_result, per_gpu_mib, reserve=DEFAULT_RESERVE, gpus_per_node
     """The GPU plan for a sizing result of any method, with its ``gpu_name`` and ``description``.
 
     Seed results use gpu_plan (the total over power-of-two groups); detailed results are checked per GPU
-    (detailed_sizing.plan: valid TP sizes, KV heads per GPU, largest context and concurrency that fit).
+    (detailed_sizing.plan: valid TP sizes, KV heads per GPU, largest context and concurrency that fit), with the
+    engine's activation peak and overhead for this GPU: ``gpu_name`` decides vLLM's profiling batch on GPUs of
+    70 GiB and more (an A100 keeps the smaller one). Detailed plans carry ``engine_memory`` and ``start_refused``.
     """
     if sizing_result.get("method") == "detailed":
         from ansible_collections.llmops.deploy.plugins.module_utils import detailed_sizing
-        plan = detailed_sizing.plan(sizing_result, per_gpu_mib, reserve, gpus_per_node, available_gpus)
+        plan = detailed_sizing.plan(sizing_result, per_gpu_mib, reserve, gpus_per_node, available_gpus,
+                                    gpu_name=gpu_name)
         plan["gpu_name"] = gpu_name
         plan["description"] = detailed_sizing.describe_plan(plan, gpu_name)
         return plan
@@ -728,6 +790,12 @@ def model_spec_argument_spec():
         gpu_memory_utilization=dict(type="float", default=0.9),
         default_precision=dict(type="str"),
         cpu_kv_cache_space_gib=dict(type="int", default=DEFAULT_CPU_KV_CACHE_SPACE_GIB),
+        max_num_batched_tokens=dict(type="int"),
+        max_num_seqs=dict(type="int"),
+        engine_entry_point=dict(type="str", choices=list(engine_memory.ENTRY_POINTS),
+                                default=engine_memory.DEFAULT_ENTRY_POINT),
+        engine_version=dict(type="str", default=engine_memory.PINNED_VERSION),
+        calibration=dict(type="dict"),
         reserve=dict(type="float", default=DEFAULT_RESERVE),
         gpus_per_node=dict(type="int", default=DEFAULT_GPUS_PER_NODE),
     )

@@ -24,8 +24,11 @@ description:
     O(config_path)), else parameters computed from the config times the effective bits of the format (AWQ/GPTQ with
     group scales, FP8, bitsandbytes, GGUF types). The KV cache is computed per token from the config (GQA/MQA/MHA,
     DeepSeek MLA, sliding-window layers capped at their window) times O(context_length) times O(concurrency).
-    Activation peak and runtime overhead are measured vLLM constants, and the engine keeps
-    O(gpu_memory_utilization) of each GPU. Every figure says whether it was read or estimated.
+    The activation peak, the non-torch memory and the CUDA graph memory follow the engine's own rules (the pinned
+    vLLM 0.32.0, or O(engine_version)). The profiling batch O(max_num_batched_tokens) defaults by the GPU planned on
+    and O(engine_entry_point), and the engine keeps O(gpu_memory_utilization) of the memory it sees, less than
+    C(nvidia-smi)'s total. Measured constants from O(calibration) replace the modelled ones, with the modelled value
+    beside. Every figure says whether it was read, estimated or measured.
   - C(auto) uses C(detailed) when a config is given, else C(seed). Detailed results keep every seed key and add the
     guide's figures under RV(seed) so both can be shown.
   - Given a GPU model (O(gpu)) or a per-GPU memory (O(gpu_memory_mib)), also plans how many GPUs hold the model.
@@ -118,6 +121,26 @@ EXAMPLES = r"""
 - name: Show the host RAM and the KV-cache tokens the CPU engine will report
   ansible.builtin.debug:
     msg: "{{ cpu_sized.cpu_plan.host_ram_gb }} GB of host RAM, {{ cpu_sized.cpu_plan.kv_cache_tokens }} KV tokens"
+
+- name: Plan on an A100 80GB with what earlier trials measured there (see llmops.deploy.calibration_lookup)
+  llmops.deploy.model_sizing:
+    model: LLM-Research/Meta-Llama-3.1-8B-Instruct
+    method: detailed
+    config_path: /opt/llmops/models/LLM-Research/Meta-Llama-3.1-8B-Instruct
+    gpu: A100 80GB
+    max_num_batched_tokens: 4096
+    calibration: "{{ found.constants }}"
+  vars:
+    found: >-
+      {{ (lookup('ansible.builtin.file', 'reports/calibration.json', errors='ignore') | default('{}', true)
+          | from_json) | llmops.deploy.calibration_lookup('0.32.0', 'NVIDIA A100-SXM4-80GB', 81920) }}
+  register: calibrated
+
+- name: Show what the plan took from the engine's rules, and what was measured
+  ansible.builtin.debug:
+    msg:
+      - "{{ calibrated.gpu_plan.engine_memory.activation_source }}"
+      - "{{ calibrated.gpu_plan.engine_memory.calibration_note | default('no calibration used') }}"
 
 - name: Size with a 30 % reserve on 24 GiB cards
   llmops.deploy.model_sizing:
@@ -355,11 +378,29 @@ sizing_warnings:
   elements: str
   sample: []
 plan_inputs:
-  description: The per-GPU planning inputs (weights by tensor-parallel treatment, KV layout, activation bytes), used
-    by M(llmops.deploy.capacity_check).
+  description:
+    - The per-GPU planning inputs, used by M(llmops.deploy.capacity_check) and the C(llmops.deploy.gpu_plan) filter.
+    - C(weights_split), C(weights_replicated), C(weights_kv_proj) (weights by tensor-parallel treatment), C(kv) (the
+      KV layout), C(context_length), C(concurrency), C(gpu_memory_utilization), C(activation) and C(overhead) (bytes
+      of the GPU-less requirement, recomputed by each plan for its GPU), and C(engine) (the engine options and the
+      model's profile the plan recomputes them from - C(profile), C(version), C(entry_point),
+      C(max_num_batched_tokens), C(max_num_seqs), C(calibration)).
   returned: when method is detailed and target is gpu
   type: dict
-  sample: {"weights_split": 16059449344, "weights_replicated": 532480, "activation": 5153960755}
+  sample: {"weights_split": 15523119104, "weights_replicated": 532480, "activation": 276824064,
+           "overhead": 344230789, "engine": {"version": "0.32.0", "entry_point": "openai_api_server",
+           "max_num_batched_tokens": null, "max_num_seqs": null, "calibration": null}}
+engine_memory:
+  description:
+    - The engine the GPU-less requirement was sized for - C(engine), C(engine_version), C(entry_point), the
+      profiling batch C(max_num_batched_tokens) and C(max_num_seqs) for the GPU memory class the requirement lands
+      in, C(batch_source), C(rules_source) (where the rules were read), and the C(calibration) given.
+    - RV(gpu_plan.engine_memory) has the figures for the GPU planned on.
+  returned: when method is detailed and target is gpu
+  type: dict
+  sample: {"engine": "vllm", "engine_version": "0.32.0", "entry_point": "openai_api_server",
+           "max_num_batched_tokens": 2048, "max_num_seqs": 256, "calibration": null,
+           "batch_source": "default: vLLM 0.32.0 openai_api_server for a GPU under 70 GiB (...)"}
 seed:
   description: The guide's seed figures for the same parameters and precision, to show beside the detailed ones.
   returned: when method is detailed
@@ -422,6 +463,25 @@ gpu_plan:
       type: list
       elements: dict
       sample: [{"tensor_parallel_size": 8, "reason": "28 attention heads do not divide by 8"}]
+    engine_memory:
+      description:
+        - With C(detailed), what the plan took from the engine's rules for this GPU and the configuration planned.
+          C(torch_total_gib) (the memory the engine sees) and its source, C(budget_gib) (that x
+          O(gpu_memory_utilization)), the profiling batch C(max_num_batched_tokens) and C(max_num_seqs) with
+          C(batch_source), C(activation_gib), C(non_torch_gib) and C(cuda_graph_gib) with their sources,
+          C(cuda_graph_in_budget), C(starts) and C(start_check), C(modelled_gib) (the modelled figures, shown beside
+          measured ones), C(calibration) (the trial used, or null), C(calibration_note) (where and when it was
+          measured), and C(calibration_ignored) (why a calibration given was not used).
+      type: dict
+      sample: {"torch_total_gib": 79.18, "budget_gib": 71.26, "max_num_batched_tokens": 8192, "max_num_seqs": 1024,
+               "activation_gib": 1.03, "non_torch_gib": 0.63, "cuda_graph_gib": 0.06, "starts": true,
+               "calibration": null, "calibration_ignored": null}
+    start_refused:
+      description: With C(detailed), why the engine would refuse to start on this GPU (O(gpu_memory_utilization)
+        leaves no room for the CUDA context), else null. The plan then has no GPU count, and its description says
+        so (also emitted as a warning).
+      type: str
+      sample: gpu_memory_utilization 0.99 leaves 0.24 GiB for the CUDA context (about 0.5 GiB needed)
   sample: {"gpus": 1, "gpus_minimum": 1, "nodes": 1, "tensor_parallel_size": 1, "pipeline_parallel_size": 1}
 """
 
@@ -465,8 +525,13 @@ def compute(params):
     elif params["gpu_memory_mib"] is not None:
         gpu_name, per_gpu_mib = "%d MiB GPU" % params["gpu_memory_mib"], params["gpu_memory_mib"]
     if per_gpu_mib is not None:
-        result["gpu_plan"] = sizing.plan_gpus(result, per_gpu_mib, params["reserve"], params["gpus_per_node"],
-                                              gpu_name)
+        plan = sizing.plan_gpus(result, per_gpu_mib, params["reserve"], params["gpus_per_node"], gpu_name)
+        result["gpu_plan"] = plan
+        ignored = sizing.plan_calibration_warning(result, plan)
+        if ignored:
+            result["sizing_warnings"].append(ignored)
+        if plan.get("start_refused"):
+            result["sizing_warnings"].append(plan["description"])
     else:
         sizing.check_positive_int("gpus_per_node", params["gpus_per_node"], "GPUs in one node")
     return result

@@ -37,6 +37,26 @@ def test_gpu_plan_takes_a_sizing_dict():
     assert FILTERS["gpu_plan"](sized, gpu_memory_mib=24564)["gpus"] == 1
 
 
+def test_gpu_plan_plans_a_detailed_sizing_per_gpu_as_the_module_does():
+    import json
+    import os
+    from ansible_collections.llmops.deploy.plugins.module_utils import sizing as sizing_utils
+    config = os.path.join(os.path.dirname(__file__), "..", "..", "..", "fixtures", "configs", "llama-3.1-8b.json")
+    with open(config) as handle:
+        sized = sizing_utils.size_model(method="detailed", config=json.load(handle), context_length=8192)
+    a100 = FILTERS["gpu_plan"](sized, gpu="A100 80GB")
+    h100 = FILTERS["gpu_plan"](sized, gpu="H100")
+    assert a100 == sizing_utils.plan_gpus(sized, 81920, gpu_name="A100 80GB")
+    assert a100["method"] == "detailed" and a100["gpus"] == 1 and a100["max_concurrency"] > 1
+    # The engine's profiling batch follows the GPU: an A100 80GB keeps the smaller one.
+    assert (a100["engine_memory"]["max_num_batched_tokens"], h100["engine_memory"]["max_num_batched_tokens"]) == (
+        2048, 8192)
+    assert a100["start_refused"] is None
+    cpu = sizing_utils.size_model(params="7B", precision="fp16", target="cpu")
+    with pytest.raises(AnsibleFilterError, match="llmops.deploy.gpu_plan: target"):
+        FILTERS["gpu_plan"](cpu, gpu="H100")
+
+
 @pytest.mark.parametrize("call, words", [
     (lambda: FILTERS["model_sizing"]("7B", "fp5"), ["llmops.deploy.model_sizing", "precision", "'fp5'"]),
     (lambda: FILTERS["model_sizing"]("seven", "fp16"), ["params", "'seven'"]),

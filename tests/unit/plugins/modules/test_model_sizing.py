@@ -196,3 +196,77 @@ def test_cpu_target_returns_the_host_plan_and_no_gpu_figure(monkeypatch):
 def test_new_options_are_validated(monkeypatch, args, field):
     failed, result = run_module(monkeypatch, model_sizing, args)
     assert failed and result["msg"].startswith(field + ":"), result["msg"]
+
+
+# -- The engine options of the shared spec (issue 8): through the module to the plan -------------------------------
+
+GIB = 2 ** 30
+
+
+def _detailed_llama(**args):
+    return dict({"method": "detailed", "config": _config("llama-3.1-8b"), "context_length": 8192}, **args)
+
+
+def test_engine_options_reach_the_plan(monkeypatch):
+    failed, a100 = run_module(monkeypatch, model_sizing, _detailed_llama(gpu="A100 80GB"))
+    assert not failed, a100.get("msg")
+    # vllm serve on an A100 80GB profiles 2048 tokens (vLLM's name check), an H100 8192.
+    assert a100["gpu_plan"]["engine_memory"]["max_num_batched_tokens"] == 2048
+    _f, h100 = run_module(monkeypatch, model_sizing, _detailed_llama(gpu="H100"))
+    assert h100["gpu_plan"]["engine_memory"]["max_num_batched_tokens"] == 8192
+    _f, asked = run_module(monkeypatch, model_sizing, _detailed_llama(
+        gpu="A100 80GB", max_num_batched_tokens=4096, max_num_seqs=32, engine_entry_point="llm_class"))
+    eng = asked["gpu_plan"]["engine_memory"]
+    assert (eng["max_num_batched_tokens"], eng["max_num_seqs"], eng["engine_version"]) == (4096, 32, "0.32.0")
+    assert asked["engine_memory"]["entry_point"] == "llm_class"
+    assert set(asked["plan_inputs"]) >= {"activation", "overhead", "engine"}
+    assert asked["plan_inputs"]["engine"]["max_num_batched_tokens"] == 4096
+
+
+def test_a_start_the_engine_would_refuse_is_in_the_plan_and_a_warning(monkeypatch):
+    failed, result = run_module(monkeypatch, model_sizing, _detailed_llama(gpu="RTX 3090",
+                                                                           gpu_memory_utilization=0.99))
+    assert not failed, result.get("msg")
+    plan = result["gpu_plan"]
+    assert plan["gpus"] is None and plan["start_refused"].startswith("gpu_memory_utilization 0.99")
+    assert plan["description"].startswith("vLLM would refuse to start on RTX 3090")
+    assert result["_warnings"] == [plan["description"]]
+
+
+def test_calibration_for_another_gpu_is_a_warning(monkeypatch):
+    constants = {"engine": "vllm", "engine_version": "0.32.0", "gpu_class": "nvidia-a100-sxm4-80gb/81920MiB",
+                 "memory_total_mib": 81920, "host": "a100-node-01", "date": "2026-11-30", "model": "m",
+                 "non_torch_bytes": GIB // 2, "activation_ratio": 1.5}
+    _f, used = run_module(monkeypatch, model_sizing, _detailed_llama(gpu="A100 80GB", calibration=constants))
+    assert used["_warnings"] == []
+    assert used["gpu_plan"]["engine_memory"]["calibration_note"].startswith("measured on a100-node-01, 2026-11-30")
+    _f, other = run_module(monkeypatch, model_sizing, _detailed_llama(gpu="H100", calibration=constants))
+    assert len(other["_warnings"]) == 1 and other["_warnings"][0].startswith("calibration ignored")
+    _f, stale = run_module(monkeypatch, model_sizing, _detailed_llama(
+        gpu="A100 80GB", calibration=dict(constants, engine_version="0.31.0")))
+    assert len(stale["_warnings"]) == 1 and "0.31.0" in stale["_warnings"][0]
+
+
+@pytest.mark.parametrize("args, words", [
+    ({"engine_entry_point": "grpc"}, ["engine_entry_point", "openai_api_server", "llm_class"]),
+    ({"max_num_batched_tokens": 0}, ["max_num_batched_tokens:", "positive integer"]),
+    ({"engine_version": "latest"}, ["engine_version:", "'latest'", "0.32.0"]),
+    ({"calibration": "a100"}, ["calibration"]),
+])
+def test_engine_options_are_checked(monkeypatch, args, words):
+    failed, result = run_module(monkeypatch, model_sizing, _detailed_llama(**args))
+    assert failed
+    for word in words:
+        assert word in result["msg"], result["msg"]
+
+
+def test_every_key_a_detailed_gpu_plan_returns_is_documented(monkeypatch):
+    import yaml
+    documented = yaml.safe_load(model_sizing.RETURN)
+    _f, result = run_module(monkeypatch, model_sizing, _detailed_llama(gpu="H100"))
+    for key in set(result) - {"changed", "_warnings"}:
+        assert key in documented, key
+    for key in ("engine_memory", "start_refused", "description", "max_context_length"):
+        assert key in documented["gpu_plan"]["contains"], key
+    for key in ("overhead", "engine"):
+        assert key in " ".join(documented["plan_inputs"]["description"])
