@@ -17,11 +17,12 @@ are renderings of it, so they cannot disagree. Each host contributes an *outcome
                "endpoint": "http://127.0.0.1:8000", "unit": "llmops-vllm-qwen2-tiny-2m.service",
                "engine": {"name": "vllm", "build": "cpu", "version": "0.32.0"},
                "args": [{"flag": "--max-model-len", "value": "512", "source": "plan"}, ...]},
-     # after the trial phase (llmops.deploy.inference_check)
-     "trial": {"passed": true, "requests": 4, "failed_requests": 0, "concurrency": 2,
-               "ttft_ms_p50": 120.0, "latency_ms_p50": 900.0, "output_tokens_per_s": 35.2,
-               "comparison": [{"figure": "kv_cache_tokens", "estimated": 524288, "measured": 524288,
-                               "ratio": 1.0, "verdict": "as expected", "note": "..."}]}}
+     # after the trial phase: what llmops.deploy.inference_check returned (summary, comparison, engine, passed)
+     "trial": {"passed": true, "estimates_as_expected": true,
+               "summary": {"requests": 4, "succeeded": 4, "failed": 0, "concurrency": 2,
+                           "ttft_s": {"p50": 0.12}, "latency_s": {"p50": 0.9}, "aggregate_output_tokens_per_s": 35.2},
+               "comparison": [{"figure": "kv_cache_tokens", "label": "KV-cache tokens", "estimated": 524288,
+                               "measured": 524288, "ratio": 1.0, "verdict": "as expected", "summary": "..."}]}}
 """
 
 from __future__ import absolute_import, division, print_function
@@ -76,8 +77,30 @@ def _serving(serve):
     return "serving at %s (%s; service %s)" % (serve.get("endpoint") or "-", engine_text, serve["state"])
 
 
+def trial_view(result):
+    """The trial figures the reports show, from an llmops.deploy.inference_check result (None without one)."""
+    if not isinstance(result, dict) or "passed" not in result:
+        return None
+    summary = result.get("summary") or {}
+
+    def p50_ms(key):
+        value = (summary.get(key) or {}).get("p50")
+        return None if value is None else round(value * 1000.0, 1)
+
+    return {"passed": bool(result["passed"]),
+            "estimates_as_expected": result.get("estimates_as_expected"),
+            "requests": summary.get("requests"), "failed_requests": summary.get("failed"),
+            "concurrency": summary.get("concurrency"),
+            "ttft_ms_p50": p50_ms("ttft_s"), "latency_ms_p50": p50_ms("latency_s"),
+            "output_tokens_per_s": summary.get("aggregate_output_tokens_per_s"),
+            "engine_version": (result.get("engine") or {}).get("version"),
+            "comparison": [dict((key, row.get(key)) for key in (
+                "figure", "label", "unit", "estimated", "measured", "ratio", "verdict", "summary", "measured_from"))
+                for row in result.get("comparison") or []]}
+
+
 def _trial_text(trial):
-    if not isinstance(trial, dict) or "passed" not in trial:
+    if not trial:
         return None
     ok = (trial.get("requests") or 0) - (trial.get("failed_requests") or 0)
     parts = ["trial %s: %s/%s requests ok" % ("passed" if trial["passed"] else "FAILED", ok, trial.get("requests"))]
@@ -85,12 +108,12 @@ def _trial_text(trial):
         parts.append("TTFT p50 %.0f ms" % trial["ttft_ms_p50"])
     if trial.get("output_tokens_per_s") is not None:
         parts.append("%.1f output tokens/s" % trial["output_tokens_per_s"])
-    differs = [row["figure"] for row in trial.get("comparison") or [] if row.get("verdict") == "differs"]
-    compared = len(trial.get("comparison") or [])
+    compared = [row for row in trial["comparison"] if row.get("verdict") in ("as expected", "differs")]
+    differs = [row.get("label") or row["figure"] for row in compared if row["verdict"] == "differs"]
     if compared:
         parts.append("plan vs engine: %s" % (
-            "%d of %d figure(s) differ (%s)" % (len(differs), compared, ", ".join(differs)) if differs
-            else "all %d figure(s) as expected" % compared))
+            "%d of %d figure(s) differ (%s)" % (len(differs), len(compared), ", ".join(differs)) if differs
+            else "all %d figure(s) as expected" % len(compared)))
     return ", ".join(parts)
 
 
@@ -115,6 +138,7 @@ def host_row(host, outcome, preflight=None):
     row["code_files"] = list(row["code_files"] or [])
     row["details"] = _details(row)
     row["serving"] = _serving(row["serve"])
+    row["trial"] = trial_view(row["trial"])
     row["trial_summary"] = _trial_text(row["trial"])
     return row
 
@@ -128,7 +152,7 @@ def build_report(rows, check_mode=False):
     totals["bytes_fetched"] = sum(row["bytes_fetched"] or 0 for row in rows)
     serving = [row for row in rows if isinstance(row["serve"], dict)
                and row["serve"].get("state") in ("started", "unchanged", "restarted")]
-    trials = [row["trial"] for row in rows if isinstance(row["trial"], dict) and "passed" in row["trial"]]
+    trials = [row["trial"] for row in rows if row["trial"]]
     totals["serving"] = len(serving)
     totals["trials_passed"] = sum(1 for trial in trials if trial["passed"])
     totals["trials_failed"] = sum(1 for trial in trials if not trial["passed"])

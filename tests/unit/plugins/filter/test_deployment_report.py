@@ -19,13 +19,18 @@ SERVE = {"state": "started", "endpoint": "http://10.0.0.5:8000", "unit": "llmops
          "engine": {"name": "vllm", "build": "cuda", "version": "0.32.0"},
          "args": [{"flag": "--tensor-parallel-size", "value": "2", "source": "plan"},
                   {"flag": "--max-model-len", "value": "8192", "source": "override"}]}
-TRIAL = {"passed": True, "requests": 4, "failed_requests": 0, "concurrency": 2, "ttft_ms_p50": 120.4,
-         "latency_ms_p50": 900.0, "output_tokens_per_s": 35.25,
+TRIAL = {"passed": True, "estimates_as_expected": False,  # as llmops.deploy.inference_check returns it
+         "summary": {"requests": 4, "succeeded": 4, "failed": 0, "concurrency": 2, "ttft_s": {"p50": 0.1204},
+                     "latency_s": {"p50": 0.9}, "aggregate_output_tokens_per_s": 35.25},
+         "engine": {"version": "0.32.0"}, "requests": [{"text": "not copied into the report"}],
          "comparison": [
-             {"figure": "weights_bytes", "estimated": 15000000000, "measured": 15100000000, "ratio": 1.0067,
-              "verdict": "as expected", "note": None},
-             {"figure": "kv_cache_tokens", "estimated": 10000, "measured": 31000, "ratio": 3.1, "verdict": "differs",
-              "note": "the engine kept 3.1x more KV-cache tokens than planned <b>"}]}
+             {"figure": "weights_bytes", "label": "weights", "estimated": 15000000000, "measured": 15100000000,
+              "ratio": 1.0067, "verdict": "as expected", "summary": None},
+             {"figure": "kv_cache_tokens", "label": "KV-cache tokens", "estimated": 10000, "measured": 31000,
+              "ratio": 3.1, "verdict": "differs",
+              "summary": "the engine kept 3.1x more KV-cache tokens than planned <b>"},
+             {"figure": "max_concurrency", "label": "maximum concurrency", "estimated": 1.2, "measured": None,
+              "ratio": None, "verdict": "not measured", "summary": "the engine did not report it"}]}
 
 
 def report(check_mode=False):
@@ -72,7 +77,9 @@ def test_summary_says_what_happened():
     gpu1 = [line for line in lines if line.startswith("gpu-1: ")][0]
     assert "serving at http://10.0.0.5:8000 (vLLM 0.32.0 cuda; service started)" in gpu1
     assert ("trial passed: 4/4 requests ok, TTFT p50 120 ms, 35.2 output tokens/s, "
-            "plan vs engine: 1 of 2 figure(s) differ (kv_cache_tokens)") in gpu1
+            "plan vs engine: 1 of 2 figure(s) differ (KV-cache tokens)") in gpu1
+    assert "not copied" not in str(FILTERS["deployment_report"](["gpu-1"], {"gpu-1": {"llmops_deploy_outcome": dict(
+        DEPLOYED, trial=TRIAL)}}))
 
 
 def test_markdown_template():
@@ -83,8 +90,9 @@ def test_markdown_template():
     assert "| cpu-1 | insufficient | **skipped** | o/M-7B | preflight insufficient: no GPU found | - | - |" in text
     assert "## gpu-1: http://10.0.0.5:8000" in text
     assert "| `--tensor-parallel-size` | 2 | plan |" in text and "| `--max-model-len` | 8192 | override |" in text
-    assert "| kv_cache_tokens | 10000 | 31000 | 3.10 | differs: the engine kept 3.1x more KV-cache tokens" in text
-    assert "| weights_bytes | 15000000000 | 15100000000 | 1.01 | as expected |" in text
+    assert "| KV-cache tokens | 10000 | 31000 | 3.10 | differs: the engine kept 3.1x more KV-cache tokens" in text
+    assert "| weights | 15000000000 | 15100000000 | 1.01 | as expected |" in text
+    assert "| maximum concurrency | 1.2 | - | - | not measured: the engine did not report it |" in text
     assert "## plan-1" not in text.split("## gpu-1")[0]  # planned hosts show their arguments too, after gpu-1
     lines = FILTERS["deployment_report_summary"](report())
     assert lines[0] + "." in text  # the same totals as the console
@@ -95,7 +103,7 @@ def test_html_template_escapes_and_agrees():
     assert page.startswith("<!DOCTYPE html>")
     assert '<td class="status deployed">deployed</td>' in page
     assert "more KV-cache tokens than planned &lt;b&gt;" in page and "<b>" not in page
-    assert '<tr class="differs"><td>kv_cache_tokens</td>' in page
+    assert '<tr class="differs"><td>KV-cache tokens</td>' in page
     assert FILTERS["deployment_report_summary"](report())[0] + "." in page
 
 
