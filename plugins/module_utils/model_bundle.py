@@ -217,19 +217,8 @@ class PartReader(io.RawIOBase):
 # ---------------------------------------------------------------------------------------------------------------
 # Export
 # ---------------------------------------------------------------------------------------------------------------
-class _HashingFile(object):
-    """What tarfile reads a member from: the file's bytes, hashed on the way."""
-
-    def __init__(self, fd):
-        self.fd = fd
-        self.digest = hashlib.sha256()
-        self.count = 0
-
-    def read(self, size=-1):
-        data = os.read(self.fd, COPY_CHUNK if size is None or size < 0 else size)
-        self.digest.update(data)
-        self.count += len(data)
-        return data
+BLOCK = 512
+RECORD = 20 * BLOCK
 
 
 def _member(name, size):
@@ -243,32 +232,59 @@ def _member(name, size):
     return info
 
 
-def write_bundle(model_dir, manifest, stream):
-    """Write the tar stream of ``manifest`` (files read from ``model_dir``) into ``stream`` (a writable object).
+def _padding(size):
+    return b"\0" * (-size % BLOCK)
 
+
+def write_bundle(model_dir, manifest, stream):
+    """Write the tar stream of ``manifest`` (files read from ``model_dir``) into ``stream`` (``write(bytes)``).
+
+    The headers come from ``tarfile.TarInfo.tobuf`` (pax format, so any name is kept exactly); the data is copied in
+    large chunks straight to ``stream`` (tarfile's own stream writer re-copies its buffer on every small write).
     Every file is opened with ``O_NOFOLLOW``, must be a regular file of its listed size, and must hash to its listed
     sha256 (checked while it is written). Raises BundleError naming every file that failed.
     """
     data = json.dumps(manifest, indent=1, sort_keys=True).encode("utf-8")
     problems = []
-    with tarfile.open(fileobj=stream, mode="w|", format=tarfile.PAX_FORMAT, bufsize=COPY_CHUNK) as tar:
-        tar.addfile(_member(MANIFEST_MEMBER, len(data)), io.BytesIO(data))
-        for item in manifest["files"]:
-            try:
-                fd = os.open(os.path.join(model_dir, item["path"]), _READ_FLAGS)
-            except OSError as exc:
-                raise BundleError("%s cannot be read: %s" % (item["path"], exc.strerror))
-            try:
-                st = os.fstat(fd)
-                if not stat.S_ISREG(st.st_mode) or st.st_size != item["size"]:
-                    raise BundleError("%s is not a regular file of %d bytes; export a directory whose completion "
-                                      "marker still holds" % (item["path"], item["size"]))
-                source = _HashingFile(fd)
-                tar.addfile(_member(item["path"], item["size"]), source)
-                if source.count != item["size"] or source.digest.hexdigest() != item["sha256"]:
-                    problems.append(item["path"])
-            finally:
-                os.close(fd)
+    written = 0
+
+    def emit(chunk):
+        stream.write(chunk)
+        return len(chunk)
+
+    written += emit(_member(MANIFEST_MEMBER, len(data)).tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape"))
+    written += emit(data + _padding(len(data)))
+    for item in manifest["files"]:
+        try:
+            fd = os.open(os.path.join(model_dir, item["path"]), _READ_FLAGS)
+        except OSError as exc:
+            raise BundleError("%s cannot be read: %s" % (item["path"], exc.strerror))
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode) or st.st_size != item["size"]:
+                raise BundleError("%s is not a regular file of %d bytes; export a directory whose completion "
+                                  "marker still holds" % (item["path"], item["size"]))
+            written += emit(_member(item["path"], item["size"]).tobuf(tarfile.PAX_FORMAT, "utf-8",
+                                                                      "surrogateescape"))
+            digest = hashlib.sha256()
+            count = 0
+            while count < item["size"]:
+                chunk = os.read(fd, min(COPY_CHUNK, item["size"] - count))
+                if not chunk:
+                    break
+                digest.update(chunk)
+                count += emit(chunk)
+            if count < item["size"]:
+                raise BundleError("%s ended after %d of %d bytes while it was read" % (item["path"], count,
+                                                                                       item["size"]))
+            written += count + emit(_padding(count))
+            if digest.hexdigest() != item["sha256"]:
+                problems.append(item["path"])
+        finally:
+            os.close(fd)
+    end = 2 * BLOCK
+    end += -(written + end) % RECORD
+    emit(b"\0" * end)
     if problems:
         raise BundleError("%d file(s) do not match their sha256 in the completion marker: %s; the bundle was not "
                           "written" % (len(problems), ", ".join(problems[:20])), problems)
@@ -277,16 +293,111 @@ def write_bundle(model_dir, manifest, stream):
 # ---------------------------------------------------------------------------------------------------------------
 # Import
 # ---------------------------------------------------------------------------------------------------------------
+def _read_exact(stream, size):
+    parts = []
+    while size > 0:
+        chunk = stream.read(min(size, COPY_CHUNK))
+        if not chunk:
+            raise BundleError("the bundle ends in the middle of a member (truncated or a part is missing)")
+        parts.append(chunk)
+        size -= len(chunk)
+    return b"".join(parts)
+
+
+def _pax_records(data):
+    """``{key: value}`` of a pax extended header."""
+    records = {}
+    pos = 0
+    while pos < len(data):
+        space = data.find(b" ", pos)
+        if space < 0:
+            break
+        try:
+            length = int(data[pos:space])
+        except ValueError:
+            raise BundleError("a pax header of the bundle is damaged")
+        if length <= 0:
+            raise BundleError("a pax header of the bundle is damaged")
+        record = data[space + 1:pos + length - 1]
+        key, _sep, value = record.partition(b"=")
+        records[key.decode("utf-8", "surrogateescape")] = value.decode("utf-8", "surrogateescape")
+        pos += length
+    return records
+
+
+class TarReader(object):
+    """The members of a tar stream read front to back from ``stream`` (``read(n)``), without tarfile's stream
+    buffering. Headers are parsed by ``tarfile.TarInfo.frombuf``; pax records override path and size. Each member
+    is a TarInfo; its data is read with :meth:`read_data` (or skipped by the next :meth:`next`)."""
+
+    def __init__(self, stream):
+        self.stream = stream
+        self.left = 0        # data bytes of the current member not read yet
+        self.pad = 0
+
+    def _skip(self, count):
+        while count > 0:
+            chunk = self.stream.read(min(count, COPY_CHUNK))
+            if not chunk:
+                raise BundleError("the bundle ends in the middle of a member (truncated or a part is missing)")
+            count -= len(chunk)
+
+    def next(self):
+        """The next member, or None at the end of the archive."""
+        self._skip(self.left + self.pad)
+        self.left = self.pad = 0
+        pax = {}
+        while True:
+            block = self.stream.read(BLOCK)
+            if len(block) < BLOCK:
+                block += _read_exact(self.stream, BLOCK - len(block)) if block else b""
+            if not block or block == b"\0" * BLOCK:
+                return None
+            try:
+                info = tarfile.TarInfo.frombuf(block, "utf-8", "surrogateescape")
+            except tarfile.HeaderError as exc:
+                raise BundleError("the bundle holds a damaged tar header: %s" % exc)
+            if info.type in (tarfile.XHDTYPE, tarfile.XGLTYPE):
+                data = _read_exact(self.stream, info.size)
+                self._skip(-info.size % BLOCK)
+                if info.type == tarfile.XHDTYPE:
+                    pax.update(_pax_records(data))
+                continue
+            break
+        if "path" in pax:
+            info.name = pax["path"]
+        if "size" in pax:
+            try:
+                info.size = int(pax["size"])
+            except ValueError:
+                raise BundleError("a pax header of the bundle is damaged")
+        # data follows regular files (and members of unknown types); links, devices and directories have none
+        self.left = info.size if info.isreg() or info.type not in tarfile.SUPPORTED_TYPES else 0
+        self.pad = -self.left % BLOCK
+        return info
+
+    def read_data(self, size=COPY_CHUNK):
+        """Up to ``size`` bytes of the current member's data (b'' at its end)."""
+        if self.left <= 0:
+            return b""
+        chunk = self.stream.read(min(size, self.left))
+        if not chunk:
+            raise BundleError("the bundle ends in the middle of a member (truncated or a part is missing)")
+        self.left -= len(chunk)
+        return chunk
+
+
 def read_manifest(tar):
-    """The first member of an open tar stream, as a checked manifest."""
+    """The first member of a :class:`TarReader`, as a checked manifest."""
     member = tar.next()
     if member is None or member.name != MANIFEST_MEMBER or not member.isreg():
         raise BundleError("not a model bundle: the first member is %r, expected %s" % (
             member.name if member is not None else None, MANIFEST_MEMBER))
     if member.size > MAX_MANIFEST_BYTES:
         raise BundleError("the bundle manifest is larger than %d bytes" % MAX_MANIFEST_BYTES)
+    data = b"".join(iter(lambda: tar.read_data(), b""))
     try:
-        doc = json.loads(tar.extractfile(member).read().decode("utf-8"))
+        doc = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
         raise BundleError("the bundle manifest is not valid JSON: %s" % exc)
     problems = manifest_problems(doc)
@@ -308,7 +419,8 @@ def _create(root, rel):
 
 
 def extract_bundle(tar, manifest, staging_files, only=None):
-    """Write the members of ``tar`` (after its manifest) into ``staging_files`` and verify each one.
+    """Write the members of ``tar`` (a :class:`TarReader` past its manifest) into ``staging_files`` and verify each
+    one.
 
     ``only``: paths to write (others are read past and checked by size only: files already in place). Returns the
     verified entries (with mtime_ns). Raises BundleError with every problem (nothing partial is returned).
@@ -338,13 +450,12 @@ def extract_bundle(tar, manifest, staging_files, only=None):
             continue
         if only is not None and name not in only:
             continue
-        source = tar.extractfile(member)
         digest = hashlib.sha256()
         fd = _create(staging_files, name)
         count = 0
         try:
             while True:
-                chunk = source.read(COPY_CHUNK)
+                chunk = tar.read_data()
                 if not chunk:
                     break
                 digest.update(chunk)

@@ -180,7 +180,6 @@ import os
 import pwd
 import stat
 import subprocess
-import tarfile
 import threading
 import time
 
@@ -191,7 +190,7 @@ from ansible_collections.llmops.deploy.plugins.module_utils.file_verify import (
     marker_path, plan_files, quick_check, read_marker, target_tree_problems)
 from ansible_collections.llmops.deploy.plugins.module_utils.hub_manifest import ManifestError, split_model_id
 from ansible_collections.llmops.deploy.plugins.module_utils.model_bundle import (
-    BundleError, PartReader, PartWriter, bundle_manifest, extract_bundle, read_manifest, write_bundle)
+    BundleError, PartReader, PartWriter, TarReader, bundle_manifest, extract_bundle, read_manifest, write_bundle)
 from ansible_collections.llmops.deploy.plugins.module_utils.model_install import (
     InstallError, install_verified, sync_attributes)
 from ansible_collections.llmops.deploy.plugins.module_utils.tree_safety import (
@@ -459,19 +458,21 @@ class Bundle(object):
         return [os.path.join(base, n) for n in parts]
 
     def open_stream(self, paths, compression):
-        """``(tar, reader, closer)``: the tar stream over the parts (decompressed by zstd when needed)."""
+        """``(tar, finish, close)``: a TarReader over the parts (decompressed by zstd when needed); ``finish()``
+        reads to the end of the last part and returns the parts' sha256; ``close()`` releases everything."""
         reader = PartReader(paths)
         if compression != "zstd":
-            return tarfile.open(fileobj=reader, mode="r|", bufsize=PIPE_CHUNK), reader, lambda: reader.close()
+            def finish():
+                while reader.read(PIPE_CHUNK):
+                    pass
+                return reader.digests
+            return TarReader(reader), finish, reader.close
         proc = subprocess.Popen([self.zstd_path(), "-d", "-q", "-c"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                 close_fds=True, env=dict(os.environ, LC_ALL="C"))
         errors = []
 
-        def feed(data):
-            proc.stdin.write(data)
-
         def run_feed():
-            _pump(reader, feed, errors)
+            _pump(reader, proc.stdin.write, errors)
             try:
                 proc.stdin.close()
             except OSError:
@@ -480,7 +481,16 @@ class Bundle(object):
         pump.daemon = True
         pump.start()
 
-        def closer():
+        def finish():
+            while proc.stdout.read(PIPE_CHUNK):
+                pass
+            pump.join()
+            if proc.wait() != 0 or errors:
+                raise BundleError("zstd could not decompress the bundle (exit status %s)%s" % (
+                    proc.returncode, (": %s" % errors[0]) if errors else ""))
+            return reader.digests
+
+        def close():
             try:
                 proc.stdout.close()
             except OSError:
@@ -490,7 +500,7 @@ class Bundle(object):
             pump.join()
             proc.wait()
             reader.close()
-        return tarfile.open(fileobj=proc.stdout, mode="r|", bufsize=PIPE_CHUNK), reader, closer
+        return TarReader(proc.stdout), finish, close
 
     def import_(self):
         p = self.params
@@ -511,9 +521,9 @@ class Bundle(object):
         closer = None
         try:
             try:
-                tar, reader, closer = self.open_stream(paths, compression)
+                tar, finish, closer = self.open_stream(paths, compression)
                 manifest = read_manifest(tar)
-            except (BundleError, tarfile.TarError, OSError) as exc:
+            except (BundleError, OSError) as exc:
                 self.fail("cannot read the bundle %s: %s" % (self.bundle, getattr(exc, "message", exc)))
             if p["model_id"] and manifest["model_id"] != p["model_id"]:
                 self.fail("the bundle holds %s, not %s" % (manifest["model_id"], p["model_id"]))
@@ -554,16 +564,15 @@ class Bundle(object):
             started = time.monotonic()
             try:
                 staged = extract_bundle(tar, manifest, staging_files, only=set(e["path"] for e in todo))
-                while reader.read(PIPE_CHUNK):    # the end of the last part (tar padding), for its sha256
-                    pass
+                digests = finish()    # to the end of the last part (tar padding), for the parts' sha256
             except BundleError as exc:
                 self.fail("cannot import %s: %s; nothing was put into %s" % (self.bundle, exc.message,
                                                                               self.model_dir))
-            except (tarfile.TarError, OSError) as exc:
+            except OSError as exc:
                 self.fail("cannot import %s: the bundle is damaged or truncated (%s); nothing was put into %s" % (
                     self.bundle, exc, self.model_dir))
             if sidecar:
-                bad = [part["name"] for part, digest in zip(sidecar["parts"], reader.digests)
+                bad = [part["name"] for part, digest in zip(sidecar["parts"], digests)
                        if part.get("sha256") != digest]
                 if bad:
                     self.fail("part(s) %s do not match their sha256 in %s; nothing was put into %s" % (

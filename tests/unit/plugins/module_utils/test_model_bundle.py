@@ -47,22 +47,24 @@ def test_parts_hold_the_whole_stream_and_their_digests(tmp_path):
     paths = [str(tmp_path / p["name"]) for p in parts]
     whole = b"".join(open(p, "rb").read() for p in paths)
     assert [hashlib.sha256(open(p, "rb").read()).hexdigest() for p in paths] == [p["sha256"] for p in parts]
-    with tarfile.open(fileobj=io.BytesIO(whole)) as tar:
+    with tarfile.open(fileobj=io.BytesIO(whole)) as tar:      # any tar reads a bundle
         names = tar.getnames()
+        assert tar.extractfile("model.safetensors").read() == FILES["model.safetensors"]
     assert names == [mb.MANIFEST_MEMBER] + [f["path"] for f in manifest["files"]]
+    assert len(whole) % mb.RECORD == 0
     assert not [n for n in os.listdir(str(tmp_path)) if ".tmp-" in n]
 
 
 def test_import_verifies_every_file_and_reads_each_part_once(tmp_path):
     manifest, parts = export(tmp_path, part_size=70000)
     reader = mb.PartReader([str(tmp_path / p["name"]) for p in parts])
-    with tarfile.open(fileobj=reader, mode="r|") as tar:
-        assert mb.read_manifest(tar) == manifest
-        staging = tmp_path / "staging"
-        staging.mkdir()
-        good = mb.extract_bundle(tar, manifest, str(staging))
-        while reader.read(1 << 20):
-            pass
+    tar = mb.TarReader(reader)
+    assert mb.read_manifest(tar) == manifest
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    good = mb.extract_bundle(tar, manifest, str(staging))
+    while reader.read(1 << 20):
+        pass
     assert sorted(g["path"] for g in good) == sorted(FILES)
     assert (staging / "model.safetensors").read_bytes() == FILES["model.safetensors"]
     assert reader.digests == [p["sha256"] for p in parts]
@@ -111,10 +113,10 @@ def test_import_refuses_links_unknown_names_and_bad_bytes(tmp_path, members, fra
     manifest = mb.bundle_manifest(make_model(tmp_path / "src", {"config.json": b'{"model_type": "qwen2"}'}))
     staging = tmp_path / "staging"
     staging.mkdir()
-    with tarfile.open(fileobj=tar_with(members, manifest), mode="r|") as tar:
-        mb.read_manifest(tar)
-        with pytest.raises(mb.BundleError) as info:
-            mb.extract_bundle(tar, manifest, str(staging))
+    tar = mb.TarReader(tar_with(members, manifest))
+    mb.read_manifest(tar)
+    with pytest.raises(mb.BundleError) as info:
+        mb.extract_bundle(tar, manifest, str(staging))
     assert fragment in info.value.message
     assert os.listdir(str(staging)) == [] and not (tmp_path / "escape").exists()
 
@@ -130,3 +132,30 @@ def test_manifest_problems(tmp_path, mutate, fragment):
     manifest = mb.bundle_manifest(make_model(tmp_path / "src", {"config.json": b"{}"}))
     mutate(manifest)
     assert any(fragment in p for p in mb.manifest_problems(manifest)), mb.manifest_problems(manifest)
+
+
+def test_long_and_unicode_names_and_what_tar_writes_are_read(tmp_path):
+    files = {"d/" + "x" * 150 + ".json": b"{}", "模型/权重.safetensors": b"W" * 1000}
+    src = tmp_path / "src"
+    marker = make_model(src, files)
+    manifest = mb.bundle_manifest(marker)
+    buf = io.BytesIO()
+    mb.write_bundle(str(src), manifest, buf)
+    buf.seek(0)
+    tar = mb.TarReader(buf)
+    assert mb.read_manifest(tar) == manifest
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    assert sorted(g["path"] for g in mb.extract_bundle(tar, manifest, str(staging))) == sorted(files)
+    assert (staging / "模型" / "权重.safetensors").read_bytes() == b"W" * 1000
+
+
+def test_truncated_bundle_is_refused(tmp_path):
+    manifest, parts = export(tmp_path)
+    data = open(str(tmp_path / parts[0]["name"]), "rb").read()
+    tar = mb.TarReader(io.BytesIO(data[:len(data) // 2]))
+    mb.read_manifest(tar)
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    with pytest.raises(mb.BundleError, match="truncated"):
+        mb.extract_bundle(tar, manifest, str(staging))
