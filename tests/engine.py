@@ -43,7 +43,7 @@ def engine_venv():
     ``LLMOPS_ENGINE_VENV``). Raises EngineError with the script's output when it fails."""
     script = os.path.join(REPO_ROOT, "scripts", "engine-venv.sh")
     proc = subprocess.run(["bash", script], cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          universal_newlines=True)
+                          universal_newlines=True, check=False)
     if proc.returncode != 0:
         raise EngineError("scripts/engine-venv.sh failed (rc=%d): %s" % (
             proc.returncode, (proc.stderr or proc.stdout)[-2000:]))
@@ -199,9 +199,12 @@ def run_inference_check(args):
     proc = subprocess.run([os.path.join(venv_bin, "ansible"), "localhost", "-m", "llmops.deploy.inference_check",
                            "-a", json.dumps(args), "-e", "ansible_python_interpreter=%s" % python],
                           cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          universal_newlines=True)
+                          universal_newlines=True, check=False)
     data = json.loads(proc.stdout[proc.stdout.index("{"):])
     return data["plays"][0]["tasks"][0]["hosts"]["localhost"]
+
+
+ROW_KEYS = ("figure", "estimated", "measured", "measured_reported", "ratio", "ratio_range", "verdict", "summary")
 
 
 def main(argv=None):
@@ -244,9 +247,7 @@ def main(argv=None):
                            output_tokens_per_s_p50=summary["output_tokens_per_s"]["p50"],
                            ttft_p50_s=summary["ttft_s"]["p50"], ttft_max_s=summary["ttft_s"]["max"],
                            latency_p50_s=summary["latency_s"]["p50"],
-                           comparison=[{k: r.get(k) for k in ("figure", "estimated", "measured", "measured_reported",
-                                                               "ratio", "ratio_range", "verdict", "summary")}
-                                       for r in result["comparison"]])
+                           comparison=[dict((k, r.get(k)) for k in ROW_KEYS) for r in result["comparison"]])
             print(json.dumps(row), flush=True)
             out.append(row)
     if opts.json:

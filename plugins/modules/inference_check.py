@@ -39,7 +39,7 @@ attributes:
     support: full
     details:
       - Read-only. The trial changes nothing on the host (an inference request writes nothing), so check mode runs it
-        in full and returns the same result, with RV(changed) false.
+        in full and returns the same result, with C(changed) false.
   diff_mode:
     support: none
 options:
@@ -285,7 +285,7 @@ def build_module():
                 "Write one sentence about private deployments of language models.", "Count from one to five."]),
             endpoints=dict(type="list", elements="str", choices=["completions", "chat"],
                            default=["completions", "chat"]),
-            max_tokens=dict(type="int", default=32),
+            max_tokens=dict(type="int", default=32, no_log=False),
             repeat=dict(type="int", default=1),
             concurrency=dict(type="int", default=1),
             timeout=dict(type="int", default=120),

@@ -206,7 +206,7 @@ def _normal_lanes(dtype: str, std: float) -> Tuple[bytes, ...]:
     """POOL_ELEMENTS draws of normal(0, std) in ``dtype``, as byte lanes: lane b holds byte b of every value, twice
     over (so a strided window never wraps), and a last lane holds the sign byte with every sign flipped."""
     rng = random.Random("llmops-local-hub normal pool|%s|%r" % (dtype, std))
-    pool = encode_values(dtype, (rng.gauss(0.0, std) for _ in range(POOL_ELEMENTS)))
+    pool = encode_values(dtype, (rng.gauss(0.0, std) for _draw in range(POOL_ELEMENTS)))
     size = DTYPE_SIZES[dtype]
     lanes = [pool[b::size] * 2 for b in range(size)]
     return tuple(lanes) + (lanes[-1].translate(bytes(b ^ 0x80 for b in range(256))),)
