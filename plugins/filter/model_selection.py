@@ -11,6 +11,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible.errors import AnsibleFilterError
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
 from ansible_collections.llmops.deploy.plugins.module_utils import fleet_report as report_lib
 from ansible_collections.llmops.deploy.plugins.module_utils import model_selection, sizing
@@ -83,9 +84,41 @@ def select_model(value, scenario=None, hardware=None, assessments=None, reserve=
         raise AnsibleFilterError("llmops.deploy.select_model: %s" % exc)
 
 
+def capacity_plan(hardware, options=None, **kwargs):
+    """``declared_hardware | capacity_plan({...capacity_check options...})``: what capacity_check returns without
+    probing, computed here on the controller (no module run, no connection). Options left None are not given.
+
+    A host that cannot be judged (a part of the hardware not declared, a model that cannot be sized) or that
+    ``fail_on`` fails gives ``{failed: true, msg: ..., ...}``, as the module's failed result.
+    """
+    params = dict(options or {})
+    params.update(kwargs)
+    params = dict((key, value) for key, value in params.items() if value is not None)
+    params["hardware"] = hardware or None
+    params["probe"] = False
+    validator = ArgumentSpecValidator(model_selection.check_argument_spec(),
+                                      mutually_exclusive=model_selection.CHECK_MUTUALLY_EXCLUSIVE,
+                                      required_one_of=model_selection.CHECK_REQUIRED_ONE_OF)
+    validated = validator.validate(params)
+    if validated.error_messages:
+        raise AnsibleFilterError("llmops.deploy.capacity_plan: %s" % "; ".join(validated.error_messages))
+    p = validated.validated_parameters
+    try:
+        result, warnings = model_selection.judge_host(p, None)
+    except SizingInputError as exc:
+        return {"failed": True, "changed": False, "msg": str(exc), "field": exc.field}
+    if warnings:
+        result["warnings"] = warnings
+    result["changed"] = False
+    if model_selection.fails(result, p["fail_on"]):
+        result.update(failed=True, msg=model_selection.failure_message(result))
+    return result
+
+
 class FilterModule(object):
     def filters(self):
         return {
+            "capacity_plan": capacity_plan,
             "model_candidates": model_candidates,
             "select_model": select_model,
         }

@@ -696,3 +696,113 @@ def check_candidates(specs, hardware, size_options, reserve=sizing.DEFAULT_RESER
     result["verdicts"] = dict((e["key"], e["verdict"]) for e in selection["evaluations"])
     result["warnings"] = warnings
     return result
+
+
+# capacity_check's options, as data: the shared model/sizing options (sizing.model_spec_argument_spec) and its own.
+# The module and the controller-side capacity_plan filter validate with the same spec.
+CANDIDATE_OPTIONS = dict(
+    key=dict(type="str"),
+    label=dict(type="str"),
+    model=dict(type="str"),
+    params=dict(type="raw"),
+    precision=dict(type="str"),
+    precision_source=dict(type="str", choices=["name", "given", "default"]),
+    config=dict(type="dict"),
+    config_path=dict(type="path"),
+    weights=dict(type="dict"),
+    disk_required_bytes=dict(type="int"),
+)
+CHECK_REQUIRED_ONE_OF = [tuple(group) + ("candidates",) for group in sizing.MODEL_SPEC_REQUIRED_ONE_OF]
+CHECK_MUTUALLY_EXCLUSIVE = sizing.MODEL_SPEC_MUTUALLY_EXCLUSIVE + [
+    ("candidates", name) for name in ("model", "params", "config", "config_path", "weights")]
+FAIL_LEVELS = {"insufficient": ("insufficient",), "tight": ("tight", "insufficient"), "never": ()}
+# Hardware parts, as capacity_check's hardware option declares them, and how a missing one is named.
+HARDWARE_PARTS = (("gpus", "gpus (or gpu_model and gpu_count)"), ("memory_total_mib", "memory_total_mib (host RAM)"),
+                  ("cpu_cores", "cpu_cores"), ("disk_free_mib", "disk_free_mib (free disk)"))
+
+
+def check_argument_spec():
+    """capacity_check's argument spec (a fresh copy each call)."""
+    spec = sizing.model_spec_argument_spec()
+    spec.update(
+        target=dict(type="str", choices=["gpu", "cpu"], default="gpu"),
+        model_dir=dict(type="path", default="/opt/llmops/models"),
+        disk_required_bytes=dict(type="int"),
+        hardware=dict(type="dict"),
+        probe=dict(type="bool", default=True),
+        candidates=dict(type="list", elements="dict", options=dict(
+            (key, dict(value)) for key, value in CANDIDATE_OPTIONS.items())),
+        scenario=dict(type="str"),
+        fail_on=dict(type="str", choices=["insufficient", "tight", "never"], default="insufficient"),
+    )
+    return spec
+
+
+def undeclared_parts(declared, target):
+    """The hardware parts a check without probing lacks, named as the hardware option declares them."""
+    return [label for key, label in HARDWARE_PARTS if declared.get(key) is None and (key != "gpus" or target == "gpu")]
+
+
+def judge_host(options, probe=None):
+    """capacity_check's work for one host: size, probe once, judge the model or every candidate (and choose).
+
+    ``options`` are capacity_check's validated options. ``probe`` is a callable taking the declared parts and
+    returning ``(hardware, probed, gpu_source, warnings)`` with the missing parts measured; None means no probing:
+    a part not declared is then an error naming it (never measured where this code happens to run).
+    Returns ``(result, warnings)``; raises SizingInputError for bad input.
+    """
+    p = options
+    sized = None
+    specs = None
+    if p.get("scenario"):
+        scenario_summary(p["scenario"])  # an unknown scenario fails here, naming the accepted ones
+    if p.get("candidates"):
+        # Names are read before the host is: a candidate that cannot be read fails the check, naming it.
+        specs = normalize_candidates(p["candidates"])
+    else:
+        sized = sizing.size_model(**sizing.size_model_options(p))
+    declared = capacity.normalize_hardware(p.get("hardware"))
+    # Keep only what was declared, so the rest is probed.
+    declared = dict((k, v) for k, v in declared.items() if v is not None)
+    if probe is None:
+        missing = undeclared_parts(declared, p["target"])
+        if missing:
+            raise SizingInputError(
+                "hardware", p.get("hardware") or {}, "every part declared when probe=false",
+                "not declared: %s; declare them (the preflight role: preflight_hardware, or llmops_declared_hardware "
+                "in the inventory) or let the host be probed" % ", ".join(missing))
+        hardware, probed, gpu_source, warnings = dict(declared), [], None, []
+        hardware.setdefault("disk_path", p["model_dir"])
+    else:
+        hardware, probed, gpu_source, warnings = probe(declared)
+    if p.get("hardware") and p["hardware"].get("disk_path"):
+        hardware["disk_path"] = p["hardware"]["disk_path"]
+    if specs is not None:
+        result = check_candidates(specs, hardware, p, reserve=p["reserve"], gpus_per_node=p["gpus_per_node"],
+                                  target=p["target"], scenario=p.get("scenario"),
+                                  disk_required_bytes=p.get("disk_required_bytes"))
+    else:
+        result = capacity.assess(sized, hardware, reserve=p["reserve"], gpus_per_node=p["gpus_per_node"],
+                                 target=p["target"], disk_required_bytes=p.get("disk_required_bytes"))
+        result["warnings"] += list(sized.get("sizing_warnings") or [])
+        result["sizing"] = sized
+        result["selection"] = single_selection(result, p.get("scenario"))
+    warnings = list(warnings) + result.pop("warnings")
+    result.update(probed=probed, gpu_source=gpu_source)
+    return result, warnings
+
+
+def fails(result, fail_on):
+    """Does ``fail_on`` (insufficient, tight, never) fail a host with this result?"""
+    return result.get("verdict") in FAIL_LEVELS[fail_on]
+
+
+def failure_message(result):
+    """Why fail_on fails the host, in one line."""
+    sized = result.get("sizing")
+    selection = result.get("selection") or {}
+    if sized:
+        what = selection.get("chosen") if len(selection.get("evaluations") or []) > 1 else None
+        what = what or "%s at %s" % (sized["model"] or sized["params_label"], sized["precision_label"])
+        return "%s is %s on this host: %s" % (what, result["verdict"], "; ".join(result["reasons"]))
+    return "no candidate can be used on this host (%s): %s" % (result["verdict"], "; ".join(result["reasons"]))

@@ -268,52 +268,17 @@ import traceback
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.llmops.deploy.plugins.module_utils import (
-    capacity, gpu_facts, host_resources, model_selection, sizing)
+from ansible_collections.llmops.deploy.plugins.module_utils import gpu_facts, host_resources, model_selection
 from ansible_collections.llmops.deploy.plugins.module_utils.sizing_errors import SizingInputError
-
-FAIL_LEVELS = {"insufficient": ("insufficient",), "tight": ("tight", "insufficient"), "never": ()}
-# Hardware parts, as the hardware option declares them, and how a missing one is named.
-PARTS = (("gpus", "gpus (or gpu_model and gpu_count)"), ("memory_total_mib", "memory_total_mib (host RAM)"),
-         ("cpu_cores", "cpu_cores"), ("disk_free_mib", "disk_free_mib (free disk)"))
-CANDIDATE_OPTIONS = dict(
-    key=dict(type="str"),
-    label=dict(type="str"),
-    model=dict(type="str"),
-    params=dict(type="raw"),
-    precision=dict(type="str"),
-    precision_source=dict(type="str", choices=["name", "given", "default"]),
-    config=dict(type="dict"),
-    config_path=dict(type="path"),
-    weights=dict(type="dict"),
-    disk_required_bytes=dict(type="int"),
-)
 
 
 def build_module():
-    argument_spec = sizing.model_spec_argument_spec()
-    argument_spec.update(
-        target=dict(type="str", choices=["gpu", "cpu"], default="gpu"),
-        model_dir=dict(type="path", default="/opt/llmops/models"),
-        disk_required_bytes=dict(type="int"),
-        hardware=dict(type="dict"),
-        probe=dict(type="bool", default=True),
-        candidates=dict(type="list", elements="dict", options=CANDIDATE_OPTIONS),
-        scenario=dict(type="str"),
-        fail_on=dict(type="str", choices=["insufficient", "tight", "never"], default="insufficient"),
-    )
     return AnsibleModule(
-        argument_spec=argument_spec,
-        required_one_of=[tuple(group) + ("candidates",) for group in sizing.MODEL_SPEC_REQUIRED_ONE_OF],
-        mutually_exclusive=sizing.MODEL_SPEC_MUTUALLY_EXCLUSIVE + [
-            ("candidates", name) for name in ("model", "params", "config", "config_path", "weights")],
+        argument_spec=model_selection.check_argument_spec(),
+        required_one_of=model_selection.CHECK_REQUIRED_ONE_OF,
+        mutually_exclusive=model_selection.CHECK_MUTUALLY_EXCLUSIVE,
         supports_check_mode=True,
     )
-
-
-def undeclared_parts(declared, target):
-    """The hardware parts a check without probing lacks, named as the hardware option declares them."""
-    return [label for key, label in PARTS if declared.get(key) is None and (key != "gpus" or target == "gpu")]
 
 
 def probe_missing(module, declared):
@@ -350,70 +315,20 @@ def probe_missing(module, declared):
     return hardware, probed, gpu_source, warnings
 
 
-def check(module):
-    """Size, probe once, judge (one model or every candidate). Returns (result, warnings)."""
-    p = module.params
-    sized = None
-    specs = None
-    if p["scenario"]:
-        model_selection.scenario_summary(p["scenario"])  # an unknown scenario fails here, naming the accepted ones
-    if p["candidates"]:
-        # Names are read before the host is: a candidate that cannot be read fails the task, naming it.
-        specs = model_selection.normalize_candidates(p["candidates"])
-    else:
-        sized = sizing.size_model(**sizing.size_model_options(p))
-    declared = capacity.normalize_hardware(p["hardware"])
-    # Keep only what was declared, so the rest is probed.
-    declared = dict((k, v) for k, v in declared.items() if v is not None)
-    if not p["probe"]:
-        missing = undeclared_parts(declared, p["target"])
-        if missing:
-            raise SizingInputError(
-                "hardware", p["hardware"] or {}, "every part declared when probe=false",
-                "not declared: %s; declare them (the preflight role: preflight_hardware, or llmops_declared_hardware "
-                "in the inventory) or let the host be probed" % ", ".join(missing))
-    hardware, probed, gpu_source, warnings = probe_missing(module, declared)
-    if p["hardware"] and p["hardware"].get("disk_path"):
-        hardware["disk_path"] = p["hardware"]["disk_path"]
-    if specs is not None:
-        result = model_selection.check_candidates(
-            specs, hardware, p, reserve=p["reserve"], gpus_per_node=p["gpus_per_node"], target=p["target"],
-            scenario=p["scenario"], disk_required_bytes=p["disk_required_bytes"])
-    else:
-        result = capacity.assess(sized, hardware, reserve=p["reserve"], gpus_per_node=p["gpus_per_node"],
-                                 target=p["target"], disk_required_bytes=p["disk_required_bytes"])
-        result["warnings"] += list(sized.get("sizing_warnings") or [])
-        result["sizing"] = sized
-        result["selection"] = model_selection.single_selection(result, p["scenario"])
-    warnings += result.pop("warnings")
-    result.update(probed=probed, gpu_source=gpu_source)
-    return result, warnings
-
-
-def failure_message(result):
-    """Why fail_on fails the task, in one line."""
-    sized = result.get("sizing")
-    selection = result.get("selection") or {}
-    if sized:
-        what = selection.get("chosen") if len(selection.get("evaluations") or []) > 1 else None
-        what = what or "%s at %s" % (sized["model"] or sized["params_label"], sized["precision_label"])
-        return "%s is %s on this host: %s" % (what, result["verdict"], "; ".join(result["reasons"]))
-    return "no candidate can be used on this host (%s): %s" % (result["verdict"], "; ".join(result["reasons"]))
-
-
 def main():
     module = build_module()
     p = module.params
     try:
-        result, warnings = check(module)
+        result, warnings = model_selection.judge_host(
+            p, (lambda declared: probe_missing(module, declared)) if p["probe"] else None)
     except (SizingInputError, gpu_facts.GpuFactsError) as exc:
         module.fail_json(msg=str(exc), field=getattr(exc, "field", None))
     except Exception as exc:  # pylint: disable=broad-except
         module.fail_json(msg="capacity_check failed: %s" % exc, exception=traceback.format_exc())
     for warning in warnings:
         module.warn(warning)
-    if result["verdict"] in FAIL_LEVELS[p["fail_on"]]:
-        module.fail_json(msg=failure_message(result), **result)
+    if model_selection.fails(result, p["fail_on"]):
+        module.fail_json(msg=model_selection.failure_message(result), **result)
     module.exit_json(changed=False, **result)
 
 
