@@ -55,6 +55,14 @@ FLAGS = dict((name, flag) for name, flag, _kind in ARGUMENTS)
 # Flags never accepted in extra_args: secrets on a command line, and what the service itself decides.
 FORBIDDEN_EXTRA = ("--api-key", "--model", "--config")
 
+# bf16 checkpoints on the CPU target: vLLM 0.32.0 picks an AMX attention kernel for bf16 on CPUs that report AMX,
+# and on the project's VMs its worker dies with SIGILL on the first request after a healthy start
+# (tests/fixtures/vllm_logs/cpu/qwen2-tiny-bf16-sigill.log); float16 has the same 2 bytes per element (the same KV
+# cache in tokens) and runs. Override dtype (bfloat16, auto) on hosts where bf16 works.
+CPU_BF16_DTYPE = "float16"
+CPU_BF16_DETAIL = ("bf16 checkpoint served at float16 on the CPU backend: vLLM 0.32.0's bf16 (AMX) attention kernel "
+                   "dies with SIGILL on the first request on CPUs whose AMX it cannot use; same 2 bytes per element")
+
 # The plan's KV-cache dtype (plugins/module_utils/sizing.py KV_CACHE_DTYPE_CHOICES) -> vLLM's --kv-cache-dtype.
 KV_CACHE_DTYPES = {"fp8": "fp8", "fp8_e4m3": "fp8_e4m3", "fp8_e5m2": "fp8_e5m2", "fp16": "float16",
                    "bf16": "bfloat16"}
@@ -394,7 +402,10 @@ def derive(plan, config, model_path, served_model_name, target=None, host=DEFAUL
         args.append(_arg("kv_cache_dtype", kv_value, kv_source, kv_detail))
         quant, q_source, q_detail = _quantization(facts, sized, target)
         pick("quantization", quant, q_source, q_detail)
-        pick("dtype", None, "engine", "vLLM's auto: the checkpoint's dtype")
+        if sized["precision"] == "bf16":
+            pick("dtype", CPU_BF16_DTYPE, "default", CPU_BF16_DETAIL)
+        else:
+            pick("dtype", None, "engine", "vLLM's auto: the checkpoint's dtype")
         seqs = pick("max_num_seqs", concurrency, "plan", "the planned concurrency",
                     lambda v: _positive_int("overrides.max_num_seqs", v, "a positive integer"))
         eager_default = True if enforce_eager is None else bool(enforce_eager)
