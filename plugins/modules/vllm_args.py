@@ -11,7 +11,7 @@ DOCUMENTATION = r"""
 ---
 module: vllm_args
 short_description: vLLM serve arguments for one model, derived from the host's plan and checked by vLLM's own parser
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Derives the arguments of C(vllm serve) for one model on one host from the plan preflight made for it (the result
     of M(llmops.deploy.capacity_check) with O(plan.sizing.method=detailed)), the model's C(config.json) and the
