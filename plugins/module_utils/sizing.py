@@ -790,7 +790,8 @@ def model_spec_argument_spec():
         gpu_memory_utilization=dict(type="float", default=0.9),
         default_precision=dict(type="str"),
         cpu_kv_cache_space_gib=dict(type="int", default=DEFAULT_CPU_KV_CACHE_SPACE_GIB),
-        max_num_batched_tokens=dict(type="int"),
+        # "tokens" here counts the engine's batch; it is not a credential.
+        max_num_batched_tokens=dict(type="int", no_log=False),
         max_num_seqs=dict(type="int"),
         engine_entry_point=dict(type="str", choices=list(engine_memory.ENTRY_POINTS),
                                 default=engine_memory.DEFAULT_ENTRY_POINT),
