@@ -199,8 +199,8 @@ class HubClient(object):
             return "%sthe hub refused access (HTTP %d%s): %s" % (prefix, status, detail, hint)
         if status == 404:
             return "%s%s (HTTP 404%s)" % (prefix, not_found or "the hub has no such resource", detail)
-        return "%sthe hub answered HTTP %d%s%s" % (prefix, status, detail,
-                                                  " after %d attempts" % attempts if attempts else "")
+        tail = " after %d attempts" % attempts if attempts else ""
+        return "%sthe hub answered HTTP %d%s%s" % (prefix, status, detail, tail)
 
     def get_json(self, url, not_found=None):
         """GET ``url`` and return its decoded JSON."""

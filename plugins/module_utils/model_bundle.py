@@ -3,8 +3,7 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Model bundles for air-gapped sites: a verified model directory as one tar stream, split into parts.
 
-Standard library only (runs on targets with Python >= 3.8). A bundle is a POSIX (pax) tar stream, optionally
-compressed with zstd by the caller, whose first member is ``llmops-bundle.json`` (the manifest: model, revision,
+Standard library only (runs on targets with Python >= 3.8). A bundle is a POSIX (pax) tar stream whose first member is ``llmops-bundle.json`` (the manifest: model, revision,
 selection, and every file's path, size and sha256, exactly the completion marker's) followed by one regular-file
 member per manifest entry, nothing else. The stream is written straight into parts of a chosen size
 (``<bundle>.part0000``, ``.part0001``...; one file when no size is given), so no second full copy of the model is
@@ -395,7 +394,7 @@ def read_manifest(tar):
             member.name if member is not None else None, MANIFEST_MEMBER))
     if member.size > MAX_MANIFEST_BYTES:
         raise BundleError("the bundle manifest is larger than %d bytes" % MAX_MANIFEST_BYTES)
-    data = b"".join(iter(lambda: tar.read_data(), b""))
+    data = b"".join(iter(tar.read_data, b""))
     try:
         doc = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
@@ -445,8 +444,8 @@ def extract_bundle(tar, manifest, staging_files, only=None):
             problems.append("%s is not a regular file in the bundle (type %r)" % (name, member.type))
             continue
         if member.size != entry["size"]:
-            problems.append("%s has %d bytes in the bundle, the manifest says %d" % (name, member.size,
-                                                                                      entry["size"]))
+            problems.append("%s has %d bytes in the bundle, the manifest says %d" % (
+                name, member.size, entry["size"]))
             continue
         if only is not None and name not in only:
             continue
@@ -478,4 +477,3 @@ def extract_bundle(tar, manifest, staging_files, only=None):
         raise BundleError("the bundle was refused (%d problem(s)): %s" % (len(problems), "; ".join(problems[:20])),
                           problems)
     return good
-

@@ -15,12 +15,15 @@ version_added: 0.1.0
 description:
   - O(state=export) writes a model directory that M(llmops.deploy.modelscope_download) completed (a valid completion
     marker) as one bundle; O(state=import) puts a bundle into a model directory, fully verified, and writes the same
-    completion marker a hub download writes, so M(llmops.deploy.model_verify), O(offline=true) reruns of the
-    download module and the serving roles do not know the difference.
-  - A bundle is a POSIX tar stream, plain or compressed with C(zstd), whose first member C(llmops-bundle.json) is the
+    completion marker a hub download writes, so M(llmops.deploy.model_verify), reruns of
+    M(llmops.deploy.modelscope_download) with O(llmops.deploy.modelscope_download#module:offline=true) and the serving
+    roles do not know the difference.
+  - The stream is not compressed - safetensors weights barely compress, and a compressing transport or filesystem
+    does it better without a second pass here.
+  - A bundle is a POSIX tar stream (any C(tar) can list or unpack it) whose first member C(llmops-bundle.json) is the
     manifest (model, revision, selection, and every file's path, size and sha256, taken from the completion marker),
     followed by the files. The stream is written straight into parts of O(part_size) bytes
-    (C(<bundle>.tar[.zst].part0000), C(.part0001)...; one file when O(part_size) is not given) for removable media;
+    (C(<bundle>.tar.part0000), C(.part0001)...; one file C(<bundle>.tar) when O(part_size) is not given) for removable media;
     no second full copy of the model is ever written. A sidecar C(<bundle>.json) lists the parts with their size and
     sha256.
   - Export reads every file once (C(O_NOFOLLOW)) and checks it against the marker's sha256 while it is written; a
@@ -34,8 +37,6 @@ description:
   - Runs are serialised per model directory with the lock M(llmops.deploy.modelscope_download) uses.
 author:
   - llmops.deploy developers (@llmops)
-requirements:
-  - C(zstd) on the host when O(compression=zstd).
 extends_documentation_fragment:
   - llmops.deploy.attributes
 attributes:
@@ -61,17 +62,10 @@ options:
   bundle:
     description:
       - Path of the bundle without its suffix, for example C(/media/usb/Qwen2.5-7B-Instruct). The files are
-        C(<bundle>.tar) or C(<bundle>.tar.zst) (with C(.partNNNN) when split) and the sidecar C(<bundle>.json).
+        C(<bundle>.tar) (C(<bundle>.tar.partNNNN) when split) and the sidecar C(<bundle>.json).
       - Its directory must exist.
     type: path
     required: true
-  compression:
-    description:
-      - C(none) for a plain tar, C(zstd) to compress the stream with the C(zstd) tool (weights compress little;
-        configs and tokenizers do). On import the sidecar's value wins when there is a sidecar.
-    type: str
-    choices: [none, zstd]
-    default: none
   part_size:
     description:
       - Split the bundle into parts of this size (C(4GiB), C(700MB)); empty for one file.
@@ -97,7 +91,7 @@ options:
     description: Octal mode of the imported directory and its subdirectories, for example C('0755').
     type: raw
 notes:
-  - An export is unchanged when the sidecar already describes the same files, revision, compression and part size
+  - An export is unchanged when the sidecar already describes the same files, revision and part size
     and every part is there with its recorded size; an import is unchanged when the model directory already holds the
     bundle's files under a valid marker.
 seealso:
@@ -179,8 +173,6 @@ import json
 import os
 import pwd
 import stat
-import subprocess
-import threading
 import time
 
 from ansible.module_utils.basic import AnsibleModule
@@ -207,7 +199,6 @@ def build_module():
             state=dict(type="str", choices=["export", "import"], required=True),
             path=dict(type="path", required=True),
             bundle=dict(type="path", required=True),
-            compression=dict(type="str", choices=["none", "zstd"], default="none"),
             part_size=dict(type="str", default=""),
             model_id=dict(type="str"),
             lock_timeout=dict(type="int", default=600),
@@ -218,18 +209,6 @@ def build_module():
         ),
         supports_check_mode=True,
     )
-
-
-def _pump(source, sink, errors):
-    """Copy ``source`` (readable) to ``sink`` (a callable taking bytes) until EOF; exceptions go to ``errors``."""
-    try:
-        while True:
-            data = source.read(PIPE_CHUNK)
-            if not data:
-                break
-            sink(data)
-    except BaseException as exc:  # noqa: B902 - reported by the caller
-        errors.append(exc)
 
 
 class Bundle(object):
@@ -280,15 +259,7 @@ class Bundle(object):
         if not os.path.isdir(os.path.dirname(self.bundle)):
             self.fail("bundle %r is not valid: its directory %s does not exist" % (
                 p["bundle"], os.path.dirname(self.bundle)))
-        self.zstd = None
-
-    def zstd_path(self):
-        if self.zstd is None:
-            self.zstd = self.module.get_bin_path("zstd", required=True)
-        return self.zstd
-
-    def data_name(self, compression):
-        return self.bundle + (".tar.zst" if compression == "zstd" else ".tar")
+        self.data = self.bundle + ".tar"
 
     def read_sidecar(self):
         try:
@@ -366,9 +337,8 @@ class Bundle(object):
 
     def export_is_current(self, sidecar, manifest):
         p = self.params
-        if (sidecar.get("files_digest"), sidecar.get("revision"), sidecar.get("compression"),
-                sidecar.get("part_size")) != (manifest["files_digest"], manifest["revision"], p["compression"],
-                                              self.part_size):
+        if (sidecar.get("files_digest"), sidecar.get("revision"), sidecar.get("part_size")) != (
+                manifest["files_digest"], manifest["revision"], self.part_size):
             return False
         base = os.path.dirname(self.bundle)
         for part in sidecar["parts"]:
@@ -381,28 +351,9 @@ class Bundle(object):
         return True
 
     def write_parts(self, manifest):
-        p = self.params
-        writer = PartWriter(self.data_name(p["compression"]), self.part_size)
+        writer = PartWriter(self.data, self.part_size)
         try:
-            if p["compression"] == "zstd":
-                proc = subprocess.Popen([self.zstd_path(), "-q", "-c", "-T0", "-3"], stdin=subprocess.PIPE,
-                                        stdout=subprocess.PIPE, close_fds=True, env=dict(os.environ, LC_ALL="C"))
-                errors = []
-                pump = threading.Thread(target=_pump, args=(proc.stdout, writer.write, errors))
-                pump.start()
-                try:
-                    write_bundle(self.model_dir, manifest, proc.stdin)
-                finally:
-                    try:
-                        proc.stdin.close()
-                    except OSError:
-                        pass
-                    pump.join()
-                    rc = proc.wait()
-                if errors or rc != 0:
-                    raise BundleError("zstd failed (exit status %s)%s" % (rc, (": %s" % errors[0]) if errors else ""))
-            else:
-                write_bundle(self.model_dir, manifest, writer)
+            write_bundle(self.model_dir, manifest, writer)
             parts = writer.commit()
         except BundleError as exc:
             writer.abort()
@@ -410,11 +361,10 @@ class Bundle(object):
         except OSError as exc:
             writer.abort()
             self.fail("cannot write the bundle %s: %s" % (self.bundle, exc))
-        self.remove_stale_parts(parts, p["compression"])
+        self.remove_stale_parts(parts)
         sidecar = {"format": SIDECAR_FORMAT, "model_id": manifest["model_id"], "revision": manifest["revision"],
                    "files_digest": manifest["files_digest"], "files_count": manifest["files_count"],
-                   "bytes_total": manifest["bytes_total"], "compression": p["compression"],
-                   "part_size": self.part_size, "parts": parts}
+                   "bytes_total": manifest["bytes_total"], "part_size": self.part_size, "parts": parts}
         tmp = "%s.tmp-%d" % (self.sidecar, os.getpid())
         with open(tmp, "w") as handle:
             json.dump(sidecar, handle, indent=1, sort_keys=True)
@@ -423,18 +373,17 @@ class Bundle(object):
         os.replace(tmp, self.sidecar)
         return parts
 
-    def remove_stale_parts(self, parts, compression):
+    def remove_stale_parts(self, parts):
         keep = set(part["name"] for part in parts)
         base = os.path.dirname(self.bundle)
+        stem = os.path.basename(self.data)
         for name in os.listdir(base):
-            for data in (self.data_name("none"), self.data_name("zstd")):
-                stem = os.path.basename(data)
-                if (name == stem or (name.startswith(stem + ".part") and name[len(stem) + 5:].isdigit())) \
-                        and name not in keep:
-                    os.unlink(os.path.join(base, name))
+            if (name == stem or (name.startswith(stem + ".part") and name[len(stem) + 5:].isdigit())) \
+                    and name not in keep:
+                os.unlink(os.path.join(base, name))
 
     # ------------------------------------------------------------------ import
-    def part_paths(self, sidecar, compression):
+    def part_paths(self, sidecar):
         base = os.path.dirname(self.bundle)
         if sidecar is not None:
             paths = [os.path.join(base, part["name"]) for part in sidecar["parts"]]
@@ -447,66 +396,19 @@ class Bundle(object):
                     self.fail("part %s has %d bytes, the sidecar says %s: copied incompletely?" % (
                         path, st.st_size, part.get("size")))
             return paths
-        data = self.data_name(compression)
-        if os.path.isfile(data):
-            return [data]
-        stem = os.path.basename(data)
+        if os.path.isfile(self.data):
+            return [self.data]
+        stem = os.path.basename(self.data)
         parts = sorted(n for n in os.listdir(base) if n.startswith(stem + ".part") and n[len(stem) + 5:].isdigit())
         if not parts:
-            self.fail("no bundle at %s: neither %s nor its parts nor the sidecar %s" % (self.bundle, data,
-                                                                                       self.sidecar))
+            self.fail("no bundle at %s: neither %s nor its parts nor the sidecar %s" % (
+                self.bundle, self.data, self.sidecar))
         return [os.path.join(base, n) for n in parts]
-
-    def open_stream(self, paths, compression):
-        """``(tar, finish, close)``: a TarReader over the parts (decompressed by zstd when needed); ``finish()``
-        reads to the end of the last part and returns the parts' sha256; ``close()`` releases everything."""
-        reader = PartReader(paths)
-        if compression != "zstd":
-            def finish():
-                while reader.read(PIPE_CHUNK):
-                    pass
-                return reader.digests
-            return TarReader(reader), finish, reader.close
-        proc = subprocess.Popen([self.zstd_path(), "-d", "-q", "-c"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                close_fds=True, env=dict(os.environ, LC_ALL="C"))
-        errors = []
-
-        def run_feed():
-            _pump(reader, proc.stdin.write, errors)
-            try:
-                proc.stdin.close()
-            except OSError:
-                pass
-        pump = threading.Thread(target=run_feed)
-        pump.daemon = True
-        pump.start()
-
-        def finish():
-            while proc.stdout.read(PIPE_CHUNK):
-                pass
-            pump.join()
-            if proc.wait() != 0 or errors:
-                raise BundleError("zstd could not decompress the bundle (exit status %s)%s" % (
-                    proc.returncode, (": %s" % errors[0]) if errors else ""))
-            return reader.digests
-
-        def close():
-            try:
-                proc.stdout.close()
-            except OSError:
-                pass
-            if proc.poll() is None:
-                proc.kill()
-            pump.join()
-            proc.wait()
-            reader.close()
-        return TarReader(proc.stdout), finish, close
 
     def import_(self):
         p = self.params
         sidecar = self.read_sidecar()
-        compression = sidecar.get("compression", p["compression"]) if sidecar else p["compression"]
-        paths = self.part_paths(sidecar, compression)
+        paths = self.part_paths(sidecar)
         try:
             lst = os.lstat(self.model_dir)
         except OSError:
@@ -518,10 +420,11 @@ class Bundle(object):
         if not self.module.check_mode:
             os.makedirs(os.path.dirname(self.model_dir), exist_ok=True)
         lock = self.lock(shared=self.module.check_mode)
-        closer = None
+        reader = None
         try:
             try:
-                tar, finish, closer = self.open_stream(paths, compression)
+                reader = PartReader(paths)
+                tar = TarReader(reader)
                 manifest = read_manifest(tar)
             except (BundleError, OSError) as exc:
                 self.fail("cannot read the bundle %s: %s" % (self.bundle, getattr(exc, "message", exc)))
@@ -564,10 +467,12 @@ class Bundle(object):
             started = time.monotonic()
             try:
                 staged = extract_bundle(tar, manifest, staging_files, only=set(e["path"] for e in todo))
-                digests = finish()    # to the end of the last part (tar padding), for the parts' sha256
+                while reader.read(PIPE_CHUNK):    # to the end of the last part (tar padding), for its sha256
+                    pass
+                digests = reader.digests
             except BundleError as exc:
-                self.fail("cannot import %s: %s; nothing was put into %s" % (self.bundle, exc.message,
-                                                                              self.model_dir))
+                self.fail("cannot import %s: %s; nothing was put into %s" % (
+                    self.bundle, exc.message, self.model_dir))
             except OSError as exc:
                 self.fail("cannot import %s: the bundle is damaged or truncated (%s); nothing was put into %s" % (
                     self.bundle, exc, self.model_dir))
@@ -594,8 +499,8 @@ class Bundle(object):
             remove_tree(staging)
             self.result.update(files_written=len(staged), seconds=round(time.monotonic() - started, 2))
         finally:
-            if closer is not None:
-                closer()
+            if reader is not None:
+                reader.close()
             lock.release()
 
     def check_attributes(self, names):

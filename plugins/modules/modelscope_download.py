@@ -391,7 +391,7 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.llmops.deploy.plugins.module_utils.file_verify import (
-    MARKER_NAME, PARTIAL_SUFFIX, RESERVED_NAMES, DirLock, LockTimeout, VerifyError, build_marker, bytes_to_fetch,
+    PARTIAL_SUFFIX, RESERVED_NAMES, DirLock, LockTimeout, VerifyError, build_marker, bytes_to_fetch,
     check_free_space, classify_paths, full_check, lock_path_for, manifest_matches_marker, margin_bytes, marker_files,
     marker_path, plan_files, quick_check, read_marker, remove_marker, target_tree_problems, verify_fetched)
 from ansible_collections.llmops.deploy.plugins.module_utils.hub_client import (
@@ -403,7 +403,7 @@ from ansible_collections.llmops.deploy.plugins.module_utils.model_install import
     InstallError, install_verified, sync_attributes)
 from ansible_collections.llmops.deploy.plugins.module_utils.stream_hash import FollowHasher, hash_files
 from ansible_collections.llmops.deploy.plugins.module_utils.tree_safety import (
-    STAGING_FILES, TargetDir, TreeError, apply_fd, parse_mode, prepare_staging, remove_tree, staging_path_for,
+    STAGING_FILES, TreeError, apply_fd, parse_mode, prepare_staging, remove_tree, staging_path_for,
     tree_problems)
 
 MODULE_VERSION = "0.1.0"

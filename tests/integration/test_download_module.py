@@ -264,8 +264,8 @@ def test_corrupted_file_fails_without_marker(local_hub, tmp_path):
     assert not (model_dir / MARKER).exists()
     assert not (model_dir / "model.safetensors").exists()        # never left looking complete
     assert all_files(model_dir) == []                            # verified files wait in the staging directory
-    assert os.path.isfile(staged(model_dir, "config.json")) and not os.path.exists(staged(model_dir,
-                                                                                             "model.safetensors"))
+    assert os.path.isfile(staged(model_dir, "config.json"))
+    assert not os.path.exists(staged(model_dir, "model.safetensors"))
     res = run_module("model_verify", {"path": str(model_dir)})
     assert res["failed"] and res["marker"] == "absent"
 

@@ -18,7 +18,8 @@ FILES = {"config.json": b'{"model_type": "qwen2"}', "model.safetensors": os.uran
          "sub/tokenizer.json": b"{}"}
 
 
-def make_model(root, files=FILES):
+def make_model(root, files=None):
+    files = FILES if files is None else files
     entries = []
     for rel, data in files.items():
         path = os.path.join(str(root), rel)

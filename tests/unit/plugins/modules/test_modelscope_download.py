@@ -654,8 +654,8 @@ def test_model_dir_symlink_to_a_directory_is_followed_once(world, tmp_path):
     os.symlink(str(real), world.model_dir)
     res = run(world)
     assert res["complete"], res.get("msg")
-    assert sorted(os.listdir(str(real))) == sorted(["config.json", "model.safetensors", "sub", "pytorch_model.bin",
-                                                     "modeling_x.py", file_verify.MARKER_NAME])
+    expected = ["config.json", "model.safetensors", "sub", "pytorch_model.bin", "modeling_x.py", file_verify.MARKER_NAME]
+    assert sorted(os.listdir(str(real))) == sorted(expected)
 
 
 @pytest.mark.parametrize("params, fragment", [
@@ -684,4 +684,3 @@ def test_ca_and_proxy_reach_the_sdk_in_its_environment_never_argv(world, tmp_pat
     assert str(ca) not in json.dumps(sdk["args"])
     client = world.listings[-1]["client"]
     assert client.token == TOKEN and client.timeout == 60
-
