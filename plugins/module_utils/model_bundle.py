@@ -3,8 +3,8 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Model bundles for air-gapped sites: a verified model directory as one tar stream, split into parts.
 
-Standard library only (runs on targets with Python >= 3.8). A bundle is a POSIX (pax) tar stream whose first member is ``llmops-bundle.json`` (the manifest: model, revision,
-selection, and every file's path, size and sha256, exactly the completion marker's) followed by one regular-file
+Standard library only (runs on targets with Python >= 3.8). A bundle is a POSIX (pax) tar stream whose first
+member is ``llmops-bundle.json`` (the manifest: model, revision, selection, and every file's path, size and sha256, exactly the completion marker's) followed by one regular-file
 member per manifest entry, nothing else. The stream is written straight into parts of a chosen size
 (``<bundle>.part0000``, ``.part0001``...; one file when no size is given), so no second full copy of the model is
 ever on disk; a sidecar ``<bundle name>.json`` names the parts with their sizes and sha256.
