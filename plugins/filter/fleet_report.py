@@ -20,12 +20,14 @@ from ansible_collections.llmops.deploy.plugins.module_utils.sizing_errors import
 
 
 def fleet_report(hosts, hostvars, result_var="preflight_result", model=None, scenario=None,
-                 candidates_var="preflight_candidate_results", selection_var="preflight_selection", candidates=None):
+                 candidates_var="preflight_candidate_results", selection_var="preflight_selection", candidates=None,
+                 results=None):
     """``ansible_play_hosts_all | fleet_report(hostvars)`` -> the report dict (rows, matrix, totals).
 
     Each host's ``result_var`` is its ``capacity_check`` result: with its ``selection`` (one probe, every candidate
-    judged on the host), or a one-model result. ``candidates`` (the normalised candidate list) makes the matrix
-    columns even when no host reported. A registered loop over candidates (``candidates_var``) is read too.
+    judged on the host), or a one-model result; ``results`` (host -> result, such as capacity_plans gives) is read
+    first. ``candidates`` (the normalised candidate list) makes the matrix columns even when no host reported. A
+    registered loop over candidates (``candidates_var``) is read too.
     """
     if not isinstance(hosts, (list, tuple)):
         raise AnsibleFilterError("llmops.deploy.fleet_report: expected a list of host names, got %r" % (hosts,))
@@ -50,7 +52,7 @@ def fleet_report(hosts, hostvars, result_var="preflight_result", model=None, sce
         for host in hosts:
             host_vars = hostvars[host] if host in hostvars else {}
             groups = host_vars.get("group_names")
-            result = host_vars.get(result_var)
+            result = (results or {}).get(host, host_vars.get(result_var))
             if isinstance(result, dict) and "verdicts" in result and isinstance(result.get("selection"), dict):
                 selection = result["selection"]  # every candidate judged on the host, against one probe
                 if reserve is None and selection.get("reserve") is not None:

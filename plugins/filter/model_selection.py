@@ -115,10 +115,26 @@ def capacity_plan(hardware, options=None, **kwargs):
     return result
 
 
+def capacity_plans(inputs):
+    """``{host: {hardware, options}} | capacity_plans`` -> ``{host: capacity_plan(hardware, options)}``: a fleet
+    judged in one call (one import of this code on the controller instead of one per host)."""
+    if not isinstance(inputs, dict):
+        raise AnsibleFilterError("llmops.deploy.capacity_plans: expected a dict host -> {hardware, options}, got %r"
+                                 % (inputs,))
+    plans = {}
+    for host, item in inputs.items():
+        if not isinstance(item, dict):
+            raise AnsibleFilterError("llmops.deploy.capacity_plans: %s: expected {hardware, options}, got %r"
+                                     % (host, item))
+        plans[host] = capacity_plan(item.get("hardware"), item.get("options"))
+    return plans
+
+
 class FilterModule(object):
     def filters(self):
         return {
             "capacity_plan": capacity_plan,
+            "capacity_plans": capacity_plans,
             "model_candidates": model_candidates,
             "select_model": select_model,
         }
