@@ -11,6 +11,7 @@ Run from the repository root after scripts/setup.sh. Timings are wall-clock on t
 """
 import argparse
 import json
+import resource
 import statistics
 import os
 import shutil
@@ -27,6 +28,12 @@ from tools.local_hub.models import parse_size  # noqa: E402
 
 ANSIBLE = os.path.join(REPO, ".venv", "bin", "ansible")
 PYTHON = os.path.join(REPO, ".venv", "bin", "python")
+
+
+def child_cpu():
+    """CPU seconds (user + system) of the finished child processes so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def run_module(endpoint, model_id, model_dir, workdir, **extra):
@@ -79,17 +86,23 @@ def main():
         for index in range(opts.rounds):
             curl_dir = os.path.join(workdir, "curl")
             os.makedirs(curl_dir, exist_ok=True)
+            cpu = child_cpu()
             curl_s, size = curl_all(hub.endpoint, hub, big, curl_dir)
+            curl_cpu = child_cpu() - cpu
             shutil.rmtree(curl_dir)
             if os.path.exists(big_dir):
                 shutil.rmtree(big_dir)
+            cpu = child_cpu()
             mod_s, result = run_module(hub.endpoint, big, big_dir, workdir)
+            mod_cpu = child_cpu() - cpu
             curl_times.append(curl_s)
             module_times.append(mod_s)
             ratios.append(curl_s / mod_s)
-            print("round %d: curl %.2f s, module %.2f s (hashed while downloading: %d of %d files), ratio %.2f" % (
-                index + 1, curl_s, mod_s, result.get("hashed_while_downloading", 0), result["files_fetched"],
-                curl_s / mod_s), flush=True)
+            print("round %d: curl %.2f s (%.2f CPU s), module %.2f s (%.2f CPU s; SDK %.2f s, hashing left after it "
+                  "%.2f s; hashed while downloading: %d of %d files), ratio %.2f; load average %.1f" % (
+                      index + 1, curl_s, curl_cpu, mod_s, mod_cpu, result["sdk"]["seconds"],
+                      result.get("verify_seconds", 0), result.get("hashed_while_downloading", 0),
+                      result["files_fetched"], curl_s / mod_s, os.getloadavg()[0]), flush=True)
         curl_s, mod_s = statistics.median(curl_times), statistics.median(module_times)
         rows.append(("curl, same bytes (%s), median of %d" % (big, opts.rounds), curl_s, size / gib / curl_s))
         rows.append(("module first download (SDK + own sha256 check + marker), median of %d" % opts.rounds, mod_s,
