@@ -246,6 +246,22 @@ def test_token_required_401_without_works_with_and_never_shown(local_hub_factory
     assert [r["kind"] for r in requests].count("listing") == 1
 
 
+def test_token_never_follows_a_redirect_to_another_port(local_hub_factory):
+    """The hub redirects every file request to another port of the same host: those requests go without the token,
+    while the listing (not redirected) carries it."""
+    other = local_hub_factory()
+    hub = local_hub_factory(token=CANARY)
+    hub.add_file_fault("*", redirect=other.endpoint)
+    result = run_module("modelscope_info", {"model_id": QWEN, "endpoint": hub.endpoint, "token": CANARY})
+    assert result.get("failed") is not True, result.get("msg")
+    assert result["params"] == hub.snapshot(QWEN).spec.parameter_count
+    assert [r["auth"] for r in hub.requests(kind="listing")] == [True]
+    redirected = hub.requests(kind="file")
+    served = other.requests(kind="file")
+    assert redirected and all(r["status"] == 302 and r["auth"] for r in redirected)
+    assert len(served) == len(redirected) and not any(r["auth"] or r["cookie_auth"] for r in served)
+
+
 def test_unknown_model_and_revision_name_the_model_and_endpoint(local_hub):
     result = run_module("modelscope_info", {"model_id": "llmops-test/nope", "endpoint": local_hub.endpoint})
     assert result["failed"] and result["msg"].startswith(
