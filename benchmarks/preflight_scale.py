@@ -8,11 +8,13 @@ configuration (one model or six candidates, ``preflight_probe`` true or false) i
 inventory with the same forks, and the ratio is printed as a table:
 
 * probe true: every host is probed (GPUs through a recorded ``nvidia-smi`` of 8 x H100 first on PATH, RAM, cores,
-  free disk), as a real fleet would be;
+  free disk), as a real fleet would be. The recorded ``nvidia-smi`` is a Python script, so each probe also starts a
+  second interpreter on this machine; ``--gpu-tool none`` leaves it out (no GPU tool found: the module's own cost);
 * probe false: every host declares its hardware and the checks run on the controller.
 
 Usage (from the repository root):
-    .venv/bin/python benchmarks/preflight_scale.py [--hosts 10,100,500] [--forks 5] [--repeat 1] [--json FILE]
+    .venv/bin/python benchmarks/preflight_scale.py [--hosts 10,100,500] [--forks 5] [--repeat 1]
+        [--gpu-tool recorded|none] [--probe true,false] [--json FILE]
 
 The ping and each preflight of one size are run back to back, ``--repeat`` times, and the median is kept, so that
 load from elsewhere on the machine weighs on both sides of a ratio.
@@ -52,9 +54,10 @@ def write_inventory(directory, hosts, declared):
     return path
 
 
-def environment(work):
+def environment(work, gpu_tool="recorded"):
     env = dict(os.environ)
-    env["PATH"] = os.pathsep.join([FAKE_BIN, VENV_BIN, "/usr/sbin", "/usr/bin", "/sbin", "/bin"])
+    env["PATH"] = os.pathsep.join(([FAKE_BIN] if gpu_tool == "recorded" else []) +
+                                  [VENV_BIN, "/usr/sbin", "/usr/bin", "/sbin", "/bin"])
     env["LLMOPS_FAKE_NVIDIA_SMI"] = "h100-80gb-hbm3-x8.csv"
     env["ANSIBLE_HOME"] = os.path.join(work, "ansible-home")
     env["ANSIBLE_LOCAL_TEMP"] = os.path.join(work, "ansible-tmp")
@@ -89,13 +92,13 @@ def preflight_cmd(inventory, forks, candidates, probe, reports):
     return cmd
 
 
-def measure(sizes, forks, repeat, work):
-    env = environment(work)
+def measure(sizes, forks, repeat, work, gpu_tool="recorded", probes=(True, False)):
+    env = environment(work, gpu_tool)
     rows = []
     for hosts in sizes:
         inventories = {True: write_inventory(work, hosts, declared=False),
                        False: write_inventory(work, hosts, declared=True)}
-        configs = [(candidates, probe) for candidates in (False, True) for probe in (True, False)]
+        configs = [(candidates, probe) for candidates in (False, True) for probe in probes]
         pings = []
         times = dict((config, []) for config in configs)
         for _round in range(repeat):
@@ -108,7 +111,7 @@ def measure(sizes, forks, repeat, work):
         for candidates, probe in configs:
             seconds = statistics.median(times[(candidates, probe)])
             rows.append({"hosts": hosts, "models": "6 candidates" if candidates else "1 model",
-                         "probe": probe, "forks": forks, "seconds": round(seconds, 2), "ping_seconds": round(ping, 2),
+                         "probe": probe, "gpu_tool": gpu_tool if probe else None, "forks": forks, "seconds": round(seconds, 2), "ping_seconds": round(ping, 2),
                          "ratio": round(seconds / ping, 2)})
             print_row(rows[-1])
     return rows
@@ -118,9 +121,12 @@ HEADER = "| Hosts | Models | preflight_probe | Forks | Preflight (s) | ping (s) 
 
 
 def print_row(row):
+    probe = str(row["probe"]).lower()
+    if row["probe"]:
+        probe += " (%s nvidia-smi)" % row["gpu_tool"]
     print("| %d | %s | %s | %d | %.2f | %.2f | %.2f |" % (
-        row["hosts"], row["models"], str(row["probe"]).lower(), row["forks"], row["seconds"], row["ping_seconds"],
-        row["ratio"]), flush=True)
+        row["hosts"], row["models"], probe, row["forks"], row["seconds"], row["ping_seconds"], row["ratio"]),
+        flush=True)
 
 
 def main(argv=None):
@@ -128,15 +134,19 @@ def main(argv=None):
     parser.add_argument("--hosts", default="10,100,500", help="fleet sizes, comma-separated (default 10,100,500)")
     parser.add_argument("--forks", type=int, default=5, help="forks for the ping and the preflight (default 5)")
     parser.add_argument("--repeat", type=int, default=1, help="runs of each, the median is kept (default 1)")
+    parser.add_argument("--gpu-tool", choices=["recorded", "none"], default="recorded",
+                        help="probe true: the recorded nvidia-smi first on PATH (default), or no GPU tool")
+    parser.add_argument("--probe", default="true,false", help="preflight_probe values, comma-separated")
     parser.add_argument("--json", help="also write the rows to this file")
     args = parser.parse_args(argv)
     sizes = [int(part) for part in args.hosts.split(",") if part.strip()]
-    if not sizes or min(sizes) < 1 or args.forks < 1 or args.repeat < 1:
+    probes = [part.strip() == "true" for part in args.probe.split(",") if part.strip() in ("true", "false")]
+    if not sizes or min(sizes) < 1 or args.forks < 1 or args.repeat < 1 or not probes:
         parser.error("--hosts, --forks and --repeat take positive numbers")
     print(HEADER)
     print("|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory(prefix="preflight-scale-") as work:
-        rows = measure(sizes, args.forks, args.repeat, work)
+        rows = measure(sizes, args.forks, args.repeat, work, args.gpu_tool, probes)
     if args.json:
         with open(args.json, "w", encoding="utf-8") as handle:
             json.dump(rows, handle, indent=2)

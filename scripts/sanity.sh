@@ -13,6 +13,13 @@ if [ "$(cat .venv-sanity/.requirements.sha256 2>/dev/null)" != "$want" ]; then
     echo "$want" > .venv-sanity/.requirements.sha256
 fi
 export PATH="$PWD/.venv-sanity/bin:$PATH"
+# ansible-test skips its shellcheck test, with a warning only, when shellcheck is missing: then no shell script is
+# linted and the gate would still say ok. Missing shellcheck is a failure here (scripts/apt-prereqs.sh lint).
+if ! command -v shellcheck >/dev/null 2>&1; then
+    echo "sanity: shellcheck is not installed, so the shell scripts would not be linted; install it with" \
+        "scripts/apt-prereqs.sh lint (as root)" >&2
+    exit 1
+fi
 # ansible-test bootstraps pip in each sanity venv with a script it downloads; give it ours (see the script).
 pip_version=$(python - <<'PY'
 import os, re, ansible_test
@@ -21,7 +28,7 @@ print(re.search(r"pip='([0-9.]+)'", open(path).read()).group(1))
 PY
 )
 mkdir -p ~/.ansible/test/cache
-cp scripts/ansible-test-get-pip.py ~/.ansible/test/cache/get_pip_${pip_version//./_}.py
+cp scripts/ansible-test-get-pip.py ~/.ansible/test/cache/"get_pip_${pip_version//./_}.py"
 work=${SANITY_WORKDIR:-$PWD/.ansible/sanity}
 dest="$work/ansible_collections/llmops/deploy"
 rm -rf "$dest"

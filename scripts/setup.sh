@@ -24,4 +24,6 @@ mkdir -p .collections/ansible_collections/llmops
 if [ "$(readlink .collections/ansible_collections/llmops/deploy)" != "../../.." ]; then
     ln -sfn ../../.. .collections/ansible_collections/llmops/deploy
 fi
-echo "setup: ready ($(.venv/bin/ansible --version | head -1))"
+# The whole output is read (no `| head -1`: closing the pipe early makes Python print a Broken pipe traceback).
+version=$(.venv/bin/ansible --version)
+echo "setup: ready (${version%%$'\n'*})"

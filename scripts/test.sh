@@ -1,35 +1,109 @@
 #!/usr/bin/env bash
 # Sets everything up and runs every test gate. Usage: scripts/test.sh [extra pytest args]
-#   1. ansible-lint (production profile)       3. build + install the collection, run it installed
-#   2. ansible-test sanity on the collection    4. pytest: units, playbook runs, local hub + real SDK, molecule
+#   First, side by side (they share nothing):
+#     ansible-lint (production profile) | ansible-test sanity | collection build + install + run
+#     | collection docs (ansible-doc of every plugin, antsibull-docs lint) | execution environment (ansible-builder)
+#     | pytest, fast tests (-m "not slow"), in parallel processes (pytest-xdist)
+#   Then: pytest, slow tests (-m slow: playbook runs, local hub + real SDK, vLLM engine, molecule test hosts, browser).
+# Each gate writes its own log (.ansible/test-logs/<gate>.log); a failed gate's log is printed. Prints each gate as
+# "==> name: ok" / "FAILED" with pytest's summary, and ends with "all gates passed" or "FAILED gates: ...".
 # Exits non-zero if any gate fails; pytest finding no test (exit 5) is a failure too.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 scripts/setup.sh || exit 1
 if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
     scripts/apt-prereqs.sh testhosts browser lint || exit 1
 fi
 export PATH="$PWD/.venv/bin:$PATH"
 export ANSIBLE_HOME="$PWD/.ansible" ANSIBLE_LOCAL_TEMP="$PWD/.ansible/tmp"
+logs=${LLMOPS_TEST_LOGS:-$PWD/.ansible/test-logs}
+rm -rf "$logs"
+mkdir -p "$logs" "$ANSIBLE_LOCAL_TEMP"
+
+# The vLLM engine venv the slow layer serves from is cached by its pins (scripts/engine-venv.sh); when it has to be
+# built, that starts now, so it is ready by the time the slow layer needs it (the tests call the script again, which
+# waits on the same lock and reuses the venv).
+engine_pid=
+if [ -x scripts/engine-venv.sh ]; then
+    scripts/engine-venv.sh >"$logs/engine-venv.log" 2>&1 &
+    engine_pid=$!
+fi
 
 failed=()
-gate() {
-    local name=$1; shift
-    echo "==> $name"
-    if "$@"; then echo "==> $name: ok"; else echo "==> $name: FAILED"; failed+=("$name"); fi
+names=()
+pids=()
+
+# Prints pytest's summary line of a gate's log, if there is one.
+summary() {
+    grep -E '^=+ .*(passed|failed|error|no tests ran).* =+$' "$1" | tail -n 1
 }
 
-gate "ansible-lint" ansible-lint --profile production
-gate "ansible-test sanity" scripts/sanity.sh
-gate "collection build + install" scripts/build-install.sh
+# start NAME CMD...: runs a gate in the background, its output in its own log.
+start() {
+    local name=$1
+    shift
+    echo "==> $name (log: $logs/$name.log)"
+    "$@" >"$logs/$name.log" 2>&1 &
+    names+=("$name")
+    pids+=("$!")
+}
 
-echo "==> pytest"
-pytest "$@"
-rc=$?
-if [ "$rc" -eq 5 ]; then
-    echo "pytest collected no test: that is a failure"
+# finish NAME RC: reports a gate; a failed gate's log (its last 200 lines) is printed.
+finish() {
+    local name=$1 rc=$2 log="$logs/$1.log" line
+    line=$(summary "$log")
+    if [ "$rc" -eq 5 ] && [ -n "$line" ]; then
+        echo "pytest collected no test: that is a failure"
+    fi
+    if [ "$rc" -eq 0 ]; then
+        echo "==> $name: ok${line:+  $line}"
+    else
+        echo "---- $name: last lines of $log"
+        tail -n 200 "$log"
+        echo "==> $name: FAILED (exit $rc)${line:+  $line}"
+        failed+=("$name")
+    fi
+}
+
+# wait_all: waits for every started gate, in the order they were started.
+wait_all() {
+    local i rc
+    for i in "${!pids[@]}"; do
+        wait "${pids[$i]}"
+        rc=$?
+        finish "${names[$i]}" "$rc"
+    done
+    names=()
+    pids=()
+}
+
+start "ansible-lint" ansible-lint --profile production
+start "ansible-test sanity" scripts/sanity.sh
+start "collection build + install" scripts/build-install.sh
+start "collection docs" scripts/collection-docs.sh
+start "execution environment" scripts/ee-create.sh
+start "pytest fast" pytest -m "not slow" -n auto --dist loadfile "$@"
+wait_all
+
+if [ -n "$engine_pid" ]; then
+    # Its outcome is the slow tests' to judge (they say what is missing); its log is kept.
+    wait "$engine_pid" || echo "engine-venv: exit $? (log: $logs/engine-venv.log)"
 fi
-if [ "$rc" -ne 0 ]; then failed+=("pytest (exit $rc)"); fi
+start "pytest slow" pytest -m slow "$@"
+wait_all
+
+passed=0
+failures=0
+for log in "$logs/pytest fast.log" "$logs/pytest slow.log"; do
+    line=$(summary "$log")
+    while read -r n word; do
+        case "$word" in
+            passed*) passed=$((passed + n)) ;;
+            failed* | error*) failures=$((failures + n)) ;;
+        esac
+    done < <(grep -oE '[0-9]+ (passed|failed|errors?)' <<<"$line")
+done
+echo "pytest: $passed passed, $failures failed"
 
 if [ "${#failed[@]}" -ne 0 ]; then
     echo "FAILED gates: ${failed[*]}"
