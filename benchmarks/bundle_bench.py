@@ -13,7 +13,6 @@ Usage: .venv/bin/python benchmarks/bundle_bench.py [--size 1GiB] [--part 256MiB]
 Run from the repository root after scripts/setup.sh. Medians of wall-clock seconds; nothing is asserted.
 """
 import argparse
-import json
 import os
 import shutil
 import statistics
@@ -26,22 +25,13 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 sys.path.insert(0, os.path.join(REPO, "benchmarks"))
 
-from download_bench import ANSIBLE, PYTHON, run_module  # noqa: E402
+from download_bench import ansible_module, run_module  # noqa: E402
 from tools.local_hub import LocalHub  # noqa: E402
 from tools.local_hub.models import parse_size  # noqa: E402
 
 
 def bundle(workdir, **args):
-    env = dict(os.environ, ANSIBLE_HOME=os.path.join(workdir, "ansible-home"), ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
-               ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json", ANSIBLE_NOCOLOR="1")
-    cmd = [ANSIBLE, "localhost", "-m", "llmops.deploy.model_bundle", "-a", json.dumps(args),
-           "-e", "ansible_python_interpreter=%s" % PYTHON]
-    start = time.monotonic()
-    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, check=False)
-    elapsed = time.monotonic() - start
-    if proc.returncode != 0:
-        raise SystemExit("model_bundle failed:\n%s\n%s" % (proc.stdout[-3000:], proc.stderr[-3000:]))
-    return elapsed
+    return ansible_module("model_bundle", args, workdir)[0]
 
 
 def shell(cmd):

@@ -36,21 +36,25 @@ def child_cpu():
     return usage.ru_utime + usage.ru_stime
 
 
-def run_module(endpoint, model_id, model_dir, workdir, **extra):
-    args = {"model_id": model_id, "model_dir": model_dir, "endpoint": endpoint, "sdk_python": PYTHON,
-            "state_dir": os.path.join(workdir, "state")}
-    args.update(extra)
+def ansible_module(module, args, workdir):
+    """Run ``llmops.deploy.<module>`` on localhost; ``(seconds, result)``."""
     env = dict(os.environ, ANSIBLE_HOME=os.path.join(workdir, "ansible-home"), ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
                ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json", ANSIBLE_NOCOLOR="1")
-    cmd = [ANSIBLE, "localhost", "-m", "llmops.deploy.modelscope_download", "-a", json.dumps(args),
+    cmd = [ANSIBLE, "localhost", "-m", "llmops.deploy." + module, "-a", json.dumps(args),
            "-e", "ansible_python_interpreter=%s" % PYTHON]
     start = time.monotonic()
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, check=False)
     elapsed = time.monotonic() - start
     if proc.returncode != 0:
-        raise SystemExit("module run failed:\n%s\n%s" % (proc.stdout[-3000:], proc.stderr[-3000:]))
-    result = json.loads(proc.stdout)["plays"][0]["tasks"][0]["hosts"]["localhost"]
-    return elapsed, result
+        raise SystemExit("%s failed:\n%s\n%s" % (module, proc.stdout[-3000:], proc.stderr[-3000:]))
+    return elapsed, json.loads(proc.stdout)["plays"][0]["tasks"][0]["hosts"]["localhost"]
+
+
+def run_module(endpoint, model_id, model_dir, workdir, **extra):
+    args = {"model_id": model_id, "model_dir": model_dir, "endpoint": endpoint, "sdk_python": PYTHON,
+            "state_dir": os.path.join(workdir, "state")}
+    args.update(extra)
+    return ansible_module("modelscope_download", args, workdir)
 
 
 def curl_all(endpoint, hub, model_id, target_dir):

@@ -94,7 +94,8 @@ def classify_paths(paths):
 # ---------------------------------------------------------------------------------------------------------------
 # The target tree
 # ---------------------------------------------------------------------------------------------------------------
-def _lstat(path):
+def lstat_or_none(path):
+    """``os.lstat(path)``, or None when the path (or a directory on the way) does not exist."""
     try:
         return os.lstat(path)
     except OSError as exc:
@@ -131,7 +132,7 @@ def target_tree_problems(model_dir, paths):
                 if checked_dirs[rel_dir]:
                     break
                 continue
-            dst = _lstat(os.path.join(model_dir, rel_dir))
+            dst = lstat_or_none(os.path.join(model_dir, rel_dir))
             bad = None
             if dst is not None and stat.S_ISLNK(dst.st_mode):
                 bad = "%s is a symlinked directory inside the model directory" % rel_dir
@@ -145,12 +146,12 @@ def target_tree_problems(model_dir, paths):
                 # Nothing below a missing directory exists yet.
                 break
         else:
-            fst = _lstat(os.path.join(model_dir, rel))
+            fst = lstat_or_none(os.path.join(model_dir, rel))
             if fst is not None and stat.S_ISLNK(fst.st_mode):
                 problems.append("%s is a symlink" % rel)
             elif fst is not None and not stat.S_ISREG(fst.st_mode):
                 problems.append("%s exists and is not a regular file" % rel)
-            pst = _lstat(os.path.join(model_dir, rel + PARTIAL_SUFFIX))
+            pst = lstat_or_none(os.path.join(model_dir, rel + PARTIAL_SUFFIX))
             if pst is not None and not stat.S_ISREG(pst.st_mode):
                 problems.append("%s%s exists and is not a regular file" % (rel, PARTIAL_SUFFIX))
     return problems
@@ -175,7 +176,7 @@ def plan_files(model_dir, entries, marker_files=None, full=False, hasher=sha256_
     plan = {"complete": [], "fetch": [], "remove": [], "remove_bytes": 0, "hashed_files": 0, "hashed_bytes": 0}
     for entry in entries:
         target = os.path.join(model_dir, entry["path"])
-        st = _lstat(target)
+        st = lstat_or_none(target)
         if st is not None and stat.S_ISREG(st.st_mode):
             known = marker_files.get(entry["path"])
             if (not full and known is not None and known.get("sha256") == entry["sha256"]
@@ -191,7 +192,7 @@ def plan_files(model_dir, entries, marker_files=None, full=False, hasher=sha256_
                     continue
             plan["remove"].append(entry["path"])
             plan["remove_bytes"] += st.st_size
-        partial = _lstat(os.path.join(partial_root or model_dir, entry["path"]) + PARTIAL_SUFFIX)
+        partial = lstat_or_none(os.path.join(partial_root or model_dir, entry["path"]) + PARTIAL_SUFFIX)
         have = 0
         if partial is not None and stat.S_ISREG(partial.st_mode) and partial.st_size <= entry["size"]:
             have = partial.st_size
@@ -407,7 +408,7 @@ def marker_problems(marker):
 def read_marker(model_dir):
     """``(marker, None)`` for a well-formed marker, else ``(None, reason)``."""
     path = marker_path(model_dir)
-    st = _lstat(path)
+    st = lstat_or_none(path)
     if st is None:
         return None, "no completion marker"
     if not stat.S_ISREG(st.st_mode):
@@ -439,7 +440,7 @@ def quick_check(model_dir, files):
     """Problems of a quick check: every file exists as a regular file with the marker's size and mtime_ns."""
     problems = []
     for item in files:
-        st = _lstat(os.path.join(model_dir, item["path"]))
+        st = lstat_or_none(os.path.join(model_dir, item["path"]))
         if st is None:
             problems.append("%s is missing" % item["path"])
         elif not stat.S_ISREG(st.st_mode):
@@ -456,7 +457,7 @@ def full_check(model_dir, files, hasher=sha256_file):
     problems = []
     for item in files:
         target = os.path.join(model_dir, item["path"])
-        st = _lstat(target)
+        st = lstat_or_none(target)
         if st is None:
             problems.append("%s is missing" % item["path"])
         elif not stat.S_ISREG(st.st_mode):
@@ -478,7 +479,7 @@ def verify_fetched(model_dir, entries, hasher=sha256_file, digests=None):
     good, bad = [], []
     for entry in entries:
         target = os.path.join(model_dir, entry["path"])
-        st = _lstat(target)
+        st = lstat_or_none(target)
         if st is None:
             bad.append((entry["path"], "missing after the download"))
         elif not stat.S_ISREG(st.st_mode):
@@ -598,7 +599,7 @@ def list_files(model_dir):
         for name in files:
             full = os.path.join(root, name)
             rel = os.path.relpath(full, model_dir).replace(os.sep, "/")
-            st = _lstat(full)
+            st = lstat_or_none(full)
             if st is not None and stat.S_ISREG(st.st_mode):
                 result.append(rel)
     return sorted(result)

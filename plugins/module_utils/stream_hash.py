@@ -17,25 +17,16 @@ file not followed to its end, is hashed again by :func:`hash_files` (in parallel
 listed size and sha256 is never skipped: only *when* the bytes are read changes.
 """
 
-import errno
 import hashlib
 import os
 import stat
 import threading
 
-from ansible_collections.llmops.deploy.plugins.module_utils.file_verify import PARTIAL_SUFFIX, sha256_file
+from ansible_collections.llmops.deploy.plugins.module_utils.file_verify import (
+    PARTIAL_SUFFIX, lstat_or_none, sha256_file)
 
 CHUNK = 4 * 1024 * 1024
 _OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
-
-
-def _lstat(path):
-    try:
-        return os.lstat(path)
-    except OSError as exc:
-        if exc.errno in (errno.ENOENT, errno.ENOTDIR):
-            return None
-        raise
 
 
 class _Follow(object):
@@ -130,7 +121,7 @@ class FollowHasher(object):
     def _current(self, item):
         """``(dev, ino)`` now reachable at the partial or the final name (partial first), else None."""
         for name in self._names(item):
-            st = _lstat(name)
+            st = lstat_or_none(name)
             if st is not None and stat.S_ISREG(st.st_mode):
                 return (st.st_dev, st.st_ino), name
         return None, None
@@ -180,7 +171,7 @@ class FollowHasher(object):
         done = {}
         for item in self.items:
             try:
-                final = _lstat(os.path.join(self.root, item.entry["path"]))
+                final = lstat_or_none(os.path.join(self.root, item.entry["path"]))
                 if item.fd is not None and final is not None and stat.S_ISREG(final.st_mode) \
                         and (final.st_dev, final.st_ino) == item.ident and final.st_size == item.entry["size"]:
                     while item.offset < final.st_size:

@@ -20,7 +20,9 @@ account (the ``owner`` the files are given to, when the module runs as root); an
 """
 
 import errno
+import grp
 import os
+import pwd
 import shutil
 import stat
 
@@ -144,6 +146,39 @@ def parse_mode(value, name="mode"):
     return mode
 
 
+def resolve_ids(owner=None, group=None):
+    """``(uid, gid)`` of a user and a group given by name or number (None when not given). Raises ValueError naming
+    the option and what it accepts."""
+    ids = []
+    for key, value, lookup in (("owner", owner, lambda name: pwd.getpwnam(name).pw_uid),
+                               ("group", group, lambda name: grp.getgrnam(name).gr_gid)):
+        if value is None or value == "":
+            ids.append(None)
+            continue
+        try:
+            ids.append(lookup(value))
+        except KeyError:
+            if not str(value).isdigit():
+                raise ValueError("%s %r is not valid: expected a %s name of this host or a number" % (
+                    key, value, "user" if key == "owner" else "group"))
+            ids.append(int(value))
+    return tuple(ids)
+
+
+def apply_to_files(root, paths, uid=None, gid=None, mode=None):
+    """Owner, group and mode of regular files under a private ``root`` (the staging directory), by descriptor."""
+    if uid is None and gid is None and mode is None:
+        return
+    for rel in paths:
+        fd = os.open(os.path.join(root, rel), os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise TreeError("%s in the staging directory is not a regular file" % rel)
+            apply_fd(fd, uid, gid, mode)
+        finally:
+            os.close(fd)
+
+
 def _differs(st, uid, gid, mode):
     return ((uid is not None and st.st_uid != uid) or (gid is not None and st.st_gid != gid)
             or (mode is not None and stat.S_IMODE(st.st_mode) != mode))
@@ -234,10 +269,14 @@ class TargetDir(object):
         self.fds[rel_dir] = fd
         return fd
 
+    def _parent(self, rel):
+        """``(descriptor of rel's directory or None, rel's last name)``."""
+        parent_rel, _sep, name = rel.rpartition("/")
+        return self.dir_fd(parent_rel), name
+
     def lstat(self, rel):
         """``os.lstat`` of ``rel`` through descriptors (None when missing)."""
-        parent_rel, _sep, name = rel.rpartition("/")
-        parent = self.dir_fd(parent_rel)
+        parent, name = self._parent(rel)
         if parent is None:
             return None
         try:
@@ -262,8 +301,7 @@ class TargetDir(object):
 
     def unlink_file(self, rel):
         """Remove ``rel`` when it is not a directory (a link is removed, not followed). True when removed."""
-        parent_rel, _sep, name = rel.rpartition("/")
-        parent = self.dir_fd(parent_rel)
+        parent, name = self._parent(rel)
         if parent is None:
             return False
         try:
@@ -289,8 +327,7 @@ class TargetDir(object):
             if check:
                 return _differs(os.fstat(fd), uid, gid, mode)
             return apply_fd(fd, uid, gid, mode)
-        parent_rel, _sep, name = rel.rpartition("/")
-        parent = self.dir_fd(parent_rel)
+        parent, name = self._parent(rel)
         if parent is None:
             return check
         try:

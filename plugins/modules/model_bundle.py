@@ -168,10 +168,8 @@ marker:
   sample: /opt/llmops/models/Qwen/Qwen2.5-7B-Instruct/.llmops-complete.json
 """
 
-import grp
 import json
 import os
-import pwd
 import stat
 import time
 
@@ -186,7 +184,7 @@ from ansible_collections.llmops.deploy.plugins.module_utils.model_bundle import 
 from ansible_collections.llmops.deploy.plugins.module_utils.model_install import (
     InstallError, install_verified, sync_attributes)
 from ansible_collections.llmops.deploy.plugins.module_utils.tree_safety import (
-    TreeError, apply_fd, parse_mode, prepare_staging, remove_tree, staging_path_for)
+    TreeError, apply_to_files, parse_mode, prepare_staging, remove_tree, resolve_ids, staging_path_for)
 
 MODULE_VERSION = "0.1.0"
 SIDECAR_FORMAT = "llmops.deploy/model-bundle-parts/v1"
@@ -241,18 +239,10 @@ class Bundle(object):
             self.fail("part_size %r is not valid: expected at least 1MiB" % p["part_size"])
         if p["lock_timeout"] < 0:
             self.fail("lock_timeout %r is not valid: expected an integer >= 0" % p["lock_timeout"])
-        self.uid = self.gid = None
-        for key, db, attr in (("owner", pwd.getpwnam, "pw_uid"), ("group", grp.getgrnam, "gr_gid")):
-            value = p[key]
-            if value in (None, ""):
-                continue
-            try:
-                number = getattr(db(value), attr)
-            except KeyError:
-                if not str(value).isdigit():
-                    self.fail("%s %r is not valid: expected a name of this host or a number" % (key, value))
-                number = int(value)
-            setattr(self, "uid" if key == "owner" else "gid", number)
+        try:
+            self.uid, self.gid = resolve_ids(p["owner"], p["group"])
+        except ValueError as exc:
+            self.fail(str(exc))
         self.model_dir = os.path.abspath(p["path"])
         self.bundle = os.path.abspath(p["bundle"])
         self.sidecar = self.bundle + ".json"
@@ -482,7 +472,8 @@ class Bundle(object):
                 if bad:
                     self.fail("part(s) %s do not match their sha256 in %s; nothing was put into %s" % (
                         ", ".join(bad), self.sidecar, self.model_dir))
-            self.apply_staged(staging_files, [s["path"] for s in staged])
+            apply_to_files(staging_files, [s["path"] for s in staged], self.uid, self.gid,
+                           0o644 if self.file_mode is None else self.file_mode)
             files = complete + staged
             new_marker = build_marker(manifest["model_id"], manifest["revision_requested"], manifest["revision"],
                                       manifest["endpoint"], manifest["include"], manifest["exclude"], files,
@@ -509,18 +500,6 @@ class Bundle(object):
                                    check=True)
         except (TreeError, OSError) as exc:
             self.fail("cannot read owner or mode in %s: %s" % (self.model_dir, getattr(exc, "message", exc)))
-
-    def apply_staged(self, root, paths):
-        if self.uid is None and self.gid is None and self.file_mode is None:
-            for rel in paths:
-                os.chmod(os.path.join(root, rel), 0o644)
-            return
-        for rel in paths:
-            fd = os.open(os.path.join(root, rel), os.O_RDONLY | os.O_NOFOLLOW)
-            try:
-                apply_fd(fd, self.uid, self.gid, 0o644 if self.file_mode is None else self.file_mode)
-            finally:
-                os.close(fd)
 
 
 def main():

@@ -380,10 +380,8 @@ failed_files:
   sample: {"model.safetensors": "sha256 3f...; expected 47..."}
 """
 
-import grp
 import json
 import os
-import pwd
 import stat
 import sys
 import time
@@ -392,8 +390,9 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.llmops.deploy.plugins.module_utils.file_verify import (
     PARTIAL_SUFFIX, RESERVED_NAMES, DirLock, LockTimeout, VerifyError, build_marker, bytes_to_fetch,
-    check_free_space, classify_paths, full_check, lock_path_for, manifest_matches_marker, margin_bytes, marker_files,
-    marker_path, plan_files, quick_check, read_marker, remove_marker, target_tree_problems, verify_fetched)
+    check_free_space, classify_paths, full_check, lock_path_for, lstat_or_none, manifest_matches_marker, margin_bytes,
+    marker_files, marker_path, plan_files, quick_check, read_marker, remove_marker, target_tree_problems,
+    verify_fetched)
 from ansible_collections.llmops.deploy.plugins.module_utils.hub_client import (
     HUB_CLIENT_ARGSPEC, HubClient, check_client_options, fetch_manifest, sdk_environment)
 from ansible_collections.llmops.deploy.plugins.module_utils.hub_manifest import (
@@ -403,8 +402,8 @@ from ansible_collections.llmops.deploy.plugins.module_utils.model_install import
     InstallError, install_verified, sync_attributes)
 from ansible_collections.llmops.deploy.plugins.module_utils.stream_hash import FollowHasher, hash_files
 from ansible_collections.llmops.deploy.plugins.module_utils.tree_safety import (
-    STAGING_FILES, TreeError, apply_fd, parse_mode, prepare_staging, remove_tree, staging_path_for,
-    tree_problems)
+    STAGING_FILES, TreeError, apply_to_files, parse_mode, prepare_staging, remove_tree, resolve_ids,
+    staging_path_for, tree_problems)
 
 MODULE_VERSION = "0.1.0"
 # SDK runs per download: a file that arrives with wrong bytes is fetched once more.
@@ -503,19 +502,6 @@ def build_module():
     return AnsibleModule(argument_spec=spec, supports_check_mode=True)
 
 
-def _resolve_id(value, database, kind):
-    """uid/gid of a user/group name or number (None when not given); ValueError naming the option otherwise."""
-    if value is None or value == "":
-        return None
-    try:
-        return database(value)
-    except KeyError:
-        if str(value).isdigit():
-            return int(value)
-    raise ValueError("%s %r is not valid: expected a %s name of this host or a number" % (
-        kind, value, "user" if kind == "owner" else "group"))
-
-
 class Download(object):
     """One run of the module. Every failure goes through ``fail``; nothing raises out of ``run``."""
 
@@ -554,8 +540,7 @@ class Download(object):
         if problems:
             self.fail("; ".join(problems))
         try:
-            self.uid = _resolve_id(p["owner"], lambda name: pwd.getpwnam(name).pw_uid, "owner")
-            self.gid = _resolve_id(p["group"], lambda name: grp.getgrnam(name).gr_gid, "group")
+            self.uid, self.gid = resolve_ids(p["owner"], p["group"])
             self.file_mode = parse_mode(p["mode"], "mode")
             self.dir_mode = parse_mode(p["dir_mode"], "dir_mode")
         except ValueError as exc:
@@ -749,7 +734,7 @@ class Download(object):
         root = self.staging_files
         candidates = []
         for item in items:
-            st = _lstat_or_none(os.path.join(root, item["path"]))
+            st = lstat_or_none(os.path.join(root, item["path"]))
             if st is not None and stat.S_ISREG(st.st_mode) and st.st_size == item["size"]:
                 candidates.append(item["path"])
         digests = hash_files(root, candidates, self.workers())
@@ -772,7 +757,8 @@ class Download(object):
                            files_staged=len(good))
         if todo:
             good.extend(self.fetch(todo))
-        self.apply_staged_attributes([g["path"] for g in good])
+        # owner and mode while the files are still in the private staging directory
+        apply_to_files(root, [g["path"] for g in good], self.uid, self.gid, self.file_mode)
         return good
 
     def sdk_python(self):
@@ -861,7 +847,7 @@ class Download(object):
                       complete=False, marker_written=False)
         unfollowed = [f["path"] for f in items if f["path"] not in followed]
         digests = dict(followed)
-        present = [rel for rel in unfollowed if _lstat_or_none(os.path.join(root, rel)) is not None]
+        present = [rel for rel in unfollowed if lstat_or_none(os.path.join(root, rel)) is not None]
         digests.update(hash_files(root, present, self.workers()))
         self.result["hashed_while_downloading"] += len(followed)
         self.result["verify_seconds"] = round(time.time() - started - sdk_seconds, 2)
@@ -881,22 +867,11 @@ class Download(object):
         total = 0
         for item in items:
             for suffix in ("", PARTIAL_SUFFIX):
-                st = _lstat_or_none(os.path.join(self.staging_files, item["path"] + suffix))
+                st = lstat_or_none(os.path.join(self.staging_files, item["path"] + suffix))
                 if st is not None:
                     total += st.st_size
                     break
         return max(total - sum(i["have"] for i in items), 0)
-
-    def apply_staged_attributes(self, paths):
-        """Owner and mode of verified files while they are still in the private staging directory."""
-        if self.uid is None and self.gid is None and self.file_mode is None:
-            return
-        for rel in paths:
-            fd = os.open(os.path.join(self.staging_files, rel), os.O_RDONLY | os.O_NOFOLLOW)
-            try:
-                apply_fd(fd, self.uid, self.gid, self.file_mode)
-            finally:
-                os.close(fd)
 
     # ------------------------------------------------------------------ the switch
     def install(self, paths, complete, staged, marker):
@@ -932,13 +907,6 @@ class Download(object):
             self.fail("refusing to set owner or mode in %s: %s" % (self.model_dir, exc.message))
         except OSError as exc:
             self.fail("cannot set owner or mode in %s: %s" % (self.model_dir, exc))
-
-
-def _lstat_or_none(path):
-    try:
-        return os.lstat(path)
-    except OSError:
-        return None
 
 
 def _last_json_line(text):
