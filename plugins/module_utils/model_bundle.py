@@ -4,10 +4,11 @@
 """Model bundles for air-gapped sites: a verified model directory as one tar stream, split into parts.
 
 Standard library only (runs on targets with Python >= 3.8). A bundle is a POSIX (pax) tar stream whose first
-member is ``llmops-bundle.json`` (the manifest: model, revision, selection, and every file's path, size and sha256, exactly the completion marker's) followed by one regular-file
-member per manifest entry, nothing else. The stream is written straight into parts of a chosen size
-(``<bundle>.part0000``, ``.part0001``...; one file when no size is given), so no second full copy of the model is
-ever on disk; a sidecar ``<bundle name>.json`` names the parts with their sizes and sha256.
+member is ``llmops-bundle.json`` (the manifest: model, revision, selection, and every file's path, size and sha256,
+exactly the completion marker's) followed by one regular-file member per manifest entry, nothing else. The stream is
+written straight into parts of a chosen size (``<bundle>.part0000``, ``.part0001``...; one file when no size is
+given), so no second full copy of the model is ever on disk; a sidecar ``<bundle name>.json`` names the parts with
+their sizes and sha256.
 
 Export reads every file once, through ``O_NOFOLLOW``, and checks its sha256 against the marker while it is written
 into the stream. Import reads the stream once, refuses anything that is not a regular-file member the manifest names
