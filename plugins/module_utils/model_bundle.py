@@ -473,7 +473,8 @@ def extract_bundle(tar, manifest, staging_files, only=None):
         good.append(dict(entry, mtime_ns=os.lstat(path).st_mtime_ns))
     missing = sorted(set(wanted) - seen)
     if missing:
-        problems.append("%d file(s) of the manifest are not in the bundle: %s" % (len(missing), ", ".join(missing[:20])))
+        problems.append("%d file(s) of the manifest are not in the bundle: %s" % (
+            len(missing), ", ".join(missing[:20])))
     if problems:
         raise BundleError("the bundle was refused (%d problem(s)): %s" % (len(problems), "; ".join(problems[:20])),
                           problems)

@@ -23,7 +23,8 @@ description:
   - A bundle is a POSIX tar stream (any C(tar) can list or unpack it) whose first member C(llmops-bundle.json) is the
     manifest (model, revision, selection, and every file's path, size and sha256, taken from the completion marker),
     followed by the files. The stream is written straight into parts of O(part_size) bytes
-    (C(<bundle>.tar.part0000), C(.part0001)...; one file C(<bundle>.tar) when O(part_size) is not given) for removable media;
+    (C(<bundle>.tar.part0000), C(.part0001)...; one file C(<bundle>.tar) when O(part_size) is not given) for
+    removable media;
     no second full copy of the model is ever written. A sidecar C(<bundle>.json) lists the parts with their size and
     sha256.
   - Export reads every file once (C(O_NOFOLLOW)) and checks it against the marker's sha256 while it is written; a
