@@ -2,7 +2,8 @@
 # Copyright (c) llmops.deploy developers
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """hub_client: origins, redirects and the token, retries, options, the SDK's environment (over a scripted
-transport; the real ansible.module_utils.urls path is exercised by test_hub_manifest's HTTP server)."""
+transport), and TLS for real through ansible.module_utils.urls against a local HTTPS server with its own CA
+(plain HTTP through it is exercised by test_hub_manifest's server)."""
 
 import io
 from urllib.error import HTTPError
@@ -97,19 +98,53 @@ def test_sdk_environment():
     assert env["https_proxy"] == env["HTTP_PROXY"] == "" and env["NO_PROXY"] == "*"
 
 
-def test_the_real_transport_is_ansibles_request(monkeypatch):
-    seen = {}
+# ---------------------------------------------------------------------------------------------------------------
+# TLS for real: a local HTTPS server with its own CA
+# ---------------------------------------------------------------------------------------------------------------
+@pytest.fixture
+def https_hub(tmp_path):
+    import ssl
+    import subprocess
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-    class FakeRequest(object):
-        def __init__(self, **kwargs):
-            seen.update(kwargs)
+    ca_key, ca_crt = tmp_path / "ca.key", tmp_path / "ca.pem"
+    key, csr, crt = tmp_path / "hub.key", tmp_path / "hub.csr", tmp_path / "hub.pem"
+    ext = tmp_path / "ext.cnf"
+    ext.write_text("subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n")
+    for argv in (
+            ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", ca_key, "-out", ca_crt, "-days", "2",
+             "-subj", "/CN=llmops test CA"],
+            ["req", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", csr, "-subj", "/CN=127.0.0.1"],
+            ["x509", "-req", "-in", csr, "-CA", ca_crt, "-CAkey", ca_key, "-CAcreateserial", "-out", crt,
+             "-days", "2", "-extfile", ext]):
+        subprocess.run(["openssl"] + [str(a) for a in argv], check=True, capture_output=True)
 
-        def open(self, method, url, headers=None, timeout=None):
-            seen.update(method=method, url=url, timeout=timeout)
-            return Response(b"[1]")
-    monkeypatch.setattr(hc, "Request", FakeRequest)
-    client = hc.HubClient(timeout=7, validate_certs=False, ca_path="/ca.pem", use_proxy=False)
-    assert client.get_json("https://hub/x") == [1]
-    assert seen == {"use_proxy": False, "validate_certs": False, "ca_path": "/ca.pem", "follow_redirects": "none",
-                    "use_netrc": False, "http_agent": "llmops.deploy", "method": "GET", "url": "https://hub/x",
-                    "timeout": 7}
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = b'{"ok": true}'
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(str(crt), str(key))
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    yield "https://127.0.0.1:%d/x" % server.server_address[1], str(ca_crt)
+    server.shutdown()
+    server.server_close()
+
+
+def test_tls_certificates_are_verified_with_the_given_ca(https_hub):
+    url, ca = https_hub
+    with pytest.raises(HubError, match="could not be reached"):
+        hc.HubClient(retries=0).get_json(url)                          # an unknown CA is refused
+    assert hc.HubClient(retries=0, ca_path=ca).get_json(url) == {"ok": True}
+    assert hc.HubClient(retries=0, validate_certs=False).get_json(url) == {"ok": True}
