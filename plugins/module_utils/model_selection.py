@@ -416,7 +416,8 @@ def _why_preferred(criterion, chosen, other, scen, gpu_class):
             other["precision_label"])
     if criterion == "gpus":
         return "it needs %s GPU(s) where this one needs %s" % (other["gpus_needed"], chosen["gpus_needed"])
-    return "equal on every other criterion, it comes later in the candidate list"
+    return "the two are equal on every other criterion and %s is listed first (the list order is the operator's " \
+        "preference)" % chosen["key"]
 
 
 def _justify(chosen, eligible, rejected, scen, gpu_class):
@@ -625,9 +626,11 @@ def check_specs(candidates, hub=None):
 
 
 def single_selection(result, scenario=None):
-    """The selection of a one-model check: the model is chosen where it can be deployed (and is inside the band).
+    """The selection of a one-model check: the model is chosen where it can be deployed (fits or tight).
 
-    ``result`` is a ``capacity.assess``/``capacity_check`` result with its ``sizing``; None when it has none.
+    ``result`` is a ``capacity.assess``/``capacity_check`` result with its ``sizing``; None when it has none. A model
+    given alone is checked as given: the scenario's band chooses among candidates, so a model outside it gets a note,
+    not a rejection (the console, Markdown, HTML and JSON then agree on what can be deployed).
     """
     if not isinstance(result, dict) or not isinstance(result.get("sizing"), dict):
         return None
@@ -636,7 +639,18 @@ def single_selection(result, scenario=None):
     # The precision came with the model (its name, or the one precision given for it): the key is the model id.
     candidate = {"model": sized.get("model"), "params": sized["params"], "precision": sized["precision"],
                  "precision_source": "name" if info.get("precision") == sized["precision"] else "default"}
-    return select([candidate], [result], scenario=scenario, reserve=sized.get("reserve", sizing.DEFAULT_RESERVE))
+    scen = scenario_summary(scenario) if scenario else None
+    selection = select([candidate], [result], scenario=None, reserve=sized.get("reserve", sizing.DEFAULT_RESERVE))
+    selection["scenario"] = scen
+    if scen is not None:
+        for evaluation in selection["evaluations"]:
+            evaluation["in_band"] = _in_band(scen, candidate["params"])
+            evaluation["recommended_precision"] = recommended_precision(scen, candidate["precision"])
+            if not evaluation["in_band"]:
+                evaluation["notes"].append(
+                    "%s is outside the %s scenario's size band (%s); a model given alone is checked as given (the "
+                    "band chooses among candidates)" % (evaluation["params_label"], scen["name"], scen["params_band"]))
+    return selection
 
 
 def compact_selection(selection):

@@ -2,6 +2,7 @@
 one model or a choice among candidates."""
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -276,3 +277,25 @@ def test_without_probing_an_undeclared_host_fails_naming_the_parts(tmp_path):
     failed = rows["half-declared-node"]
     assert failed["verdict"] == "failed" and failed["cpu_cores"] is None and failed["ram_gb"] is None
     assert "not declared" in failed["reasons"][0]
+
+
+def test_one_given_model_every_rendering_agrees(tmp_path):
+    # The README's example: one model (outside the inventory's enterprise band) instead of a choice. The band chooses
+    # among candidates; a model given alone is checked as given, so the console, the JSON, the Markdown and the HTML
+    # say the same: 6 hosts can take it (5 fit, 1 tight), 2 cannot.
+    proc, report = run_playbook(tmp_path, "-i", "inventories/prod", "-e", "preflight_probe=false",
+                                "-e", '{"llmops_candidates": []}', "-e", "llmops_model=Qwen/Qwen2.5-72B-Instruct-AWQ")
+    assert proc.returncode == 0, proc.stdout
+    totals = report["totals"]
+    assert (totals["fits"], totals["tight"], totals["insufficient"]) == (5, 1, 2)
+    assert totals["deployable"] == totals["with_choice"] == 6
+    column = report["candidates"][0]["totals"]
+    assert (column["chosen"], column["out_of_band"], column["eligible"]) == (6, 0, 6)
+    assert "Qwen/Qwen2.5-72B-Instruct-AWQ at INT4: 8 host(s) - fits 5, tight 1, insufficient 2" in proc.stdout
+    markdown = (tmp_path / "reports" / "preflight.md").read_text()
+    assert "Hosts: 8 - fits 5, tight 1, insufficient 2, failed 0, unreachable 0." in markdown
+    page = (tmp_path / "reports" / "preflight.html").read_text()
+    assert page.count('<td class="cell ') == 8
+    assert page.count('<td class="cell fits chosen"') == 5 and page.count('<td class="cell tight chosen"') == 1
+    assert '<td class="cell band' not in page
+    assert "6 with a model chosen" in re.sub(r"<[^>]+>", " ", page).replace("  ", " ")

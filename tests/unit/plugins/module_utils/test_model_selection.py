@@ -180,8 +180,12 @@ def test_ties_are_broken_by_list_order_both_ways():
     assert choose(pair, "h100x8", "enterprise")["chosen"] == pair[0]
     flipped = choose(list(reversed(pair)), "h100x8", "enterprise")
     assert flipped["chosen"] == pair[1]
-    assert flipped["preferred_over"] == [{"key": pair[0], "criterion": "order",
-                                          "why": "equal on every other criterion, it comes later in the candidate list"}]
+    why = "the two are equal on every other criterion and %s is listed first (the list order is the operator's " \
+          "preference)" % pair[1]
+    assert flipped["preferred_over"] == [{"key": pair[0], "criterion": "order", "why": why}]
+    # Read whole, the sentence names the chosen one as the earlier of the two.
+    assert "Preferred over %s because the two are equal on every other criterion and %s is listed first" % (
+        pair[0], pair[1]) in flipped["justification"]
 
 
 def _assessment(verdict, gpus_needed, name="NVIDIA H100 80GB HBM3", cc="9.0"):

@@ -218,13 +218,17 @@ def test_unknown_scenario_names_the_accepted_ones(monkeypatch):
     assert failed and "scenario: invalid value 'huge'" in result["msg"] and "enterprise" in result["msg"]
 
 
-def test_single_model_has_a_selection_with_the_band(monkeypatch):
+def test_single_model_outside_the_band_is_checked_as_given(monkeypatch):
+    # A model given alone is not rejected by the scenario's band (that chooses among candidates): it is chosen where
+    # it can be deployed, with a note, so every rendering of the report agrees with the verdict.
     failed, result = run_module(monkeypatch, capacity_check, {
         "model": "Qwen/Qwen2.5-7B-Instruct", "precision": "bf16", "scenario": "complex",
         "hardware": declared(gpu_model="H100", gpu_count=8)})
     assert not failed and result["verdict"] == "fits"
-    assert result["selection"]["chosen"] is None
-    assert result["selection"]["rejected"][0]["rule"] == "band"
+    selection = result["selection"]
+    assert selection["chosen"] == "Qwen/Qwen2.5-7B-Instruct" and selection["rejected"] == []
+    assert selection["scenario"]["name"] == "complex"
+    assert "7B is outside the complex scenario's size band (32B~70B)" in selection["evaluations"][0]["notes"][0]
     assert "verdicts" not in result
 
 
