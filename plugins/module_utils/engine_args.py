@@ -201,9 +201,10 @@ def _check_extra_args(extra_args, derived_flags):
             raise EngineArgsError("extra_args", item, "a list of non-empty strings (flags and their values)")
         flag = item.split("=", 1)[0]
         if flag in FORBIDDEN_EXTRA:
-            raise EngineArgsError("extra_args", flag, "no %s: %s" % (flag, "the API key goes in the service's "
-                                  "EnvironmentFile (model_serve_api_key), never on a command line"
-                                  if flag == "--api-key" else "the role sets the model itself"))
+            why = "the role sets the model itself"
+            if flag == "--api-key":
+                why = "the API key goes in the service's EnvironmentFile (model_serve_api_key), never on a command line"
+            raise EngineArgsError("extra_args", flag, "no %s: %s" % (flag, why))
         if flag in derived_flags:
             raise EngineArgsError("extra_args", flag, "a flag the role does not derive; set %s through overrides "
                                   "(key %s) so its source is reported" % (flag, derived_flags[flag]))
@@ -248,7 +249,7 @@ def _kv_dtype(sized, overrides):
     if "kv_cache_dtype" in overrides:
         return overrides["kv_cache_dtype"], "override", "set by the caller"
     planned = str(sized.get("kv_cache_dtype") or "auto")
-    value = KV_CACHE_DTYPES.get(planned.split(" ")[0])
+    value = KV_CACHE_DTYPES.get(planned.split(" ", maxsplit=1)[0])
     if value is None:
         return None, "engine", "the model's activation dtype (vLLM's auto), as planned"
     return value, "plan", "planned KV-cache dtype %s" % planned

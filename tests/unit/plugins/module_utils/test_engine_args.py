@@ -31,8 +31,9 @@ def gpu_plan(name, gpu, count, config=None, **spec):
 
 
 def cpu_plan(name="qwen2-tiny-2m", ram_mib=24000, **spec):
+    """The plan capacity_check makes for the CPU target (its sizing carries cpu_plan: the KV space it judged RAM with)."""
     config = load(name)
-    sized = sizing.size_model(method="detailed", config=config, **spec)
+    sized = sizing.size_model(method="detailed", config=config, target="cpu", **spec)
     hardware = {"gpus": [], "memory_total_mib": ram_mib, "cpu_cores": 2, "disk_free_mib": 10 ** 6}
     result = capacity.assess(sized, hardware, target="cpu")
     result.update(sizing=sized, hardware=capacity.normalize_hardware(hardware), target="cpu")
@@ -197,11 +198,13 @@ def test_a_plan_without_a_fitting_gpu_configuration_is_refused():
 # ---------------------------------------------------------------------------------------------------------------
 # CPU target
 # ---------------------------------------------------------------------------------------------------------------
-def test_cpu_target_derives_the_kv_space_and_expected_tokens():
-    plan, config = cpu_plan(context_length=512, concurrency=4)
+def test_cpu_target_takes_the_plans_kv_space_and_expects_its_tokens():
+    plan, config = cpu_plan(context_length=512, concurrency=4, cpu_kv_cache_space_gib=1)
     result = engine_args.derive(plan, config, "/opt/llmops/models/llmops-test/Qwen2-tiny-2M", "llmops-test/Qwen2")
     assert result["target"] == "cpu"
     assert result["env"] == {"VLLM_CPU_KVCACHE_SPACE": "1"}
+    assert arg(result, "VLLM_CPU_KVCACHE_SPACE")["source"] == "plan"
+    assert result["expected"]["kv_cache_tokens"] == plan["sizing"]["cpu_plan"]["kv_cache_tokens"]
     for flag in ("--tensor-parallel-size", "--pipeline-parallel-size", "--gpu-memory-utilization"):
         assert flag not in result["argv"]
     assert "--enforce-eager" in result["argv"]
@@ -218,22 +221,23 @@ def test_cpu_target_derives_the_kv_space_and_expected_tokens():
     assert result["expected"]["max_concurrency"] == 1024.0
 
 
-def test_cpu_kv_space_grows_with_the_planned_sequences_and_can_be_overridden():
+def test_without_a_cpu_plan_the_kv_space_grows_with_the_planned_sequences_and_can_be_overridden():
     plan, config = cpu_plan(name="llama-3.1-8b", ram_mib=256000, context_length=8192, concurrency=16)
+    plan["sizing"].pop("cpu_plan")  # a plan made before capacity_check planned the CPU engine's KV space
+    plan["sizing"]["kv_cache_per_token_bytes"] = 131072
     result = engine_args.derive(plan, config, "/m", "llama", target="cpu")
     # 131,072 bytes per token x 8,192 x 16 = 16 GiB exactly.
     assert result["env"]["VLLM_CPU_KVCACHE_SPACE"] == "16"
     assert arg(result, "VLLM_CPU_KVCACHE_SPACE")["source"] == "plan"
-    small, config = cpu_plan(context_length=512, concurrency=4)
+    small, config = cpu_plan(context_length=512, concurrency=4, cpu_kv_cache_space_gib=1)
     overridden = engine_args.derive(small, config, "/m", "tiny", cpu_kvcache_space_gib=2)
     assert overridden["env"]["VLLM_CPU_KVCACHE_SPACE"] == "2"
     assert arg(overridden, "VLLM_CPU_KVCACHE_SPACE")["source"] == "override"
     assert overridden["expected"]["kv_cache_tokens"] == 2 * 524288
 
 
-def test_cpu_kv_space_from_the_plans_cpu_plan_when_it_has_one():
-    plan, config = cpu_plan(context_length=512, concurrency=4)
-    plan["sizing"] = dict(plan["sizing"], cpu_plan={"kv_cache_space_gib": 3, "kv_cache_bytes_per_token": 2048})
+def test_cpu_kv_space_follows_the_plan():
+    plan, config = cpu_plan(context_length=512, concurrency=4, cpu_kv_cache_space_gib=3)
     result = engine_args.derive(plan, config, "/m", "tiny")
     assert result["env"]["VLLM_CPU_KVCACHE_SPACE"] == "3"
     assert result["expected"]["kv_cache_tokens"] == 3 * GIB // 2048
