@@ -130,7 +130,7 @@ def print_row(row):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", maxsplit=1)[0])
     parser.add_argument("--hosts", default="10,100,500", help="fleet sizes, comma-separated (default 10,100,500)")
     parser.add_argument("--forks", type=int, default=5, help="forks for the ping and the preflight (default 5)")
     parser.add_argument("--repeat", type=int, default=1, help="runs of each, the median is kept (default 1)")

@@ -715,7 +715,7 @@ def check_candidates(specs, hardware, size_options, reserve=sizing.DEFAULT_RESER
 # capacity_check's options, as data: the shared model/sizing options (sizing.model_spec_argument_spec) and its own.
 # The module and the controller-side capacity_plan filter validate with the same spec.
 CANDIDATE_OPTIONS = dict(
-    key=dict(type="str"),
+    key=dict(type="str", no_log=False),
     label=dict(type="str"),
     model=dict(type="str"),
     params=dict(type="raw"),

@@ -36,19 +36,25 @@ def run_playbook(tmp_path, *args, fake_gpu=None, check=False, playbook="playbook
     return proc, report
 
 
+# RAM, cores and free disk declared (the GPUs are still probed, through the recorded nvidia-smi or none): the verdicts
+# do not depend on the machine the tests run on.
+SMALL_HOST = ["-e", '{"llmops_declared_hardware": {"memory_total_mib": 24000, "cpu_cores": 2, "disk_free_mib": 80000}}']
+BIG_HOST = ["-e", '{"llmops_declared_hardware": {"memory_total_mib": 524288, "cpu_cores": 32, "disk_free_mib": 1800000}}']
+
+
 def recap(output, host):
     line = [ln for ln in output.splitlines() if ln.startswith(host + " ") and "ok=" in ln][-1]
     return dict(part.split("=") for part in line.split(":", 1)[1].split())
 
 
 def test_local_with_recorded_h100s(tmp_path):
-    proc, report = run_playbook(tmp_path, "-i", "inventories/local", fake_gpu="h100-80gb-hbm3-x8.csv")
+    proc, report = run_playbook(tmp_path, "-i", "inventories/local", *SMALL_HOST, fake_gpu="h100-80gb-hbm3-x8.csv")
     assert proc.returncode == 0, proc.stdout
     row = report["hosts"][0]
     assert row["host"] == "localhost" and row["gpu_count"] == 8
     assert row["gpu_summary"] == "8 x NVIDIA H100 80GB HBM3"
-    assert row["gpus_needed"] == 1
-    # The GPU fits; only the 2-core machine's CPU cores keep it from 'fits'.
+    assert row["gpus_needed"] == 1 and row["probed"] == ["gpus"] and row["cpu_cores"] == 2
+    # The GPU fits; only the declared 2 CPU cores keep it from 'fits'.
     assert report["hosts"][0]["verdict"] == "tight"
     assert [r for r in row["reasons"] if r.startswith("CPU cores")]
     assert "localhost: TIGHT (GPUs: 8 x NVIDIA H100 80GB HBM3, needs 1 GPU(s))" in proc.stdout
@@ -65,6 +71,7 @@ def test_local_with_recorded_h100s(tmp_path):
 
 def test_local_with_recorded_a100_40g_and_a_32b_model(tmp_path):
     proc, report = run_playbook(tmp_path, "-i", "inventories/local", "-e", "llmops_model=Qwen/Qwen2.5-32B-Instruct",
+                                *BIG_HOST,
                                 fake_gpu="a100-pcie-40gb-x2.csv")
     assert proc.returncode == 0, proc.stdout
     row = report["hosts"][0]
@@ -73,7 +80,7 @@ def test_local_with_recorded_a100_40g_and_a_32b_model(tmp_path):
 
 
 def test_local_without_any_gpu_tool(tmp_path):
-    proc, report = run_playbook(tmp_path, "-i", "inventories/local")
+    proc, report = run_playbook(tmp_path, "-i", "inventories/local", *BIG_HOST)
     assert proc.returncode == 0, proc.stdout
     row = report["hosts"][0]
     assert row["gpu_count"] == 0 and row["verdict"] == "insufficient"
@@ -81,7 +88,7 @@ def test_local_without_any_gpu_tool(tmp_path):
 
 
 def test_rerun_changes_nothing_and_check_mode_writes_nothing(tmp_path):
-    proc = run_playbook(tmp_path, "-i", "inventories/local", check=True)[0]
+    proc = run_playbook(tmp_path, "-i", "inventories/local", *SMALL_HOST, check=True)[0]
     assert proc.returncode == 0, proc.stdout
     assert not (tmp_path / "reports").exists()
     assert "localhost: INSUFFICIENT" in proc.stdout  # the summary is still printed
@@ -119,6 +126,7 @@ def test_unreachable_hosts_are_reported_not_fatal_with_candidates(tmp_path):
     inventory.write_text(
         "all:\n  hosts:\n    localhost:\n      ansible_connection: local\n"
         "      ansible_python_interpreter: '{{ ansible_playbook_python }}'\n"
+        "      llmops_declared_hardware: {memory_total_mib: 65536, cpu_cores: 16, disk_free_mib: 900000}\n"
         "    ghost:\n      ansible_host: 127.0.0.1\n      ansible_port: 1\n      ansible_connection: ssh\n")
     proc, report = run_playbook(tmp_path, "-i", str(inventory), "-e", "llmops_target=cpu", "-e",
                                 '{"llmops_candidates": ["Qwen/Qwen2.5-0.5B-Instruct", "Qwen/Qwen2.5-1.5B-Instruct"]}',
@@ -134,6 +142,7 @@ def test_unreachable_hosts_are_reported_not_fatal(tmp_path):
     inventory.write_text(
         "all:\n  hosts:\n    localhost:\n      ansible_connection: local\n"
         "      ansible_python_interpreter: '{{ ansible_playbook_python }}'\n"
+        "      llmops_declared_hardware: {memory_total_mib: 65536, cpu_cores: 16, disk_free_mib: 900000}\n"
         "    ghost:\n      ansible_host: 127.0.0.1\n      ansible_port: 1\n      ansible_connection: ssh\n")
     proc, report = run_playbook(tmp_path, "-i", str(inventory), "-e", "llmops_params=1.5B", "-e",
                                 "llmops_precision=fp16", "-e", "llmops_target=cpu")
