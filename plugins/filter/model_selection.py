@@ -10,6 +10,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import json
+
 from ansible.errors import AnsibleFilterError
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
@@ -122,11 +124,23 @@ def capacity_plans(inputs):
         raise AnsibleFilterError("llmops.deploy.capacity_plans: expected a dict host -> {hardware, options}, got %r"
                                  % (inputs,))
     plans = {}
+    # Hosts of one group usually declare the same hardware and options: each distinct pair is judged once.
+    judged = {}
     for host, item in inputs.items():
         if not isinstance(item, dict):
             raise AnsibleFilterError("llmops.deploy.capacity_plans: %s: expected {hardware, options}, got %r"
                                      % (host, item))
-        plans[host] = capacity_plan(item.get("hardware"), item.get("options"))
+        try:
+            key = json.dumps([item.get("hardware"), item.get("options")], sort_keys=True, default=repr)
+        except (TypeError, ValueError):
+            key = None
+        if key is None or key not in judged:
+            result = capacity_plan(item.get("hardware"), item.get("options"))
+            if key is None:
+                plans[host] = result
+                continue
+            judged[key] = result
+        plans[host] = judged[key]
     return plans
 
 

@@ -345,3 +345,17 @@ def test_capacity_plan_fails_like_the_module():
     assert insufficient["failed"] and insufficient["verdict"] == "insufficient"
     assert insufficient["msg"].startswith("7B at BF16 is insufficient on this host: no GPU found")
     assert "failed" not in capacity_plan(HOSTS["cpu"], {"params": "7B", "precision": "bf16", "target": "cpu"})
+
+
+def test_capacity_plans_judges_a_fleet_each_host_with_its_own_hardware():
+    from ansible_collections.llmops.deploy.plugins.filter.model_selection import capacity_plans, model_candidates
+
+    options = {"candidates": model_candidates(PROD, "bf16", check_args=True), "scenario": "enterprise",
+               "fail_on": "never"}
+    plans = capacity_plans({"a": {"hardware": HOSTS["h100x8"], "options": options},
+                            "b": {"hardware": HOSTS["a100-40x2"], "options": options},
+                            "c": {"hardware": HOSTS["h100x8"], "options": options},
+                            "d": {"hardware": {"gpu_model": "H100", "gpu_count": 8}, "options": options}})
+    assert plans["a"]["selection"]["chosen"] == plans["c"]["selection"]["chosen"] == "Qwen/Qwen2.5-32B-Instruct"
+    assert plans["b"]["selection"]["chosen"] == "Qwen/Qwen2.5-32B-Instruct-GPTQ-Int8"
+    assert plans["d"]["failed"] and "not declared" in plans["d"]["msg"]
