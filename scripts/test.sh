@@ -5,7 +5,7 @@
 #     | collection docs (ansible-doc of every plugin, antsibull-docs lint) | execution environment (ansible-builder)
 #     | pytest, fast tests (-m "not slow"), in parallel processes (pytest-xdist)
 #   Then: pytest, slow tests (-m slow: playbook runs, local hub + real SDK, vLLM engine, molecule test hosts, browser).
-# Each gate writes its own log (.ansible/test-logs/<gate>.log); a failed gate's log is printed. Prints each gate as
+# Each gate writes its own log (.ansible/test-logs/<gate-name>.log); a failed gate's log is printed. Prints each gate as
 # "==> name: ok" / "FAILED" with pytest's summary, and ends with "all gates passed" or "FAILED gates: ...".
 # Exits non-zero if any gate fails; pytest finding no test (exit 5) is a failure too.
 set -uo pipefail
@@ -42,15 +42,15 @@ summary() {
 start() {
     local name=$1
     shift
-    echo "==> $name (log: $logs/$name.log)"
-    "$@" >"$logs/$name.log" 2>&1 &
+    echo "==> $name (log: $logs/${name// /-}.log)"
+    "$@" >"$logs/${name// /-}.log" 2>&1 &
     names+=("$name")
     pids+=("$!")
 }
 
 # finish NAME RC: reports a gate; a failed gate's log (its last 200 lines) is printed.
 finish() {
-    local name=$1 rc=$2 log="$logs/$1.log" line
+    local name=$1 rc=$2 log="$logs/${1// /-}.log" line
     line=$(summary "$log")
     if [ "$rc" -eq 5 ] && [ -n "$line" ]; then
         echo "pytest collected no test: that is a failure"
@@ -94,7 +94,7 @@ wait_all
 
 passed=0
 failures=0
-for log in "$logs/pytest fast.log" "$logs/pytest slow.log"; do
+for log in "$logs/pytest-fast.log" "$logs/pytest-slow.log"; do
     line=$(summary "$log")
     while read -r n word; do
         case "$word" in
