@@ -61,7 +61,8 @@ case "$1" in
             if [ -n "${LLMOPS_NODE_BINDS:-}" ]; then
                 IFS=: read -r -a binds <<<"$LLMOPS_NODE_BINDS"
             fi
-            "$shared/instance-boot.sh" "$base" "$dir" "$name" "${binds[@]}" >/dev/null
+            # 9>&-: the booted nspawn must not inherit (and hold) this script's lock.
+            "$shared/instance-boot.sh" "$base" "$dir" "$name" "${binds[@]}" >/dev/null 9>&-
             cp /etc/resolv.conf "$dir/merged/etc/resolv.conf"
             echo "$name" >"$dir/merged/etc/hostname"
             changed=1
