@@ -1,5 +1,7 @@
-"""playbooks/deploy-model.yml end to end on this machine: preflight, real SDK install, download from the local hub,
-verification, report; rerun, check mode, a host that fails preflight, a failing download."""
+"""playbooks/deploy-model.yml end to end: preflight, real SDK install, download from the local hub, verification,
+report; rerun, check mode, a host that fails preflight, a failing download (on this machine, which has no systemd:
+``llmops_serve=false`` stops after the download); and the whole flow with the private endpoint and the trial on a real
+systemd host (tests/integration/test_deploy_serve_playbook.py)."""
 import hashlib
 import json
 import os
@@ -21,7 +23,8 @@ def sdk_venv(tmp_path_factory):
     return tmp_path_factory.mktemp("sdk") / "venv"
 
 
-def deploy(tmp_path, hub, sdk_venv, *args, inventory="inventories/local", check=False, model_root=None, model=MODEL):
+def deploy(tmp_path, hub, sdk_venv, *args, inventory="inventories/local", check=False, model_root=None, model=MODEL,
+           serve=False):
     env = dict(os.environ)
     env["PATH"] = os.pathsep.join([VENV_BIN, "/usr/sbin", "/usr/bin", "/sbin", "/bin"])
     env["ANSIBLE_HOME"] = str(tmp_path / "ansible-home")
@@ -33,7 +36,8 @@ def deploy(tmp_path, hub, sdk_venv, *args, inventory="inventories/local", check=
            "-e", "llmops_endpoint=%s" % hub.endpoint, "-e", "llmops_model=%s" % (model or ""), "-e", "llmops_precision=bf16",
            "-e", "llmops_target=cpu", "-e", "llmops_venv=%s" % sdk_venv,
            "-e", "llmops_model_root=%s" % (model_root or tmp_path / "models"),
-           "-e", "llmops_report_dir=%s" % reports, "-e", "preflight_report_dir=%s" % reports] + list(args)
+           "-e", "llmops_report_dir=%s" % reports, "-e", "preflight_report_dir=%s" % reports,
+           "-e", "llmops_serve=%s" % str(bool(serve)).lower()] + list(args)
     if check:
         cmd.append("--check")
     proc = subprocess.run(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -78,6 +82,7 @@ def test_deploy_then_rerun_then_check(tmp_path, local_hub, sdk_venv):
     assert proc.returncode == 0, proc.stdout[-4000:]
     assert report is None  # check mode writes no report ...
     assert "localhost: PLANNED - would fetch %d files" % len(snapshot.files) in proc.stdout  # ... but prints the plan
+    assert "Check mode: no report written" in proc.stdout and "Report: " not in proc.stdout
     assert not (tmp_path / "fresh").exists()
 
 
