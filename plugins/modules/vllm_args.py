@@ -14,7 +14,7 @@ short_description: vLLM serve arguments for one model, derived from the host's p
 version_added: 0.1.0
 description:
   - Derives the arguments of C(vllm serve) for one model on one host from the plan preflight made for it (the result
-    of M(llmops.deploy.capacity_check) with C(method: detailed)), the model's C(config.json) and the
+    of M(llmops.deploy.capacity_check) with C(method=detailed)), the model's C(config.json) and the
     caller's overrides. Each argument is returned with its source. V(plan) is derived from the plan. V(override) was
     set by the caller. V(default) is this collection's default. V(engine) is not passed, so vLLM decides.
   - Derived are C(--tensor-parallel-size) and C(--pipeline-parallel-size) (GPU plan), C(--max-model-len) (the context
