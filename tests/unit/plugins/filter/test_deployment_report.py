@@ -17,8 +17,10 @@ DEPLOYED = {"status": "deployed", "model": "o/M-7B", "revision": "abc", "model_d
             "pickle_files": ["pytorch_model.bin"], "code_files": ["modeling.py"]}
 SERVE = {"state": "started", "endpoint": "http://10.0.0.5:8000", "unit": "llmops-vllm-m-7b.service",
          "engine": {"name": "vllm", "build": "cuda", "version": "0.32.0"},
-         "args": [{"flag": "--tensor-parallel-size", "value": "2", "source": "plan"},
-                  {"flag": "--max-model-len", "value": "8192", "source": "override"}]}
+         "args": [{"flag": "--tensor-parallel-size", "value": "2", "source": "plan", "detail": "the GPU plan's TP group"},
+                  {"flag": "--max-model-len", "value": "8192", "source": "override", "detail": None},
+                  {"flag": "--kv-cache-dtype", "value": None, "source": "engine", "detail": "vLLM decides"},
+                  {"flag": None, "name": "VLLM_CPU_KVCACHE_SPACE", "value": 4, "source": "plan", "detail": None}]}
 TRIAL = {"passed": True, "estimates_as_expected": False,  # as llmops.deploy.inference_check returns it
          "summary": {"requests": 4, "succeeded": 4, "failed": 0, "concurrency": 2, "ttft_s": {"p50": 0.1204},
                      "latency_s": {"p50": 0.9}, "aggregate_output_tokens_per_s": 35.25},
@@ -89,7 +91,9 @@ def test_markdown_template():
     assert "pickle weights: pytorch_model.bin" in text and "repository code (never run): modeling.py" in text
     assert "| cpu-1 | insufficient | **skipped** | o/M-7B | preflight insufficient: no GPU found | - | - |" in text
     assert "## gpu-1: http://10.0.0.5:8000" in text
-    assert "| `--tensor-parallel-size` | 2 | plan |" in text and "| `--max-model-len` | 8192 | override |" in text
+    assert "| `--tensor-parallel-size` | 2 | plan | the GPU plan's TP group |" in text
+    assert "| `--max-model-len` | 8192 | override | - |" in text and "| `--kv-cache-dtype` | - | engine |" in text
+    assert "| VLLM_CPU_KVCACHE_SPACE (environment) | 4 | plan |" in text
     assert "| KV-cache tokens | 10000 | 31000 | 3.10 | differs: the engine kept 3.1x more KV-cache tokens" in text
     assert "| weights | 15000000000 | 15100000000 | 1.01 | as expected |" in text
     assert "| maximum concurrency | 1.2 | - | - | not measured: the engine did not report it |" in text
@@ -104,6 +108,7 @@ def test_html_template_escapes_and_agrees():
     assert '<td class="status deployed">deployed</td>' in page
     assert "more KV-cache tokens than planned &lt;b&gt;" in page and "<b>" not in page
     assert '<tr class="differs"><td>KV-cache tokens</td>' in page
+    assert "<td>VLLM_CPU_KVCACHE_SPACE (environment)</td>" in page and "None" not in page
     assert FILTERS["deployment_report_summary"](report())[0] + "." in page
 
 
