@@ -92,6 +92,7 @@ def test_rerun_changes_nothing_and_check_mode_writes_nothing(tmp_path):
     assert proc.returncode == 0, proc.stdout
     assert not (tmp_path / "reports").exists()
     assert "localhost: INSUFFICIENT" in proc.stdout  # the summary is still printed
+    assert "Check mode: no report written" in proc.stdout and "Report: " not in proc.stdout
     # Probed free disk moves whenever anything on the machine writes, and the report records it; with the hardware
     # declared the measurements are fixed, so a second run must rewrite nothing.
     declared = ["-e", '{"llmops_declared_hardware": {"gpus": [], "memory_total_mib": 24000, "cpu_cores": 2, '
