@@ -63,7 +63,7 @@ def in_node(node, *argv):
                           capture_output=True, text=True, check=False)
 
 
-def deploy(node, tmp_path, hub, port):
+def deploy(node, tmp_path, hub, port, *extra):
     host = node["facts"]["inventory_hostname"]
     tmp_path.mkdir(parents=True, exist_ok=True)
     inventory = tmp_path / "inventory.json"
@@ -80,7 +80,7 @@ def deploy(node, tmp_path, hub, port):
            "-e", "@%s" % secrets, "-e", "llmops_endpoint=%s" % hub.endpoint, "-e", "llmops_model=%s" % MODEL,
            "-e", "llmops_precision=bf16", "-e", "llmops_hub_metadata=true", "-e", "llmops_target=cpu",
            "-e", "llmops_serve_port=%d" % port, "-e", "model_serve_venv=%s" % node["venv"],
-           "-e", "llmops_report_dir=%s" % reports, "-e", "preflight_report_dir=%s" % reports]
+           "-e", "llmops_report_dir=%s" % reports, "-e", "preflight_report_dir=%s" % reports] + list(extra)
     proc = subprocess.run(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                           timeout=1800, check=False)
     path = reports / "deployment.json"
@@ -105,6 +105,15 @@ def unit_start(node, unit):
 
 def test_deploy_serve_trial_then_rerun(node, tmp_path, local_hub):
     port = engine_helper.free_port()
+    # --check on the fresh host: the plan is printed, nothing is installed, written or started.
+    proc, report, _check_reports = deploy(node, tmp_path / "check", local_hub, port, "--check")
+    assert proc.returncode == 0, proc.stdout[-6000:]
+    assert report is None and "Check mode: no report written" in proc.stdout
+    assert "PLANNED - would fetch" in proc.stdout and "would serve at http://127.0.0.1:%d" % port in proc.stdout
+    merged = node["facts"]["ansible_host"]
+    assert not [name for name in os.listdir(os.path.join(merged, "etc", "systemd", "system")) if "llmops" in name]
+    assert not os.path.exists(os.path.join(merged, "opt", "llmops", "models"))
+
     proc, report, reports = deploy(node, tmp_path / "first", local_hub, port)
     assert proc.returncode == 0, proc.stdout[-6000:]
     row = report["hosts"][0]
