@@ -324,6 +324,19 @@ def derive(plan, config, model_path, served_model_name, target=None, host=DEFAUL
 
     concurrency = _positive_int("plan.sizing.concurrency", sized["concurrency"], "a positive integer")
     env = {}
+
+    def pick_context_and_formats(planned_len, len_detail):
+        """--max-model-len (capped at the model's max_position_embeddings), --kv-cache-dtype, --quantization."""
+        if max_pos and planned_len > max_pos:
+            planned_len = max_pos
+        max_len = pick("max_model_len", planned_len, "plan", len_detail,
+                       lambda v: _positive_int("overrides.max_model_len", v, "a positive integer"))
+        kv_value, kv_source, kv_detail = _kv_dtype(sized, overrides)
+        args.append(_arg("kv_cache_dtype", kv_value, kv_source, kv_detail))
+        quant, q_source, q_detail = _quantization(facts, sized, target)
+        pick("quantization", quant, q_source, q_detail)
+        return max_len, kv_value
+
     if target == "gpu":
         _require(sized, ("plan_inputs", "kv_cache_per_token_bytes"), target)
         gpu_plan = plan.get("gpu_plan")
@@ -362,18 +375,11 @@ def derive(plan, config, model_path, served_model_name, target=None, host=DEFAUL
              detailed_sizing.DEFAULT_GPU_MEMORY_UTILIZATION, "plan", "the fraction of each GPU the plan budgets",
              _check_utilization)
         if sized.get("context_length_source") == "asked for":
-            planned_len, len_detail = sized["context_length"], "the context asked for"
+            max_len, kv_value = pick_context_and_formats(sized["context_length"], "the context asked for")
         else:
-            planned_len = gpu_plan.get("max_context_length") or sized["context_length"]
-            len_detail = "the largest context that fits the plan's GPUs"
-        if max_pos and planned_len > max_pos:
-            planned_len = max_pos
-        max_len = pick("max_model_len", planned_len, "plan", len_detail,
-                       lambda v: _positive_int("overrides.max_model_len", v, "a positive integer"))
-        kv_value, kv_source, kv_detail = _kv_dtype(sized, overrides)
-        args.append(_arg("kv_cache_dtype", kv_value, kv_source, kv_detail))
-        quant, q_source, q_detail = _quantization(facts, sized, target)
-        pick("quantization", quant, q_source, q_detail)
+            max_len, kv_value = pick_context_and_formats(
+                gpu_plan.get("max_context_length") or sized["context_length"],
+                "the largest context that fits the plan's GPUs")
         fp8_weights = sized["precision"] == "fp8" or (facts.get("quantization") or {}).get("format") == "fp8"
         if fp8_weights:
             warnings.extend(_fp8_support(gpus, "plan.sizing.precision"))
@@ -394,15 +400,7 @@ def derive(plan, config, model_path, served_model_name, target=None, host=DEFAUL
             len_detail = "the context asked for"
         else:
             len_detail = "the plan's context (%s)" % sized.get("context_length_source")
-        planned_len = sized["context_length"]
-        if max_pos and planned_len > max_pos:
-            planned_len = max_pos
-        max_len = pick("max_model_len", planned_len, "plan", len_detail,
-                       lambda v: _positive_int("overrides.max_model_len", v, "a positive integer"))
-        kv_value, kv_source, kv_detail = _kv_dtype(sized, overrides)
-        args.append(_arg("kv_cache_dtype", kv_value, kv_source, kv_detail))
-        quant, q_source, q_detail = _quantization(facts, sized, target)
-        pick("quantization", quant, q_source, q_detail)
+        max_len, kv_value = pick_context_and_formats(sized["context_length"], len_detail)
         if sized["precision"] == "bf16":
             pick("dtype", CPU_BF16_DTYPE, "default", CPU_BF16_DETAIL)
         else:
