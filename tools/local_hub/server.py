@@ -653,14 +653,16 @@ class LocalHub:
                 self._settled.notify_all()
 
     def requests(self, kind: Optional[str] = None, model: Optional[str] = None, settle: float = 2.0) -> List[dict]:
-        """Copies of the logged requests, optionally only one kind (``listing``, ``file``...) or one model.
+        """Copies of the logged requests in the order they arrived, optionally only one kind (``listing``,
+        ``file``...) or one model.
 
-        Requests still being answered are logged when they finish; this waits up to ``settle`` seconds for them, so
-        a test that just saw a response (or a client exit) also sees its record.
+        Requests are logged when they finish (a file transfer can finish after the client's next request arrived);
+        this waits up to ``settle`` seconds for those still being answered, so a test that just saw a response (or a
+        client exit) also sees its record, and orders them by arrival.
         """
         with self._settled:
             self._settled.wait_for(lambda: self._active == 0, timeout=settle)
-            return [dict(r) for r in self._log
+            return [dict(r) for r in sorted(self._log, key=lambda record: record["time"])
                     if (kind is None or r["kind"] == kind) and (model is None or r["model"] == model)]
 
     def clear_requests(self, settle: float = 10.0):
