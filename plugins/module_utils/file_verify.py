@@ -53,7 +53,11 @@ class VerifyError(Exception):
         self.problems = list(problems or [])
 
 
-class LockTimeout(Exception):
+class LockError(Exception):
+    """The model directory's lock cannot be taken; the message names the lock file and why."""
+
+
+class LockTimeout(LockError):
     """Another run holds the model directory's lock."""
 
 
@@ -529,6 +533,15 @@ class DirLock(object):
         self.waited = 0.0
 
     def acquire(self):
+        """Take the lock; raises LockTimeout after ``timeout`` seconds, LockError when the file cannot be locked."""
+        try:
+            return self._acquire()
+        except LockError:
+            raise
+        except OSError as exc:
+            raise LockError("cannot lock %s: %s" % (self.path, exc))
+
+    def _acquire(self):
         if self.shared:
             try:
                 self.fd = os.open(self.path, os.O_RDONLY)

@@ -177,7 +177,7 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.llmops.deploy.plugins.module_utils.file_verify import (
-    DirLock, LockTimeout, VerifyError, build_marker, check_free_space, lock_path_for, margin_bytes, marker_files,
+    DirLock, LockError, VerifyError, build_marker, check_free_space, lock_path_for, margin_bytes, marker_files,
     marker_path, plan_files, quick_check, read_marker, target_tree_problems)
 from ansible_collections.llmops.deploy.plugins.module_utils.hub_manifest import ManifestError, split_model_id
 from ansible_collections.llmops.deploy.plugins.module_utils.model_bundle import (
@@ -280,10 +280,8 @@ class Bundle(object):
         lock = DirLock(lock_path_for(self.model_dir), self.params["lock_timeout"], shared=shared)
         try:
             lock.acquire()
-        except LockTimeout as exc:
+        except LockError as exc:
             self.fail(str(exc))
-        except OSError as exc:
-            self.fail("cannot lock %s: %s" % (lock.path, exc))
         return lock
 
     # ------------------------------------------------------------------ export

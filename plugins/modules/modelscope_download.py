@@ -389,7 +389,7 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.llmops.deploy.plugins.module_utils.file_verify import (
-    PARTIAL_SUFFIX, RESERVED_NAMES, DirLock, LockTimeout, VerifyError, build_marker, bytes_to_fetch,
+    PARTIAL_SUFFIX, RESERVED_NAMES, DirLock, LockError, VerifyError, build_marker, bytes_to_fetch,
     check_free_space, classify_paths, full_check, lock_path_for, lstat_or_none, manifest_matches_marker, margin_bytes,
     marker_files, marker_path, plan_files, quick_check, read_marker, remove_marker, target_tree_problems,
     verify_fetched)
@@ -589,10 +589,8 @@ class Download(object):
         lock = DirLock(lock_path_for(self.model_dir), self.params["lock_timeout"], shared=check)
         try:
             lock.acquire()
-        except LockTimeout as exc:
+        except LockError as exc:
             self.fail(str(exc))
-        except OSError as exc:
-            self.fail("cannot lock %s: %s" % (lock.path, exc))
         self.lock = lock
         try:
             self.result["lock_waited"] = round(lock.waited, 2)
