@@ -269,8 +269,12 @@ def engine_options(spec):
     return opts
 
 
-def engine_parts(inputs, tp, pp, gpu_mib, gpu_name=None, context_length=None):
-    """Activation peak, overhead (non-torch + CUDA graphs inside the budget) and budget on one GPU (engine_memory)."""
+def engine_parts(inputs, tp, pp, gpu_mib, gpu_name=None, context_length=None, max_num_seqs=None):
+    """Activation peak, overhead (non-torch + CUDA graphs inside the budget) and budget on one GPU (engine_memory).
+
+    ``max_num_seqs``: the value the engine is really started with when it differs from the plan's option (the trial's
+    expectation passes the ``--max-num-seqs`` it derived); None keeps the plan's.
+    """
     eng = inputs["engine"]
     calibration, ignored = eng.get("calibration"), None
     if calibration and (calibration.get("engine_version") != eng["version"] or
@@ -282,7 +286,7 @@ def engine_parts(inputs, tp, pp, gpu_mib, gpu_name=None, context_length=None):
         eng["profile"], 0, gpu_mib, inputs["gpu_memory_utilization"], tp=tp, pp=pp, gpu_name=gpu_name,
         max_model_len=context_length or inputs["context_length"], entry_point=eng["entry_point"],
         version=eng["version"], max_num_batched_tokens=eng["max_num_batched_tokens"],
-        max_num_seqs=eng["max_num_seqs"], calibration=calibration)
+        max_num_seqs=eng["max_num_seqs"] if max_num_seqs is None else max_num_seqs, calibration=calibration)
     room["calibration_ignored"] = ignored
     overhead = room["non_torch_bytes"] + room["cuda_graph_in_budget_bytes"]
     return {"activations": room["activation_bytes"], "overhead": overhead, "budget": room["requested_bytes"],

@@ -25,7 +25,8 @@ FP8 weights or KV cache on a GPU below compute capability 8.9, a low-bit plan fo
 import json
 import math
 
-from ansible_collections.llmops.deploy.plugins.module_utils import architecture, detailed_sizing, precision, sizing
+from ansible_collections.llmops.deploy.plugins.module_utils import (
+    architecture, detailed_sizing, engine_memory, precision, sizing)
 from ansible_collections.llmops.deploy.plugins.module_utils.sizing_errors import SizingInputError
 
 GIB = 2 ** 30
@@ -255,26 +256,48 @@ def _kv_dtype(sized, overrides):
     return value, "plan", "planned KV-cache dtype %s" % planned
 
 
-def _gpu_expected(sized, gpu_plan, tp, pp, max_model_len):
-    """Weights per GPU, KV-cache tokens and maximum concurrency vLLM should report for this configuration."""
+def _gpu_expected(sized, gpu_plan, tp, pp, max_model_len, max_num_seqs, eager=False):
+    """Weights per GPU, KV-cache tokens and maximum concurrency vLLM should report for this configuration.
+
+    The budget and the engine's parts (activation peak, non-torch memory, CUDA graphs) are detailed_sizing's
+    ``engine_parts`` for the GPU the plan was made on: the same budget the plan judged the host with, evaluated at
+    the ``--max-model-len`` and ``--max-num-seqs`` the engine is started with (they set its profiling batch);
+    with ``--enforce-eager`` no CUDA graph is captured, so none is counted.
+    """
     inputs = sized["plan_inputs"]
-    per_gpu = sizing.mib_to_bytes(gpu_plan["per_gpu_memory_mib"])
-    budget = int(per_gpu * inputs["gpu_memory_utilization"])
-    fixed = detailed_sizing.per_gpu_requirement(inputs, tp, pp, 0, 1)
+    gpu_mib = gpu_plan["per_gpu_memory_mib"]
+    gpu_name = gpu_plan.get("gpu_name")
+    eng = detailed_sizing.engine_parts(inputs, tp, pp, gpu_mib, gpu_name, context_length=max_model_len,
+                                       max_num_seqs=max_num_seqs)
+    room = eng["room"]
+    overhead = eng["overhead"] - (room["cuda_graph_in_budget_bytes"] if eager else 0)
+    weights = detailed_sizing.per_gpu_requirement(inputs, tp, pp, 0, 1)["weights"]
     per_token = detailed_sizing.kv_bytes(inputs["kv"], 1, tp, pp)
-    room = max(0, budget - fixed["total"])
-    tokens = int(room // per_token) if per_token else 0
+    kv_room = max(0, eng["budget"] - weights - eng["activations"] - overhead)
+    tokens = engine_memory.kv_tokens(kv_room, per_token)
     return {
         "weights_bytes": sized["requirements_bytes"]["param_memory"],
-        "weights_bytes_per_gpu": fixed["weights"],
-        "kv_cache_bytes_per_gpu": int(room),
+        "weights_bytes_per_gpu": weights,
+        "kv_cache_bytes_per_gpu": int(kv_room),
         "kv_cache_bytes_per_token_per_gpu": int(math.ceil(per_token)),
         "kv_cache_tokens": tokens,
         "max_model_len": max_model_len,
         "max_concurrency": round(float(tokens) / max_model_len, 2) if max_model_len else None,
-        "basis": ("GPU memory x gpu_memory_utilization %s - weights - activation peak - overhead on one GPU of "
-                  "TP %d x PP %d, divided by the KV bytes one token takes on that GPU" % (
-                      inputs["gpu_memory_utilization"], tp, pp)),
+        "engine_memory": {
+            "engine_version": room["engine_version"],
+            "budget_bytes": eng["budget"],
+            "activation_bytes": eng["activations"],
+            "overhead_bytes": overhead,
+            "max_num_batched_tokens": room["max_num_batched_tokens"],
+            "max_num_seqs": room["max_num_seqs"],
+        },
+        "basis": ("vLLM %s on one GPU of TP %d x PP %d: %.2f GiB the engine sees x gpu_memory_utilization %s - "
+                  "weights - activation peak (profiling batch of %d tokens, %d sequences) - non-torch%s memory, "
+                  "in whole 16-token blocks of the KV bytes one token takes on that GPU "
+                  "(detailed_sizing.engine_parts, the plan's own budget)" % (
+                      room["engine_version"], tp, pp, room["torch_total_bytes"] / float(GIB),
+                      inputs["gpu_memory_utilization"], room["max_num_batched_tokens"], room["max_num_seqs"],
+                      "" if eager or not room["cuda_graph_in_budget_bytes"] else " and CUDA graph")),
     }
 
 
@@ -386,11 +409,11 @@ def derive(plan, config, model_path, served_model_name, target=None, host=DEFAUL
         if kv_value and str(kv_value).startswith("fp8"):
             warnings.extend(_fp8_support(gpus, "kv_cache_dtype"))
         pick("dtype", None, "engine", "vLLM's auto: the checkpoint's dtype (fp32 served at 16 bits)")
-        pick("max_num_seqs", concurrency, "plan", "the planned concurrency",
-             lambda v: _positive_int("overrides.max_num_seqs", v, "a positive integer"))
-        pick("enforce_eager", True if enforce_eager else None, "default" if enforce_eager else "engine",
-             "model_serve_enforce_eager" if enforce_eager else "CUDA graphs (vLLM's default)")
-        expected = _gpu_expected(sized, gpu_plan, tp, pp, max_len)
+        seqs = pick("max_num_seqs", concurrency, "plan", "the planned concurrency",
+                    lambda v: _positive_int("overrides.max_num_seqs", v, "a positive integer"))
+        eager = pick("enforce_eager", True if enforce_eager else None, "default" if enforce_eager else "engine",
+                     "model_serve_enforce_eager" if enforce_eager else "CUDA graphs (vLLM's default)")
+        expected = _gpu_expected(sized, gpu_plan, tp, pp, max_len, seqs, bool(eager))
     else:
         for name, detail in (("tensor_parallel_size", "the CPU backend runs one worker"),
                              ("pipeline_parallel_size", "the CPU backend runs one worker"),

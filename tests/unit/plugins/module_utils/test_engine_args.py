@@ -2,12 +2,14 @@
 and the rendered GPU-plan argv read by the installed engine's own parser (the cached CPU engine venv)."""
 import copy
 import json
+import math
 import os
 import subprocess
+from fractions import Fraction
 
 import pytest
 
-from ansible_collections.llmops.deploy.plugins.module_utils import capacity, engine_args, sizing
+from ansible_collections.llmops.deploy.plugins.module_utils import capacity, detailed_sizing, engine_args, sizing
 
 CONFIGS = os.path.join(os.path.dirname(__file__), "..", "..", "..", "fixtures", "configs")
 REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", ".."))
@@ -96,8 +98,38 @@ def test_kv_cache_tokens_on_one_h100_match_the_plan_budget():
     expected = engine_args.derive(plan, config, "/m", "llama")["expected"]
     # Llama-3.1-8B: 32 layers x 8 KV heads x 128 x 2 (K, V) x 2 bytes = 131,072 bytes per token.
     assert expected["kv_cache_bytes_per_token_per_gpu"] == 131072
-    assert expected["kv_cache_tokens"] == expected["kv_cache_bytes_per_gpu"] // 131072
+    # The engine hands out whole 16-token blocks.
+    assert expected["kv_cache_tokens"] == expected["kv_cache_bytes_per_gpu"] // (131072 * 16) * 16
     assert expected["weights_bytes"] == plan["sizing"]["requirements_bytes"]["param_memory"]
+
+
+@pytest.mark.parametrize("gpu, count, mib, torch_gib", [("RTX 4090", 1, 24564, "23.99"), ("H100", 2, 81559, "79.18")])
+def test_expectation_takes_the_plans_engine_budget(gpu, count, mib, torch_gib):
+    """One budget for the plan and the trial: what torch sees x utilisation (not nvidia-smi's MiB), less the
+    engine's parts for that GPU at the --max-model-len / --max-num-seqs the engine is started with."""
+    plan, config = gpu_plan("llama-3.1-8b", gpu, count, context_length=8192, concurrency=4)
+    result = engine_args.derive(plan, config, "/m", "llama")
+    expected = result["expected"]
+    tp = int(flag_value(result["argv"], "--tensor-parallel-size"))
+    inputs = plan["sizing"]["plan_inputs"]
+    eng = detailed_sizing.engine_parts(inputs, tp, 1, mib, plan["gpu_plan"]["gpu_name"], context_length=8192,
+                                       max_num_seqs=4)
+    budget = expected["engine_memory"]["budget_bytes"]
+    assert budget == eng["budget"] == int(math.ceil(Fraction(torch_gib) * GIB * Fraction("0.9")))
+    assert budget != int(mib * 2 ** 20 * 0.9)  # not nvidia-smi's MiB x utilisation
+    assert sizing.gb(budget) == plan["gpu_plan"]["per_gpu_budget_gb"]
+    assert expected["engine_memory"]["max_num_seqs"] == 4
+    weights = expected["weights_bytes_per_gpu"]
+    assert expected["kv_cache_bytes_per_gpu"] == budget - weights - eng["activations"] - eng["overhead"]
+
+
+def test_enforce_eager_expects_the_cuda_graph_memory_back_as_kv_cache():
+    plan, config = gpu_plan("llama-3.1-8b", "H100", 1, context_length=8192)
+    graphs = engine_args.derive(plan, config, "/m", "llama")["expected"]
+    eager = engine_args.derive(plan, config, "/m", "llama", enforce_eager=True)["expected"]
+    gained = eager["kv_cache_bytes_per_gpu"] - graphs["kv_cache_bytes_per_gpu"]
+    assert gained == graphs["engine_memory"]["overhead_bytes"] - eager["engine_memory"]["overhead_bytes"] > 0
+    assert eager["kv_cache_tokens"] > graphs["kv_cache_tokens"]
 
 
 def test_fp8_kv_cache_on_hopper():
