@@ -24,7 +24,7 @@ import os
 import stat
 import tarfile
 
-from ansible_collections.llmops.deploy.plugins.module_utils.file_verify import files_digest, marker_problems
+from ansible_collections.llmops.deploy.plugins.module_utils.marker import files_digest, marker_problems
 
 BUNDLE_FORMAT = "llmops.deploy/model-bundle/v1"
 MANIFEST_MEMBER = "llmops-bundle.json"

@@ -12,9 +12,10 @@ is written last.
 
 import os
 
-from ansible_collections.llmops.deploy.plugins.module_utils.file_verify import (
-    MARKER_NAME, PARTIAL_SUFFIX, quick_check, remove_marker, target_tree_problems, write_marker)
-from ansible_collections.llmops.deploy.plugins.module_utils.tree_safety import TargetDir
+from ansible_collections.llmops.deploy.plugins.module_utils.marker import (
+    MARKER_NAME, quick_check, remove_marker, write_marker)
+from ansible_collections.llmops.deploy.plugins.module_utils.tree_safety import (
+    PARTIAL_SUFFIX, TargetDir, target_tree_problems)
 
 _SRC_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
 

@@ -33,14 +33,16 @@ import stat
 import time
 
 from ansible_collections.llmops.deploy.plugins.module_utils.architecture import parse_config, text_config
-from ansible_collections.llmops.deploy.plugins.module_utils.file_verify import (
-    MARKER_NAME, PARTIAL_SUFFIX, RESERVED_NAMES, classify_paths, read_marker)
+from ansible_collections.llmops.deploy.plugins.module_utils.file_kinds import classify_paths
 from ansible_collections.llmops.deploy.plugins.module_utils.hub_client import HubClient, fetch_manifest
 from ansible_collections.llmops.deploy.plugins.module_utils.hub_manifest import (
-    HubError, file_url, normalize_endpoint, select_entries, split_model_id, unsafe_path_reason, validate_revision)
+    HubError, file_url, normalize_endpoint, select_entries, split_model_id, validate_revision)
+from ansible_collections.llmops.deploy.plugins.module_utils.marker import MARKER_NAME, RESERVED_NAMES, read_marker
 from ansible_collections.llmops.deploy.plugins.module_utils.safetensors_header import (
     MAX_HEADER_BYTES, HeaderError, header_length, parse_header_bytes, read_header, summarize_headers)
+from ansible_collections.llmops.deploy.plugins.module_utils.shard_index import check_index
 from ansible_collections.llmops.deploy.plugins.module_utils.sizing_errors import SizingInputError
+from ansible_collections.llmops.deploy.plugins.module_utils.tree_safety import PARTIAL_SUFFIX
 
 CONFIG_NAME = "config.json"
 INDEX_SUFFIX = ".safetensors.index.json"
@@ -417,53 +419,6 @@ def bytes_by_dtype(headers):
             span = info["offsets"][1] - info["offsets"][0]
             result[info["dtype"]] = result.get(info["dtype"], 0) + span
     return result
-
-
-def check_index(index_path, index, listed, selected, headers):
-    """Cross-check one ``*.safetensors.index.json`` with the listing and the headers read.
-
-    Returns ``(problems, warnings, shards)``: problems (the index names a shard the listing lacks, an unsafe shard
-    name, a tensor its shard's header lacks, no weight_map) make the model unusable; warnings (a named shard left out
-    by include/exclude, ``metadata.total_size`` different from the shards' tensor bytes) do not.
-    """
-    problems, warnings = [], []
-    weight_map = index.get("weight_map")
-    if not isinstance(weight_map, dict) or not weight_map:
-        return ["%s has no weight_map" % index_path], warnings, []
-    base = index_path.rsplit("/", 1)[0] if "/" in index_path else ""
-    shards = {}
-    for tensor, shard in sorted(weight_map.items()):
-        if not isinstance(shard, str) or unsafe_path_reason(shard, RESERVED_NAMES) or "/" in shard:
-            problems.append("%s names an unsafe shard %r" % (index_path, shard))
-            continue
-        shards.setdefault("%s/%s" % (base, shard) if base else shard, []).append(tensor)
-    data_bytes = 0
-    complete = True
-    for shard in sorted(shards):
-        if shard not in listed:
-            problems.append("%s names shard %s, which is not among the model's files" % (index_path, shard))
-            complete = False
-            continue
-        if shard not in selected:
-            warnings.append("%s names shard %s, which include/exclude leave out: the weights summary lacks its "
-                            "tensors" % (index_path, shard))
-            complete = False
-            continue
-        header = headers.get(shard)
-        if header is None:
-            complete = False
-            continue
-        missing = [t for t in shards[shard] if t not in header["tensors"]]
-        if missing:
-            problems.append("%s: shard %s lacks %d tensor(s) the index names, e.g. %s" % (
-                index_path, shard, len(missing), missing[0]))
-        data_bytes += header["data_bytes"]
-    meta = index.get("metadata")
-    total = meta.get("total_size") if isinstance(meta, dict) else None
-    if complete and isinstance(total, int) and not isinstance(total, bool) and total != data_bytes:
-        warnings.append("%s: metadata.total_size is %d but its shards hold %d tensor bytes" % (
-            index_path, total, data_bytes))
-    return problems, warnings, sorted(shards)
 
 
 def collect_metadata(source, include=None, exclude=None, max_header_bytes=MAX_HEADER_BYTES):

@@ -1,7 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) llmops.deploy developers
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""sha256 of files while another process writes them, and of many files at once.
+"""sha256 of files: one file (:func:`sha256_file`), many files at once (:func:`hash_files`), and files while another
+process writes them (:class:`FollowHasher`).
 
 Standard library only (runs on targets with Python >= 3.8). The ModelScope SDK writes each file of a download
 sequentially into ``<path>.incomplete`` (range-split mode off) and renames it to ``<path>`` when done; reading those
@@ -22,11 +23,23 @@ import os
 import stat
 import threading
 
-from ansible_collections.llmops.deploy.plugins.module_utils.file_verify import (
-    PARTIAL_SUFFIX, lstat_or_none, sha256_file)
+from ansible_collections.llmops.deploy.plugins.module_utils.tree_safety import PARTIAL_SUFFIX, lstat_or_none
 
 CHUNK = 4 * 1024 * 1024
+HASH_CHUNK = 8 * 1024 * 1024
 _OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+
+
+def sha256_file(path, chunk_size=HASH_CHUNK):
+    """Lowercase hex sha256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while True:
+            chunk = handle.read(chunk_size)
+            if not chunk:
+                break
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 class _Follow(object):

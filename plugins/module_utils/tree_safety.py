@@ -8,6 +8,8 @@ account (the ``owner`` the files are given to, when the module runs as root); an
 (a symlinked subdirectory, a symlink named like a partial file) must never make the module write, ``chown`` or
 ``chmod`` anything outside. Hence:
 
+* before any byte is written, :func:`target_tree_problems` refuses a model directory that cannot safely receive the
+  manifest's files (a symlinked or non-directory where a directory goes, a link or directory where a file goes);
 * downloads land in a **private staging directory** (:func:`prepare_staging`): a real directory, owned by the
   module's user, mode 0700, next to the model directory's real path (same filesystem, so moves are renames). Nothing
   else can enter it; its tree is re-checked for links anyway (:func:`tree_problems`) before anything in it is trusted;
@@ -28,6 +30,8 @@ import stat
 
 STAGING_SUFFIX = ".llmops-staging"
 STAGING_FILES = "files"
+# The SDK writes each file to ``<path>.incomplete`` and renames it when done.
+PARTIAL_SUFFIX = ".incomplete"
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
 _FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0)
@@ -39,6 +43,69 @@ class TreeError(Exception):
     def __init__(self, message):
         super(TreeError, self).__init__(message)
         self.message = message
+
+
+def lstat_or_none(path):
+    """``os.lstat(path)``, or None when the path (or a directory on the way) does not exist."""
+    try:
+        return os.lstat(path)
+    except OSError as exc:
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+            return None
+        raise
+
+
+def target_tree_problems(model_dir, paths):
+    """Reasons the model directory cannot safely receive ``paths``, before any byte is written.
+
+    Refused: the model directory existing as a non-directory; a symlink (or non-directory) in place of any directory
+    inside the model directory; a symlink or directory where a file goes; a symlinked ``<file>.incomplete`` (the SDK
+    appends to it). The model directory itself may be a symlink to a directory (an administrator's choice).
+    """
+    problems = []
+    st = None
+    try:
+        st = os.stat(model_dir)
+    except OSError as exc:
+        if exc.errno not in (errno.ENOENT, errno.ENOTDIR):
+            problems.append("%s: cannot be read: %s" % (model_dir, exc.strerror))
+            return problems
+    if st is None:
+        return problems
+    if not stat.S_ISDIR(st.st_mode):
+        return ["%s exists and is not a directory" % model_dir]
+    checked_dirs = {}
+    for rel in paths:
+        parts = rel.split("/")
+        for i in range(1, len(parts)):
+            rel_dir = "/".join(parts[:i])
+            if rel_dir in checked_dirs:
+                if checked_dirs[rel_dir]:
+                    break
+                continue
+            dst = lstat_or_none(os.path.join(model_dir, rel_dir))
+            bad = None
+            if dst is not None and stat.S_ISLNK(dst.st_mode):
+                bad = "%s is a symlinked directory inside the model directory" % rel_dir
+            elif dst is not None and not stat.S_ISDIR(dst.st_mode):
+                bad = "%s exists and is not a directory (needed for %s)" % (rel_dir, rel)
+            checked_dirs[rel_dir] = bad
+            if bad:
+                problems.append(bad)
+                break
+            if dst is None:
+                # Nothing below a missing directory exists yet.
+                break
+        else:
+            fst = lstat_or_none(os.path.join(model_dir, rel))
+            if fst is not None and stat.S_ISLNK(fst.st_mode):
+                problems.append("%s is a symlink" % rel)
+            elif fst is not None and not stat.S_ISREG(fst.st_mode):
+                problems.append("%s exists and is not a regular file" % rel)
+            pst = lstat_or_none(os.path.join(model_dir, rel + PARTIAL_SUFFIX))
+            if pst is not None and not stat.S_ISREG(pst.st_mode):
+                problems.append("%s%s exists and is not a regular file" % (rel, PARTIAL_SUFFIX))
+    return problems
 
 
 def staging_path_for(model_dir):

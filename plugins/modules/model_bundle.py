@@ -176,16 +176,20 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.llmops.deploy.plugins.module_utils.file_verify import (
-    DirLock, LockError, VerifyError, build_marker, check_free_space, lock_path_for, margin_bytes, marker_files,
-    marker_path, plan_files, quick_check, read_marker, target_tree_problems)
+from ansible_collections.llmops.deploy.plugins.module_utils.dir_lock import DirLock, LockError, lock_path_for
+from ansible_collections.llmops.deploy.plugins.module_utils.fetch_plan import plan_files
+from ansible_collections.llmops.deploy.plugins.module_utils.free_space import (
+    VerifyError, check_free_space, margin_bytes)
 from ansible_collections.llmops.deploy.plugins.module_utils.hub_manifest import ManifestError, split_model_id
+from ansible_collections.llmops.deploy.plugins.module_utils.marker import (
+    build_marker, marker_files, marker_path, quick_check, read_marker)
 from ansible_collections.llmops.deploy.plugins.module_utils.model_bundle import (
     BundleError, PartReader, PartWriter, TarReader, bundle_manifest, extract_bundle, read_manifest, write_bundle)
 from ansible_collections.llmops.deploy.plugins.module_utils.model_install import (
     InstallError, install_verified, sync_attributes)
 from ansible_collections.llmops.deploy.plugins.module_utils.tree_safety import (
-    TreeError, apply_to_files, parse_mode, prepare_staging, remove_tree, resolve_ids, staging_path_for)
+    TreeError, apply_to_files, parse_mode, prepare_staging, remove_tree, resolve_ids, staging_path_for,
+    target_tree_problems)
 
 MODULE_VERSION = "0.1.0"
 SIDECAR_FORMAT = "llmops.deploy/model-bundle-parts/v1"

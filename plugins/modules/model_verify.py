@@ -211,8 +211,8 @@ remote_code:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.llmops.deploy.plugins.module_utils.file_verify import (
-    DirLock, LockTimeout, check_model_dir, lock_path_for)
+from ansible_collections.llmops.deploy.plugins.module_utils.dir_lock import DirLock, LockTimeout, lock_path_for
+from ansible_collections.llmops.deploy.plugins.module_utils.model_dir_check import check_model_dir
 from ansible_collections.llmops.deploy.plugins.module_utils.safetensors_header import compare_claims
 
 

@@ -388,22 +388,25 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.llmops.deploy.plugins.module_utils.file_verify import (
-    PARTIAL_SUFFIX, RESERVED_NAMES, DirLock, LockError, VerifyError, build_marker, bytes_to_fetch,
-    check_free_space, classify_paths, full_check, lock_path_for, lstat_or_none, manifest_matches_marker, margin_bytes,
-    marker_files, marker_path, plan_files, quick_check, read_marker, remove_marker, target_tree_problems,
-    verify_fetched)
+from ansible_collections.llmops.deploy.plugins.module_utils.dir_lock import DirLock, LockError, lock_path_for
+from ansible_collections.llmops.deploy.plugins.module_utils.fetch_plan import bytes_to_fetch, plan_files, verify_fetched
+from ansible_collections.llmops.deploy.plugins.module_utils.file_kinds import classify_paths
+from ansible_collections.llmops.deploy.plugins.module_utils.free_space import (
+    VerifyError, check_free_space, margin_bytes)
 from ansible_collections.llmops.deploy.plugins.module_utils.hub_client import (
     HUB_CLIENT_ARGSPEC, HubClient, check_client_options, fetch_manifest, sdk_environment)
 from ansible_collections.llmops.deploy.plugins.module_utils.hub_manifest import (
     HubError, ManifestError, normalize_endpoint, normalize_patterns, select_entries, split_model_id,
     validate_revision)
+from ansible_collections.llmops.deploy.plugins.module_utils.marker import (
+    RESERVED_NAMES, build_marker, full_check, manifest_matches_marker, marker_files, marker_path, quick_check,
+    read_marker, remove_marker)
 from ansible_collections.llmops.deploy.plugins.module_utils.model_install import (
     InstallError, install_verified, sync_attributes)
 from ansible_collections.llmops.deploy.plugins.module_utils.stream_hash import FollowHasher, hash_files
 from ansible_collections.llmops.deploy.plugins.module_utils.tree_safety import (
-    STAGING_FILES, TreeError, apply_to_files, parse_mode, prepare_staging, remove_tree, resolve_ids,
-    staging_path_for, tree_problems)
+    PARTIAL_SUFFIX, STAGING_FILES, TreeError, apply_to_files, lstat_or_none, parse_mode, prepare_staging,
+    remove_tree, resolve_ids, staging_path_for, target_tree_problems, tree_problems)
 
 MODULE_VERSION = "0.1.0"
 # SDK runs per download: a file that arrives with wrong bytes is fetched once more.

@@ -11,7 +11,7 @@ import tarfile
 
 import pytest
 
-from ansible_collections.llmops.deploy.plugins.module_utils import file_verify as fv
+from ansible_collections.llmops.deploy.plugins.module_utils import marker as mk
 from ansible_collections.llmops.deploy.plugins.module_utils import model_bundle as mb
 
 FILES = {"config.json": b'{"model_type": "qwen2"}', "model.safetensors": os.urandom(300000),
@@ -28,8 +28,8 @@ def make_model(root, files=None):
             handle.write(data)
         entries.append({"path": rel, "size": len(data), "sha256": hashlib.sha256(data).hexdigest(),
                         "mtime_ns": os.stat(path).st_mtime_ns})
-    marker = fv.build_marker("o/n", "master", "c0ffee", "http://hub", [], [], entries, "0.1.0")
-    fv.write_marker(str(root), marker)
+    marker = mk.build_marker("o/n", "master", "c0ffee", "http://hub", [], [], entries, "0.1.0")
+    mk.write_marker(str(root), marker)
     return marker
 
 

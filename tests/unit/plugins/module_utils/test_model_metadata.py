@@ -15,11 +15,11 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from ansible_collections.llmops.deploy.plugins.module_utils import detailed_sizing, file_verify, sizing
+from ansible_collections.llmops.deploy.plugins.module_utils import detailed_sizing, marker, sizing
 from ansible_collections.llmops.deploy.plugins.module_utils.hub_manifest import HubError, ManifestError
 from ansible_collections.llmops.deploy.plugins.module_utils.model_metadata import (
-    FIRST_READ_BYTES, MAX_CONFIG_BYTES, HubSource, LocalSource, MetadataError, check_index, collect_metadata,
-    parse_content_range)
+    FIRST_READ_BYTES, MAX_CONFIG_BYTES, HubSource, LocalSource, MetadataError, collect_metadata, parse_content_range)
+from ansible_collections.llmops.deploy.plugins.module_utils.shard_index import check_index
 
 from safetensors_layout import tensor_layout
 
@@ -556,7 +556,7 @@ def write_marker(root, repo, model_id=MODEL):
         st = os.stat(os.path.join(str(root), path))
         files.append({"path": path, "size": len(data), "sha256": hashlib.sha256(data).hexdigest(),
                       "mtime_ns": st.st_mtime_ns})
-    file_verify.write_marker(str(root), file_verify.build_marker(
+    marker.write_marker(str(root), marker.build_marker(
         model_id, "master", "c0ffee", "http://hub.test:8080", [], [], files, "test"))
 
 

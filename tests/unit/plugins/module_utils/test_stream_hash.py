@@ -1,13 +1,14 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) llmops.deploy developers
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""stream_hash: hashing files while a writer appends to them, stepped by hand (no threads, no timing)."""
+"""stream_hash: one file hashed in chunks; files hashed while a writer appends to them, stepped by hand (no threads,
+no timing)."""
 
 import hashlib
 import os
 import time
 
-from ansible_collections.llmops.deploy.plugins.module_utils.stream_hash import FollowHasher, hash_files
+from ansible_collections.llmops.deploy.plugins.module_utils.stream_hash import FollowHasher, hash_files, sha256_file
 
 
 def sha(data):
@@ -108,3 +109,9 @@ def test_hash_files_in_parallel(tmp_path):
         (tmp_path / path).write_bytes(data)
     assert hash_files(str(tmp_path), list(files) + ["d/missing"], workers=3) == dict(
         [(p, sha(d)) for p, d in files.items()] + [("d/missing", None)])
+
+
+def test_sha256_file_small_chunks(tmp_path):
+    data = os.urandom(10000)
+    (tmp_path / "f").write_bytes(data)
+    assert sha256_file(str(tmp_path / "f"), chunk_size=333) == sha(data)

@@ -1,7 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) llmops.deploy developers
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""tree_safety: the private staging directory, link-free walks, moves and attributes that never follow a link."""
+"""tree_safety: what a model directory must not hold before a download, the private staging directory, link-free
+walks, moves and attributes that never follow a link."""
 
 import os
 import stat
@@ -129,3 +130,58 @@ def test_parse_mode(value, expected):
 def test_parse_mode_refuses(value):
     with pytest.raises(ValueError, match="mode .* is not valid: expected an octal mode"):
         ts.parse_mode(value)
+
+
+# ------------------------------------------------------------------ target_tree_problems
+def test_missing_model_dir_is_fine(tmp_path):
+    assert ts.target_tree_problems(str(tmp_path / "nope"), ["a/b"]) == []
+
+
+def test_model_dir_that_is_a_file(tmp_path):
+    (tmp_path / "m").write_bytes(b"x")
+    assert "not a directory" in ts.target_tree_problems(str(tmp_path / "m"), ["a"])[0]
+
+
+def test_symlinked_directory_inside_target_is_refused(tmp_path):
+    model, outside = tmp_path / "m", tmp_path / "outside"
+    model.mkdir()
+    outside.mkdir()
+    os.symlink(str(outside), str(model / "sub"))
+    problems = ts.target_tree_problems(str(model), ["sub/x.txt", "sub/y.txt", "ok.txt"])
+    assert problems == ["sub is a symlinked directory inside the model directory"]
+
+
+def test_nested_symlinked_directory(tmp_path):
+    model = tmp_path / "m"
+    (model / "a").mkdir(parents=True)
+    os.symlink("/tmp", str(model / "a" / "b"))
+    assert "a/b is a symlinked directory" in ts.target_tree_problems(str(model), ["a/b/c/d.txt"])[0]
+
+
+def test_file_where_a_directory_goes(tmp_path):
+    model = tmp_path / "m"
+    model.mkdir()
+    (model / "sub").write_bytes(b"x")
+    assert "sub exists and is not a directory" in ts.target_tree_problems(str(model), ["sub/x"])[0]
+
+
+def test_symlinked_file_and_partial_are_refused(tmp_path):
+    model = tmp_path / "m"
+    model.mkdir()
+    os.symlink("/etc/hostname", str(model / "a.txt"))
+    os.symlink("/etc/hostname", str(model / "b.txt.incomplete"))
+    problems = ts.target_tree_problems(str(model), ["a.txt", "b.txt"])
+    assert problems == ["a.txt is a symlink", "b.txt.incomplete exists and is not a regular file"]
+
+
+def test_directory_where_a_file_goes(tmp_path):
+    model = tmp_path / "m"
+    (model / "x").mkdir(parents=True)
+    assert ts.target_tree_problems(str(model), ["x"]) == ["x exists and is not a regular file"]
+
+
+def test_model_dir_itself_may_be_a_symlink(tmp_path):
+    real = tmp_path / "real"
+    real.mkdir()
+    os.symlink(str(real), str(tmp_path / "link"))
+    assert ts.target_tree_problems(str(tmp_path / "link"), ["a/b.txt"]) == []

@@ -12,7 +12,7 @@ import pytest
 
 from ansible.module_utils import basic
 from ansible.module_utils.testing import patch_module_args
-from ansible_collections.llmops.deploy.plugins.module_utils import file_verify
+from ansible_collections.llmops.deploy.plugins.module_utils import dir_lock, marker as mk
 from ansible_collections.llmops.deploy.plugins.modules import model_verify
 
 from safetensors_layout import tensor_layout
@@ -73,7 +73,7 @@ def make_dir(root, model_id="testorg/Tiny-1M", dtype="BF16", rows=1000, config=N
         entries.append({"path": rel, "size": len(data), "sha256": hashlib.sha256(data).hexdigest(),
                         "mtime_ns": os.stat(path).st_mtime_ns})
     if marker:
-        file_verify.write_marker(str(root), file_verify.build_marker(
+        mk.write_marker(str(root), mk.build_marker(
             model_id, "master", "c0ffee", "http://h", [], [], entries, "0"))
     return files
 
@@ -155,7 +155,8 @@ def test_missing_shard(tmp_path):
     os.unlink(os.path.join(str(tmp_path), "model-00001-of-00002.safetensors"))
     res = run(path=str(tmp_path), verify="none")
     assert res["failed"]
-    assert "model.safetensors.index.json: shard model-00001-of-00002.safetensors is missing" in res["problems"]
+    assert ("model.safetensors.index.json names shard model-00001-of-00002.safetensors, which is not among the "
+            "model's files") in res["problems"]
 
 
 def test_not_a_directory(tmp_path):
@@ -166,6 +167,6 @@ def test_not_a_directory(tmp_path):
 def test_waits_for_a_running_download_then_fails(tmp_path):
     os.makedirs(str(tmp_path / "m"))
     make_dir(tmp_path / "m")
-    with file_verify.DirLock(file_verify.lock_path_for(str(tmp_path / "m")), 1):
+    with dir_lock.DirLock(dir_lock.lock_path_for(str(tmp_path / "m")), 1):
         res = run(path=str(tmp_path / "m"), lock_timeout=0)
     assert res["failed"] and "another run holds the lock" in res["msg"]

@@ -11,7 +11,7 @@ import pytest
 
 from ansible.module_utils import basic
 from ansible.module_utils.testing import patch_module_args
-from ansible_collections.llmops.deploy.plugins.module_utils import file_verify
+from ansible_collections.llmops.deploy.plugins.module_utils import dir_lock, free_space, marker as mk
 from ansible_collections.llmops.deploy.plugins.module_utils.hub_manifest import HubError, parse_listing
 from ansible_collections.llmops.deploy.plugins.modules import modelscope_download
 
@@ -67,8 +67,8 @@ class World(object):
         request = json.loads(data)
         self.runs.append({"args": list(args), "request": request, "env": dict(environ_update or {}), "cwd": cwd,
                           "pass_fds": pass_fds, "marker_in_local_dir": os.path.exists(
-                              file_verify.marker_path(request["local_dir"])),
-                          "model_dir_marker": file_verify.read_marker(self.model_dir)[0],
+                              mk.marker_path(request["local_dir"])),
+                          "model_dir_marker": mk.read_marker(self.model_dir)[0],
                           "model_dir_files": {rel: open(os.path.join(self.model_dir, rel), "rb").read()
                                               for rel in self.files
                                               if os.path.isfile(os.path.join(self.model_dir, rel))}})
@@ -161,7 +161,7 @@ def test_fresh_download_verifies_and_writes_the_marker(world):
     assert res["revision"] == "c0ffee" and res["revision_requested"] == "master"
     assert res["pickle_files"] == ["pytorch_model.bin"] and res["code_files"] == ["modeling_x.py"]
     assert res["hashed_files"] == 5
-    marker, reason = file_verify.read_marker(world.model_dir)
+    marker, reason = mk.read_marker(world.model_dir)
     assert reason is None and marker["model_id"] == "o/n" and marker["revision"] == "c0ffee"
     assert marker["endpoint"] == "http://127.0.0.1:9" and marker["include"] == ["*"]
     assert sorted(f["path"] for f in marker["files"]) == sorted(world.files)
@@ -205,12 +205,12 @@ def test_empty_selection_fails(world):
 # ------------------------------------------------------------------ reruns
 def test_rerun_fetches_nothing_and_hashes_nothing(world):
     run(world)
-    before = os.stat(file_verify.marker_path(world.model_dir)).st_mtime_ns
+    before = os.stat(mk.marker_path(world.model_dir)).st_mtime_ns
     res = run(world)
     assert res["changed"] is False and res["files_fetched"] == 0 and res["bytes_fetched"] == 0
     assert res["hashed_files"] == 0 and res["verified"] == "quick" and res["complete"]
     assert len(world.runs) == 1 and len(world.listings) == 2
-    assert os.stat(file_verify.marker_path(world.model_dir)).st_mtime_ns == before
+    assert os.stat(mk.marker_path(world.model_dir)).st_mtime_ns == before
 
 
 def test_full_rerun_rehashes_everything_without_changes(world):
@@ -243,21 +243,21 @@ def test_hub_moved_revision_refetches_only_changed_files_old_revision_intact_unt
     # while the SDK ran, the model directory still held the previous revision, whole, with its marker
     assert during["model_dir_marker"] is not None and during["model_dir_files"] == old
     assert during["marker_in_local_dir"] is False and not during["request"]["local_dir"].startswith(world.model_dir)
-    marker = file_verify.read_marker(world.model_dir)[0]
+    marker = mk.read_marker(world.model_dir)[0]
     assert {f["path"]: f["sha256"] for f in marker["files"]}["config.json"] == sha(b'{"model_type": "y"}')
     assert open(os.path.join(world.model_dir, "config.json"), "rb").read() == b'{"model_type": "y"}'
 
 
 def test_a_failed_update_leaves_the_previous_revision_and_its_marker(world):
     run(world)
-    before = file_verify.read_marker(world.model_dir)[0]
+    before = mk.read_marker(world.model_dir)[0]
     world.files["model.safetensors"] = b"V" * 5000
     world.served["model.safetensors"] = b"X" * 5000          # the new revision's bytes arrive damaged
     res = run(world)
     assert res["failed"] and "model.safetensors (sha256" in res["msg"]
-    assert file_verify.read_marker(world.model_dir)[0] == before
+    assert mk.read_marker(world.model_dir)[0] == before
     assert open(os.path.join(world.model_dir, "model.safetensors"), "rb").read() == b"W" * 5000
-    assert file_verify.quick_check(world.model_dir, before["files"]) == []
+    assert mk.quick_check(world.model_dir, before["files"]) == []
 
 
 def test_existing_correct_files_without_marker_are_hashed_not_fetched(world):
@@ -284,14 +284,14 @@ def test_corrupted_file_fails_is_deleted_and_no_marker(world):
     staging = modelscope_download.staging_path_for(world.model_dir)
     assert not os.path.exists(os.path.join(staging, "files", "model.safetensors"))   # the bad file is deleted
     assert os.path.isfile(os.path.join(staging, "files", "config.json"))             # good ones wait there
-    assert file_verify.read_marker(world.model_dir)[0] is None
+    assert mk.read_marker(world.model_dir)[0] is None
 
 
 def test_sdk_exit_zero_with_a_missing_file_is_still_a_failure(world):
     world.not_written.add("config.json")
     res = run(world)
     assert res["failed"] and "config.json (missing after the download)" in res["msg"]
-    assert file_verify.read_marker(world.model_dir)[0] is None
+    assert mk.read_marker(world.model_dir)[0] is None
 
 
 def test_sdk_failure_is_reported_with_the_token_scrubbed(world):
@@ -346,7 +346,7 @@ def test_symlinked_directory_in_the_target_is_refused(world, tmp_path):
 def test_not_enough_disk_fails_before_any_byte(world, monkeypatch):
     class Small(object):
         f_bavail, f_frsize = 10, 512
-    monkeypatch.setattr(file_verify.os, "statvfs", lambda path: Small())
+    monkeypatch.setattr(free_space.os, "statvfs", lambda path: Small())
     res = run(world)
     assert res["failed"] and "not enough free disk space" in res["msg"] and "5120 are available" in res["msg"]
     assert world.runs == [] and not os.path.exists(world.model_dir)
@@ -361,7 +361,7 @@ def test_hub_errors_fail_clearly(world):
 def test_held_lock_fails_naming_the_holder(world):
     parent = os.path.dirname(world.model_dir)
     os.makedirs(parent)
-    with file_verify.DirLock(file_verify.lock_path_for(world.model_dir), 1):
+    with dir_lock.DirLock(dir_lock.lock_path_for(world.model_dir), 1):
         res = run(world, lock_timeout=0)
     assert res["failed"] and "another run holds the lock" in res["msg"] and "pid %d" % os.getpid() in res["msg"]
     assert world.runs == [] and world.listings == []
@@ -370,7 +370,7 @@ def test_held_lock_fails_naming_the_holder(world):
 def test_missing_sdk_python_fails_clearly(world):
     res = run(world, sdk_python="/nonexistent/python")
     assert res["failed"] and "sdk_python '/nonexistent/python' is not an executable interpreter" in res["msg"]
-    assert file_verify.read_marker(world.model_dir)[0] is None
+    assert mk.read_marker(world.model_dir)[0] is None
 
 
 # ------------------------------------------------------------------ check mode
@@ -429,7 +429,7 @@ def test_modes_are_applied_and_idempotent(world):
     res = run(world, mode="0600", dir_mode="0750")
     assert res["changed"]
     assert oct(os.stat(os.path.join(world.model_dir, "sub", "tokenizer.json")).st_mode & 0o777) == "0o600"
-    assert oct(os.stat(file_verify.marker_path(world.model_dir)).st_mode & 0o777) == "0o600"
+    assert oct(os.stat(mk.marker_path(world.model_dir)).st_mode & 0o777) == "0o600"
     assert oct(os.stat(os.path.join(world.model_dir, "sub")).st_mode & 0o777) == "0o750"
     assert oct(os.stat(world.model_dir).st_mode & 0o777) == "0o750"
     assert run(world, mode="0600", dir_mode="0750")["changed"] is False
@@ -570,7 +570,7 @@ def test_symlinked_subdirectory_planted_during_the_download_is_never_written_thr
     owner = "65534" if os.geteuid() == 0 else None
     res = run(world, mode="0666", dir_mode="0777", **({"owner": owner, "group": owner} if owner else {}))
     assert res["failed"] and "zz" in res["msg"] and "no completion marker" in res["msg"]
-    assert res.get("complete") is False and not os.path.exists(file_verify.marker_path(world.model_dir))
+    assert res.get("complete") is False and not os.path.exists(mk.marker_path(world.model_dir))
     assert snapshot_of(str(elsewhere)) == before           # nothing written, chowned or chmoded outside
     assert os.stat(str(elsewhere)).st_mode & 0o777 != 0o777
 
@@ -583,7 +583,7 @@ def test_symlinked_partial_file_planted_during_the_download_is_never_written_thr
     world.on_sdk = plant
     res = run(world, mode="0666")
     assert res["failed"] and "config.json.incomplete" in res["msg"]
-    assert not os.path.exists(file_verify.marker_path(world.model_dir))
+    assert not os.path.exists(mk.marker_path(world.model_dir))
     assert snapshot_of(str(elsewhere)) == before
 
 
@@ -654,7 +654,7 @@ def test_model_dir_symlink_to_a_directory_is_followed_once(world, tmp_path):
     os.symlink(str(real), world.model_dir)
     res = run(world)
     assert res["complete"], res.get("msg")
-    expected = ["config.json", "model.safetensors", "sub", "pytorch_model.bin", "modeling_x.py", file_verify.MARKER_NAME]
+    expected = ["config.json", "model.safetensors", "sub", "pytorch_model.bin", "modeling_x.py", mk.MARKER_NAME]
     assert sorted(os.listdir(str(real))) == sorted(expected)
 
 
