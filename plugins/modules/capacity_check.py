@@ -64,11 +64,76 @@ options:
   hardware:
     description:
       - Declared hardware to plan against instead of probing. Parts not given are probed.
-      - C(gpus) is a list of dicts with the keys of M(llmops.deploy.gpu_info)'s GPUs; C(memory_total_mib) and
-        C(compute_capability) suffice, and a known C(name) such as C(A100 80GB) fills both.
-      - C(gpu_model) with C(gpu_count) is a shorthand for C(gpu_count) identical known GPUs.
-      - C(memory_total_mib) is host RAM in MiB, C(cpu_cores) the core count, C(disk_free_mib) free disk in MiB.
     type: dict
+    suboptions:
+      gpus:
+        description:
+          - The host's GPUs, with the keys of M(llmops.deploy.gpu_info)'s GPUs; C(memory_total_mib) and
+            C(compute_capability) suffice, and a known C(name) such as C(A100 80GB) fills both. An empty list declares
+            a host without GPUs.
+          - Mutually exclusive with O(hardware.gpu_model) and O(hardware.gpu_count).
+        type: list
+        elements: dict
+        suboptions:
+          index:
+            description: The GPU's index (its position in the list when not given).
+            type: int
+          vendor:
+            description: V(nvidia) or V(amd) (any case); V(nvidia) when not given.
+            type: str
+          name:
+            description: The GPU's name as the driver reports it, or a known model such as C(H100) or C(L40S).
+            type: str
+          uuid:
+            description: The GPU's UUID (reported back, not used for planning).
+            type: str
+          pci_bus_id:
+            description: The GPU's PCI bus id (reported back, not used for planning).
+            type: str
+          driver_version:
+            description: The driver's version (reported back, not used for planning).
+            type: str
+          memory_total_mib:
+            description: Total memory in MiB, as C(nvidia-smi) reports it; from the known O(hardware.gpus[].name) when
+              not given.
+            type: int
+          memory_used_mib:
+            description: Memory in MiB already used by other processes (warned about when large).
+            type: int
+          memory_free_mib:
+            description: Free memory in MiB.
+            type: int
+          compute_capability:
+            description: Compute capability such as C(8.9) (a string or a number); from the known name when not given.
+            type: raw
+          arch:
+            description: Architecture name (C(gfx942) for AMD GPUs).
+            type: str
+          unified_memory:
+            description: Whether the GPU shares host memory (Grace Hopper, Jetson, MI300A).
+            type: bool
+          gpu_class:
+            description: The class M(llmops.deploy.gpu_info) reports; recomputed from the name.
+            type: str
+      gpu_model:
+        description: Shorthand with O(hardware.gpu_count) for that many identical GPUs of a known model (C(H100),
+          C(A100 80GB), C(RTX 4090), ...).
+        type: str
+      gpu_count:
+        description: How many GPUs of O(hardware.gpu_model) the host has (V(0) declares a host without GPUs).
+        type: int
+      memory_total_mib:
+        description: Host RAM in MiB.
+        type: int
+      cpu_cores:
+        description: CPU core count.
+        type: int
+      disk_free_mib:
+        description: Free disk at the model directory in MiB.
+        type: int
+      disk_path:
+        description: Where free disk was measured (reported back).
+        type: str
   probe:
     description:
       - Probe the parts of the hardware that O(hardware) does not declare. V(false) probes nothing, so a check run
@@ -131,6 +196,15 @@ options:
     type: str
     choices: [insufficient, tight, never]
     default: insufficient
+  calibrations:
+    description:
+      - Measured engine constants for several GPUs, as the C(calibrations) key the
+        C(llmops.deploy.calibration_lookup_all) filter returns from the calibration file (what earlier trials measured).
+      - The host's plan uses the constants measured on its own GPU (its first GPU's name and nvidia-smi MiB, after
+        probing), says where they were measured, and keeps the modelled value beside. A host whose GPU has no trial is
+        planned with the modelled constants. O(calibration) (one set for every host) wins over this option.
+    type: list
+    elements: dict
 notes:
   - The guide's GB are decimal (10^9 bytes); C(nvidia-smi) reports MiB (2^20 bytes). Comparisons use exact bytes.
 seealso:
@@ -196,15 +270,47 @@ gpus_needed:
   returned: always
   type: int
   sample: 2
+target:
+  description: What the model was planned to run on, V(gpu) or V(cpu) (O(target)).
+  returned: always
+  type: str
+  sample: gpu
 gpu_plan:
   description: The GPU plan on this host's GPUs, null without usable GPUs or for O(target=cpu). With C(detailed) it
     also has C(per_gpu_requirement_gb), C(per_gpu_breakdown_gb), C(per_gpu_budget_gb),
-    C(valid_tensor_parallel_sizes), C(excluded_tensor_parallel_sizes), C(kv_heads_per_gpu), C(max_context_length)
-    and C(max_concurrency) (for the configuration this host can run).
+    C(valid_tensor_parallel_sizes), C(excluded_tensor_parallel_sizes), C(kv_heads_per_gpu), C(kv_heads_replicated),
+    C(max_context_length), C(max_concurrency), C(fit_configuration) (for the configuration this host can run),
+    C(engine_memory) and C(start_refused).
   returned: always
   type: dict
   sample: {"gpus": 2, "gpus_minimum": 2, "nodes": 1, "tensor_parallel_size": 2, "pipeline_parallel_size": 1,
            "gpu_name": "NVIDIA A100-SXM4-80GB", "description": "2 x NVIDIA A100-SXM4-80GB (80.0 GiB each), tensor parallel 2"}
+  contains:
+    engine_memory:
+      description:
+        - What the detailed plan took from the engine's memory rules for the GPU it planned on (vLLM's own budget,
+          read in its source for the pinned version), or from a calibration an earlier trial measured.
+        - C(torch_total_gib) is the device total the engine sees (less than C(nvidia-smi)'s), C(budget_gib) that
+          times C(gpu_memory_utilization); C(max_num_batched_tokens) and C(max_num_seqs) the profiling batch (its
+          default depends on the GPU's memory class and the entry point, C(batch_source) says which);
+          C(activation_gib), C(non_torch_gib) and C(cuda_graph_gib) the parts the engine keeps before the KV
+          cache, each with its C(*_source) (C(estimated), C(read) or C(measured)); C(starts) and C(start_check)
+          whether utilisation leaves room for the CUDA context; C(modelled_gib) the modelled parts beside any
+          measured ones; C(calibration) where the measured ones come from, C(calibration_ignored) why a calibration
+          for another engine version or GPU was not applied.
+      returned: with O(method=detailed) (or O(method=auto) and a config) on GPUs
+      type: dict
+      sample: {"engine": "vllm", "engine_version": "0.32.0", "torch_total_gib": 79.18, "budget_gib": 71.26,
+               "max_num_batched_tokens": 8192, "max_num_seqs": 1024, "activation_gib": 1.03, "non_torch_gib": 0.63,
+               "cuda_graph_gib": 0.06, "cuda_graph_in_budget": true, "starts": true,
+               "start_check": "gpu_memory_utilization 0.9 leaves 7.92 GiB for the CUDA context (about 0.5 GiB needed)",
+               "modelled_gib": {"activation_gib": 1.03}, "calibration": null, "calibration_ignored": null}
+    start_refused:
+      description: Why vLLM would refuse to start on these GPUs at this O(gpu_memory_utilization) (it leaves no room
+        for the CUDA context); null when it starts. The plan then has no GPU count.
+      returned: with O(method=detailed) (or O(method=auto) and a config) on GPUs
+      type: str
+      sample: "gpu_memory_utilization 1.0 leaves 0.00 GiB for the CUDA context (about 0.5 GiB needed)"
 resources:
   description: Per resource (C(gpu_memory), C(cpu_memory), C(cpu_cores), C(disk)) the requirement, with reserve,
     what is available, the verdict and the reason.
@@ -272,9 +378,54 @@ from ansible_collections.llmops.deploy.plugins.module_utils import gpu_facts, ho
 from ansible_collections.llmops.deploy.plugins.module_utils.sizing_errors import SizingInputError
 
 
+GPU_OPTIONS = dict(
+    index=dict(type="int"),
+    vendor=dict(type="str"),
+    name=dict(type="str"),
+    uuid=dict(type="str"),
+    pci_bus_id=dict(type="str"),
+    driver_version=dict(type="str"),
+    memory_total_mib=dict(type="int"),
+    memory_used_mib=dict(type="int"),
+    memory_free_mib=dict(type="int"),
+    compute_capability=dict(type="raw"),
+    arch=dict(type="str"),
+    unified_memory=dict(type="bool"),
+    gpu_class=dict(type="str"),
+)
+HARDWARE_OPTIONS = dict(
+    gpus=dict(type="list", elements="dict", options=GPU_OPTIONS),
+    gpu_model=dict(type="str"),
+    gpu_count=dict(type="int"),
+    memory_total_mib=dict(type="int"),
+    cpu_cores=dict(type="int"),
+    disk_free_mib=dict(type="int"),
+    disk_path=dict(type="str"),
+)
+
+
+def argument_spec():
+    """check_argument_spec with the declared hardware's keys and types checked by AnsibleModule (unknown keys and
+    wrong types are refused naming the key; values are then checked by capacity.normalize_hardware)."""
+    spec = model_selection.check_argument_spec()
+    spec["hardware"] = dict(type="dict", options=HARDWARE_OPTIONS,
+                            mutually_exclusive=[["gpus", "gpu_model"], ["gpus", "gpu_count"]])
+    return spec
+
+
+def _declared(hardware):
+    """The declared hardware without the keys AnsibleModule filled with None (absent means: probe it)."""
+    if hardware is None:
+        return None
+    out = dict((k, v) for k, v in hardware.items() if v is not None)
+    if out.get("gpus") is not None:
+        out["gpus"] = [dict((k, v) for k, v in gpu.items() if v is not None) for gpu in out["gpus"]]
+    return out
+
+
 def build_module():
     return AnsibleModule(
-        argument_spec=model_selection.check_argument_spec(),
+        argument_spec=argument_spec(),
         required_one_of=model_selection.CHECK_REQUIRED_ONE_OF,
         mutually_exclusive=model_selection.CHECK_MUTUALLY_EXCLUSIVE,
         supports_check_mode=True,
@@ -317,7 +468,7 @@ def probe_missing(module, declared):
 
 def main():
     module = build_module()
-    p = module.params
+    p = dict(module.params, hardware=_declared(module.params["hardware"]))
     try:
         result, warnings = model_selection.judge_host(
             p, (lambda declared: probe_missing(module, declared)) if p["probe"] else None)

@@ -123,21 +123,52 @@ def test_memory_in_use_is_warned_about(monkeypatch):
 
 @pytest.mark.parametrize("hardware, field", [
     ({"gpus": [{"memory_total_mib": -1}]}, "hardware.gpus[0].memory_total_mib"),
-    ({"gpus": [{"memory_total_mib": "lots"}]}, "hardware.gpus[0].memory_total_mib"),
     ({"gpus": [{"compute_capability": "9.0"}]}, "hardware.gpus[0].memory_total_mib"),
-    ({"gpus": "8 x H100"}, "hardware.gpus"),
-    ({"gpus": [{"memory_total_mib": 1000, "vram": 3}]}, "hardware.gpus[0]"),
-    ({"ram": 1000}, "hardware"),
     ({"cpu_cores": 0}, "hardware.cpu_cores"),
     ({"gpu_model": "Voodoo 5", "gpu_count": 2}, "hardware.gpus[0].name"),
-    ({"gpu_model": "H100", "gpu_count": 2, "gpus": []}, "hardware"),
 ])
 def test_malformed_hardware_names_the_field(monkeypatch, hardware, field):
+    """Values of the right type that make no sense: capacity.normalize_hardware names the field and what it wants."""
     failed, result = run_module(monkeypatch, capacity_check, {"params": "7B", "precision": "fp16",
                                                               "hardware": hardware})
     assert failed
     assert result["msg"].startswith(field + ":"), result["msg"]
     assert "expected" in result["msg"]
+
+
+@pytest.mark.parametrize("hardware, words", [
+    # Keys and types: the argument spec's suboptions refuse them before anything is probed, naming the key, where it
+    # was found and what is accepted.
+    ({"gpus": [{"memory_total_mib": "lots"}]}, ["'memory_total_mib'", "'hardware -> gpus'", "int"]),
+    ({"gpu_count": "two"}, ["'gpu_count'", "'hardware'", "int"]),
+    ({"gpus": [{"name": "H100", "unified_memory": "maybe"}]}, ["'unified_memory'", "Valid booleans"]),
+    ({"gpus": 8}, ["'gpus'", "must be a list"]),
+    ({"gpus": [{"memory_total_mib": 1000, "vram": 3}]}, ["hardware.gpus.vram", "Supported parameters include",
+                                                          "memory_total_mib"]),
+    ({"ram": 1000}, ["hardware.ram", "Supported parameters include", "cpu_cores, disk_free_mib"]),
+    ({"gpu_model": "H100", "gpu_count": 2, "gpus": []}, ["mutually exclusive", "gpus|gpu_model", "in hardware"]),
+])
+def test_hardware_keys_and_types_come_from_the_argument_spec(monkeypatch, hardware, words):
+    monkeypatch.setattr(basic.AnsibleModule, "run_command", lambda *a, **k: pytest.fail("probed a tool"))
+    failed, result = run_module(monkeypatch, capacity_check, {"params": "7B", "precision": "fp16",
+                                                              "hardware": hardware})
+    assert failed
+    for word in words:
+        assert word in result["msg"], result["msg"]
+
+
+def test_declared_gpu_list_with_types_converted(monkeypatch):
+    """Suboptions convert what YAML or -e gave as text; keys not declared stay absent (probed, or from the name)."""
+    monkeypatch.setattr(basic.AnsibleModule, "run_command", lambda *a, **k: pytest.fail("probed a tool"))
+    failed, result = run_module(monkeypatch, capacity_check, {
+        "params": "7B", "precision": "bf16", "probe": False,
+        "hardware": dict(FULL_HOST, cpu_cores="64", gpus=[{"name": "L40S"}, {"memory_total_mib": "46068",
+                                                                               "compute_capability": 8.9}])})
+    assert not failed, result.get("msg")
+    assert [g["memory_total_mib"] for g in result["hardware"]["gpus"]] == [46068, 46068]
+    assert [g["index"] for g in result["hardware"]["gpus"]] == [0, 1]
+    assert result["hardware"]["gpus"][1]["compute_capability"] == "8.9"
+    assert result["hardware"]["cpu_cores"] == 64 and result["probed"] == []
 
 
 def _config(name):
@@ -256,3 +287,29 @@ def test_without_probing_a_declared_host_is_judged(monkeypatch):
     failed, result = run_module(monkeypatch, capacity_check, {
         "candidates": candidate_args(), "probe": False, "hardware": declared(gpu_model="H100", gpu_count=8)})
     assert not failed and result["probed"] == [] and result["selection"]["chosen"] == "Qwen/Qwen2.5-32B-Instruct"
+
+
+@pytest.mark.parametrize("args", [
+    {"method": "detailed", "config_name": "llama-3.1-8b", "hardware": declared(gpu_model="H100", gpu_count=1)},
+    {"method": "detailed", "config_name": "llama-3.1-8b", "gpu_memory_utilization": 1.0,
+     "hardware": declared(gpu_model="RTX 4090", gpu_count=1)},
+    {"params": "7B", "precision": "bf16", "target": "cpu", "hardware": declared(gpus=[])},
+    {"candidates": [{"model": "Qwen/Qwen2.5-7B-Instruct", "precision": "bf16"}],
+     "hardware": declared(gpu_model="L40S", gpu_count=2)},
+])
+def test_every_returned_key_is_documented(monkeypatch, args):
+    import yaml
+    args = dict(args, fail_on="never")
+    if "config_name" in args:
+        args["config"] = _config(args.pop("config_name"))
+    failed, result = run_module(monkeypatch, capacity_check, args)
+    assert not failed, result.get("msg")
+    documented = yaml.safe_load(capacity_check.RETURN)
+    assert set(result) - {"changed", "_warnings", "warnings"} <= set(documented)
+    if result["gpu_plan"] and "engine_memory" in result["gpu_plan"]:
+        contains = documented["gpu_plan"]["contains"]
+        assert {"engine_memory", "start_refused"} <= set(contains)
+        assert set(result["gpu_plan"]) & set(contains) == {"engine_memory", "start_refused"}
+        if args.get("gpu_memory_utilization") == 1.0:
+            assert result["gpu_plan"]["start_refused"].startswith("gpu_memory_utilization 1.0 leaves")
+            assert result["gpu_plan"]["engine_memory"]["starts"] is False
