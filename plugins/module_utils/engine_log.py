@@ -33,6 +33,8 @@ printed it), ``resolution`` (half the last printed digit, in ``unit``: ``0.00 Gi
 import math
 import re
 
+from ansible_collections.llmops.deploy.plugins.module_utils import engine_memory
+
 GIB = 1024 ** 3
 _UNIT_BYTES = {"gib": GIB, "gb": GIB, "mib": 1024 ** 2, "mb": 1024 ** 2, "kib": 1024, "tib": 1024 ** 4}
 
@@ -253,6 +255,8 @@ def parse_engine_log(text):
             "%s x %d" % (conc["reported"], conc["context_length"]), conc["line"], conc["line_number"],
             conc["resolution"] * conc["context_length"])
     result["first_error"], result["exception"] = _first_error(lines, base)
+    # The engine's own budget line (device total, peak activation, non-torch, CUDA graphs) of the same start.
+    result["memory_breakdown"] = engine_memory.parse_memory_breakdown("\n".join(lines))
     return result
 
 

@@ -751,10 +751,24 @@ def check_argument_spec():
     )
     return spec
 
+        calibrations=dict(type="list", elements="dict"),
 
 def undeclared_parts(declared, target):
     """The hardware parts a check without probing lacks, named as the hardware option declares them."""
     return [label for key, label in HARDWARE_PARTS if declared.get(key) is None and (key != "gpus" or target == "gpu")]
+def pick_calibration(calibrations, gpus):
+    """Of the constants measured on several GPUs (llmops.deploy.calibration_lookup_all), the ones measured on the GPU
+    this host plans on (its first GPU: the same name and nvidia-smi MiB); None when none was."""
+    first = (gpus or [None])[0]
+    if not calibrations or not isinstance(first, dict):
+        return None
+    for constants in calibrations:
+        if constants.get("gpu") == first.get("name") and constants.get("memory_total_mib") == first.get(
+                "memory_total_mib"):
+            return constants
+    return None
+
+
 
 
 def judge_host(options, probe=None):
@@ -794,6 +808,12 @@ def judge_host(options, probe=None):
     if specs is not None:
         result = check_candidates(specs, hardware, p, reserve=p["reserve"], gpus_per_node=p["gpus_per_node"],
                                   target=p["target"], scenario=p.get("scenario"),
+    measured = None if p.get("calibration") else pick_calibration(p.get("calibrations"), hardware.get("gpus"))
+    if measured:
+        # What earlier trials measured on this GPU replaces the modelled constants (said so in the plan).
+        p = dict(p, calibration=measured)
+        if sized is not None:
+            sized = sizing.size_model(**sizing.size_model_options(p))
                                   disk_required_bytes=p.get("disk_required_bytes"))
     else:
         result = capacity.assess(sized, hardware, reserve=p["reserve"], gpus_per_node=p["gpus_per_node"],

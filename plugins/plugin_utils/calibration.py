@@ -27,6 +27,8 @@ import tempfile
 
 from ansible_collections.llmops.deploy.plugins.module_utils import engine_log, engine_memory
 
+GIB = 1024 ** 3
+
 FORMAT = 1
 MAX_ENTRIES = 200
 DEFAULT_MAX_AGE_DAYS = 365
@@ -172,7 +174,7 @@ def lookup(document, engine_version, gpu, memory_total_mib, engine="vllm", today
     if chosen is None:
         return {"constants": None, "entry": None, "warnings": warnings}
     measured, modelled = chosen["measured"], chosen["modelled"]
-    keys = ("engine", "engine_version", "gpu_class", "memory_total_mib", "host", "date", "model")
+    keys = ("engine", "engine_version", "gpu_class", "gpu", "memory_total_mib", "host", "date", "model")
     constants = dict((k, chosen[k]) for k in keys)
     for key in ("torch_total_bytes", "non_torch_bytes", "cuda_graph_bytes"):
         if key in measured:
@@ -180,6 +182,119 @@ def lookup(document, engine_version, gpu, memory_total_mib, engine="vllm", today
     if measured.get("activation_bytes") and modelled.get("activation_bytes"):
         constants["activation_ratio"] = round(float(measured["activation_bytes"]) / modelled["activation_bytes"], 4)
     return {"constants": constants, "entry": chosen, "warnings": warnings}
+
+
+def lookup_all(document, engine_version=None, engine="vllm", today=None, max_age_days=DEFAULT_MAX_AGE_DAYS):
+    """The constants for every GPU the document has trials of, for plans of ``engine`` ``engine_version``.
+
+    For a fleet whose GPUs are only known once each host is probed: the list goes to capacity_check
+    (``calibrations``), which applies the one measured on the host's GPU (same name and MiB). Returns
+    ``{'calibrations': [constants, ...], 'warnings': [...]}``; every entry left out is named in a warning.
+    ``engine_version`` None is the pinned one (the version the plans follow by default).
+    """
+    engine_version = engine_version or engine_memory.PINNED_VERSION
+    try:
+        doc = check_document(document)
+    except CalibrationError as exc:
+        return {"calibrations": [], "warnings": ["calibration file ignored: %s" % exc]}
+    seen, gpus = set(), []
+    for raw in doc["entries"]:
+        gpu, mib = (raw.get("gpu"), raw.get("memory_total_mib")) if isinstance(raw, dict) else (None, None)
+        if isinstance(gpu, str) and isinstance(mib, int) and (gpu, mib) not in seen:
+            seen.add((gpu, mib))
+            gpus.append((gpu, mib))
+    calibrations, warnings = [], []
+    for index, raw in enumerate(doc["entries"]):
+        try:
+            make_entry(raw)
+        except CalibrationError as exc:
+            warnings.append("calibration entry %d ignored: malformed (%s)" % (index, exc))
+    for gpu, mib in gpus:
+        found = lookup(doc, engine_version, gpu, mib, engine=engine, today=today, max_age_days=max_age_days)
+        warnings.extend(w for w in found["warnings"] if w not in warnings and "malformed" not in w)
+        if found["constants"]:
+            calibrations.append(found["constants"])
+    return {"calibrations": calibrations, "warnings": warnings}
+
+
+def measured_from_engine(engine):
+    """The ``measured`` figures of a trial from what the engine said (inference_check's ``engine`` result, or
+    engine_log.parse_engine_log of the start-up log): bytes, and ``kv_tokens``."""
+    figures = (engine or {}).get("figures") or {}
+    measured = {}
+    for ours, theirs in (("weights_bytes", "weights_bytes"), ("kv_cache_bytes", "kv_cache_memory_bytes"),
+                         ("kv_tokens", "kv_cache_tokens")):
+        if theirs in figures and figures[theirs]["value"] >= 0:
+            measured[ours] = int(figures[theirs]["value"])
+    breakdown = (engine or {}).get("memory_breakdown") or {}
+    for key in ("torch_total_bytes", "activation_bytes", "cuda_graph_bytes", "non_torch_bytes"):
+        if key in breakdown:
+            measured[key] = breakdown[key]
+    if "non_torch_bytes" not in measured and "consumed_bytes" in breakdown and "weights_bytes" in measured:
+        measured["non_torch_bytes"] = max(breakdown["consumed_bytes"] - measured["weights_bytes"], 0)
+    return measured
+
+
+def _gpu_plan(plan):
+    """The GPU plan a preflight result holds: the model's, or the chosen candidate's."""
+    plan = plan or {}
+    if plan.get("gpu_plan"):
+        return plan["gpu_plan"]
+    selection = plan.get("selection") or {}
+    for evaluation in selection.get("evaluations") or []:
+        if evaluation.get("candidate") == selection.get("chosen_candidate") or (
+                evaluation.get("model") and evaluation.get("model") == selection.get("chosen_model")):
+            return evaluation.get("gpu_plan")
+    return None
+
+
+def trial_from_deployment(host, check, plan, serve, date=None):
+    """One host's trial as a calibration entry to record, from what the deployment measured.
+
+    ``check`` is inference_check's result, ``plan`` the host's preflight result (capacity_check), ``serve`` the
+    serving role's ``model_serve_info``. Returns ``{'trial': {...} or None, 'skipped': reason or None}``: only a
+    GPU trial whose engine printed its figures is recorded (CPU engines have no GPU class to learn for).
+    """
+    check, plan, serve = check or {}, plan or {}, serve or {}
+    engine = check.get("engine") or {}
+    if not engine.get("figures"):
+        return {"trial": None, "skipped": "the trial did not read the engine's start-up log"}
+    if (serve.get("target") or engine.get("platform")) != "gpu" or engine.get("platform") not in (None, "gpu"):
+        return {"trial": None, "skipped": "a CPU engine: the calibration file learns GPU constants"}
+    gpus = (plan.get("hardware") or {}).get("gpus") or []
+    if not gpus:
+        return {"trial": None, "skipped": "the preflight named no GPU for this host"}
+    measured = measured_from_engine(engine)
+    if not measured:
+        return {"trial": None, "skipped": "the engine's log has none of the figures the calibration keeps"}
+    args = dict((a["name"], a["value"]) for a in serve.get("args") or [] if isinstance(a, dict) and "name" in a)
+    gpu_plan = _gpu_plan(plan) or {}
+    memory = gpu_plan.get("engine_memory") or {}
+    modelled = dict((key.replace("_gib", "_bytes"), int(round(value * GIB)))
+                    for key, value in (memory.get("modelled_gib") or {}).items()
+                    if isinstance(value, (int, float)) and not isinstance(value, bool))
+    arguments = dict((key, args[name]) for key, name in (
+        ("max_model_len", "max_model_len"), ("gpu_memory_utilization", "gpu_memory_utilization"),
+        ("max_num_batched_tokens", "max_num_batched_tokens"), ("max_num_seqs", "max_num_seqs"),
+        ("kv_cache_dtype", "kv_cache_dtype"), ("quantization", "quantization")) if args.get(name) is not None)
+    trial = {
+        "engine": "vllm",
+        "engine_version": engine.get("version") or (serve.get("engine") or {}).get("version"),
+        "gpu": gpus[0].get("name"),
+        "memory_total_mib": gpus[0].get("memory_total_mib"),
+        "model": serve.get("served_model_name") or engine.get("model"),
+        "tensor_parallel_size": int(args.get("tensor_parallel_size") or 1),
+        "arguments": arguments,
+        "measured": measured,
+        "modelled": modelled,
+        "host": host,
+        "date": date,
+    }
+    try:
+        make_entry(trial)
+    except CalibrationError as exc:
+        return {"trial": None, "skipped": str(exc)}
+    return {"trial": trial, "skipped": None}
 
 
 def measured_from_log(text):
@@ -190,19 +305,7 @@ def measured_from_log(text):
     when the log has one. Also returns the engine version the log names (``None`` when it names none).
     """
     parsed = engine_log.parse_engine_log(text)
-    figures = parsed["figures"]
-    measured = {}
-    for ours, theirs in (("weights_bytes", "weights_bytes"), ("kv_cache_bytes", "kv_cache_memory_bytes"),
-                         ("kv_tokens", "kv_cache_tokens")):
-        if theirs in figures and figures[theirs]["value"] >= 0:
-            measured[ours] = int(figures[theirs]["value"])
-    breakdown = engine_memory.parse_memory_breakdown(text)
-    for key in ("torch_total_bytes", "activation_bytes", "cuda_graph_bytes", "non_torch_bytes"):
-        if key in breakdown:
-            measured[key] = breakdown[key]
-    if "non_torch_bytes" not in measured and "consumed_bytes" in breakdown and "weights_bytes" in measured:
-        measured["non_torch_bytes"] = max(breakdown["consumed_bytes"] - measured["weights_bytes"], 0)
-    return {"measured": measured, "engine_version": parsed["version"]}
+    return {"measured": measured_from_engine(parsed), "engine_version": parsed["version"]}
 
 
 def _age_days(date, now):

@@ -19,7 +19,8 @@ TRIAL = {"engine_version": "0.32.0", "gpu": "NVIDIA L40S", "memory_total_mib": 4
 
 
 def test_filter_names_and_sidecar_docs():
-    assert set(FILTERS) == {"calibration_record", "calibration_lookup", "calibration_measured"}
+    assert set(FILTERS) == {"calibration_record", "calibration_lookup", "calibration_lookup_all", "calibration_trial",
+                            "calibration_measured"}
     for name in FILTERS:
         with open(os.path.join(FILTER_DIR, name + ".yml")) as handle:
             doc = yaml.safe_load(handle)
@@ -50,3 +51,19 @@ def test_measured_from_a_log():
     assert "activation_bytes" not in got  # not printed: absent, not guessed
     with pytest.raises(AnsibleFilterError, match="calibration_measured"):
         FILTERS["calibration_measured"](None)
+
+
+def test_record_takes_a_list_and_lookup_all_finds_every_gpu():
+    doc = FILTERS["calibration_record"]({}, [TRIAL, dict(TRIAL, gpu="NVIDIA A40", memory_total_mib=46068)])
+    assert len(doc["entries"]) == 2
+    found = FILTERS["calibration_lookup_all"](doc, "0.32.0", max_age_days=None)
+    assert sorted(c["gpu"] for c in found["calibrations"]) == ["NVIDIA A40", "NVIDIA L40S"]
+    assert FILTERS["calibration_record"](doc, [])["entries"] == doc["entries"]
+
+
+def test_trial_filter_skips_cpu_trials_and_needs_the_host():
+    made = FILTERS["calibration_trial"]({"engine": {"platform": "cpu", "figures": {"kv_cache_tokens": {"value": 9}}}},
+                                        {}, {"target": "cpu"}, "node-1")
+    assert made["trial"] is None and "CPU" in made["skipped"]
+    with pytest.raises(AnsibleFilterError, match="calibration_trial: host"):
+        FILTERS["calibration_trial"]({}, {}, {}, "")

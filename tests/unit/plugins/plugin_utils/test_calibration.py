@@ -123,3 +123,86 @@ def test_a_published_log_calibrates_the_next_plan(tmp_path):
                                max_age_days=None)["constants"]
     assert const["torch_total_bytes"] == round(23.99 * GIB)
     assert abs(const["activation_ratio"] - 1) < 0.2  # the model is within 20 % of this engine's peak
+
+
+def _published(name):
+    import sys
+    root = os.path.join(os.path.dirname(__file__), "..", "..", "..", "..")
+    sys.path.insert(0, os.path.join(root, "benchmarks"))
+    import compare_published  # pylint: disable=import-error
+    return [f for f in compare_published.load_fixtures() if f["name"] == name][0], root
+
+
+def _check_options(meta, root, **extra):
+    import json
+    from ansible_collections.llmops.deploy.plugins.module_utils import model_selection
+    options = dict((key, spec.get("default")) for key, spec in model_selection.check_argument_spec().items())
+    with open(os.path.join(root, meta["config"])) as handle:
+        config = json.load(handle)
+    options.update(model=meta["model"], method="detailed", config=config, context_length=meta["max_model_len"],
+                   gpu_memory_utilization=meta["gpu_memory_utilization"], engine_version="0.27.1",
+                   hardware={"gpus": [{"index": 0, "name": meta["gpu"], "memory_total_mib": meta["gpu_memory_mib"]}],
+                             "memory_total_mib": 65536, "cpu_cores": 16, "disk_free_mib": 10 ** 6})
+    options.update(extra)
+    return options
+
+
+def test_a_deployment_trial_is_recorded_and_the_next_plan_of_that_gpu_uses_it():
+    """inference_check's engine result + the host's preflight result + the serving facts -> an entry; the next
+    preflight of a host with the same GPU applies it (and says where it was measured), modelled value beside."""
+    from ansible_collections.llmops.deploy.plugins.module_utils import engine_log, model_selection
+    meta, root = _published("rtx4090-qwen2.5-0.5b-instruct")
+    plan, _warnings = model_selection.judge_host(_check_options(meta, root), None)
+    assert plan["gpu_plan"]["engine_memory"]["calibration"] is None
+    check = {"engine": engine_log.parse_engine_log(meta["log"])}
+    serve = {"target": "gpu", "served_model_name": meta["model"], "engine": {"name": "vllm", "version": "0.27.1"},
+             "args": [{"name": "tensor_parallel_size", "value": 1}, {"name": "max_model_len", "value": 32768},
+                      {"name": "gpu_memory_utilization", "value": 0.92}, {"name": "quantization", "value": None}]}
+    made = calibration.trial_from_deployment("rtx4090-node-07", check, plan, serve, date="2026-11-30T10:00:00+00:00")
+    assert made["skipped"] is None
+    entry = made["trial"]
+    assert entry["gpu"] == meta["gpu"] and entry["memory_total_mib"] == meta["gpu_memory_mib"]
+    assert entry["engine_version"] == "0.27.1" and entry["arguments"] == {
+        "max_model_len": 32768, "gpu_memory_utilization": 0.92}
+    assert entry["measured"]["kv_tokens"] == 1793232
+    assert entry["measured"]["torch_total_bytes"] == round(23.99 * GIB)
+    assert entry["modelled"]["activation_bytes"] > 0
+    doc = calibration.record(None, entry)
+
+    found = calibration.lookup_all(doc, "0.27.1", today=NOW)
+    assert found["warnings"] == [] and [c["gpu"] for c in found["calibrations"]] == [meta["gpu"]]
+    again, _warnings = model_selection.judge_host(_check_options(meta, root, calibrations=found["calibrations"]), None)
+    memory = again["gpu_plan"]["engine_memory"]
+    assert memory["calibration"]["host"] == "rtx4090-node-07"
+    assert "measured on rtx4090-node-07, 2026-11-30" in memory["calibration_note"]
+    assert "measured" in memory["torch_total_source"] and memory["modelled_gib"]["torch_total_gib"] > 0
+
+    # Another GPU (same name, other memory) gets nothing from it; another engine version is left out, with a warning.
+    other = _check_options(meta, root, calibrations=found["calibrations"])
+    other["hardware"]["gpus"][0]["memory_total_mib"] = 49140
+    planned, _warnings = model_selection.judge_host(other, None)
+    assert planned["gpu_plan"]["engine_memory"]["calibration"] is None
+    stale = calibration.lookup_all(doc, "0.32.0", today=NOW)
+    assert stale["calibrations"] == [] and "measured with vllm 0.27.1" in stale["warnings"][0]
+
+
+@pytest.mark.parametrize("check, serve, why", [
+    ({"engine": {"platform": "cpu", "figures": {"kv_cache_tokens": {"value": 1000}}}}, {"target": "cpu"}, "CPU"),
+    ({"engine": {"figures": {}}}, {"target": "gpu"}, "start-up log"),
+    ({"engine": {"platform": "gpu", "figures": {"kv_cache_tokens": {"value": 1000}}}}, {"target": "gpu"}, "no GPU"),
+])
+def test_trials_that_teach_nothing_are_skipped_with_the_reason(check, serve, why):
+    made = calibration.trial_from_deployment("h", check, {"hardware": {"gpus": []}}, serve)
+    assert made["trial"] is None and why in made["skipped"]
+
+
+def test_lookup_all_names_every_entry_it_leaves_out():
+    doc = calibration.record(None, trial())
+    doc["entries"].append({"engine_version": "0.32.0"})
+    doc = calibration.record(doc, trial(gpu="NVIDIA H100 80GB HBM3", memory_total_mib=81559, engine_version="0.31.0"))
+    found = calibration.lookup_all(doc, "0.32.0", today=NOW)
+    assert [c["gpu"] for c in found["calibrations"]] == ["NVIDIA A100-SXM4-80GB"]
+    assert len(found["warnings"]) == 2
+    assert "malformed" in found["warnings"][0] and "0.31.0" in found["warnings"][1]
+    # No version given: the pinned one (0.32.0), which the A100 trial used.
+    assert [c["gpu"] for c in calibration.lookup_all(doc, today=NOW)["calibrations"]] == ["NVIDIA A100-SXM4-80GB"]
