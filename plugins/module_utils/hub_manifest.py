@@ -22,6 +22,9 @@ try:  # Python 3
 except ImportError:  # pragma: no cover - Python 2 is not supported
     raise
 
+from ansible_collections.llmops.deploy.plugins.module_utils import model_names
+from ansible_collections.llmops.deploy.plugins.module_utils.sizing_errors import SizingInputError
+
 # The SDK treats a recursive listing of this many entries as truncated by the server (modelscope_hub 0.5.1).
 LISTING_TRUNCATION_LIMIT = 3000
 
@@ -29,7 +32,6 @@ LISTING_TRUNCATION_LIMIT = 3000
 SDK_PARTIAL_SUFFIXES = (".incomplete", ".parallel_tmp")
 
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _DRIVE_RE = re.compile(r"^[A-Za-z]:")
 _MAX_SEGMENT_BYTES = 255
 # A branch, tag or commit id: segments of letters, digits, '.', '_', '+', '-', each starting with a letter or digit,
@@ -64,15 +66,14 @@ class HubError(Exception):
 # Request parameters
 # ---------------------------------------------------------------------------------------------------------------
 def split_model_id(model_id):
-    """``'Qwen/Qwen2.5-7B-Instruct'`` -> ``('Qwen', 'Qwen2.5-7B-Instruct')``; anything else raises ManifestError."""
-    accepted = "'owner/name', each part letters, digits, '.', '_' or '-' and starting with a letter or digit"
-    if not isinstance(model_id, str) or model_id.count("/") != 1:
-        raise ManifestError("model_id %r is not valid: expected %s" % (model_id, accepted))
-    owner, name = model_id.split("/")
-    for part in (owner, name):
-        if not _NAME_RE.match(part) or part in (".", ".."):
-            raise ManifestError("model_id %r is not valid: expected %s" % (model_id, accepted))
-    return owner, name
+    """``'Qwen/Qwen2.5-7B-Instruct'`` -> ``('Qwen', 'Qwen2.5-7B-Instruct')`` for a hub request, by the one rule of
+    ``model_names.split_model_id`` (blanks around the id refused); anything else raises ManifestError naming
+    ``model_id``."""
+    try:
+        return model_names.split_model_id(model_id, strip=False)
+    except SizingInputError as exc:
+        raise ManifestError("model_id %r is not valid: expected 'owner/name', each part letters, digits, '.', '_' or "
+                            "'-' and starting with a letter or digit (%s)" % (model_id, exc.detail))
 
 
 def normalize_endpoint(endpoint):

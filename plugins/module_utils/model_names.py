@@ -191,11 +191,16 @@ def _fail(value, detail):
     raise SizingInputError("model", value, ACCEPTED_ID, detail)
 
 
-def split_model_id(model_id):
-    """``'deepseek-ai/DeepSeek-OCR'`` -> ``('deepseek-ai', 'DeepSeek-OCR')``. Raises SizingInputError (field ``model``)."""
+def split_model_id(model_id, strip=True):
+    """``'deepseek-ai/DeepSeek-OCR'`` -> ``('deepseek-ai', 'DeepSeek-OCR')``. Raises SizingInputError (field ``model``).
+
+    The one rule for a ModelScope id (``hub_manifest.split_model_id`` applies it to hub requests): exactly one ``/``,
+    owner and name of letters, digits, ``-``, ``_`` and ``.``, each starting with a letter or digit. ``strip``: blanks
+    around the id are ignored (names typed by people); without it they are refused (ids sent to a hub).
+    """
     if not isinstance(model_id, str):
         _fail(model_id, "not a string")
-    text = model_id.strip()
+    text = model_id.strip() if strip else model_id
     if not text:
         _fail(model_id, "empty")
     if "/" not in text:
@@ -599,33 +604,41 @@ def _summary(res, notes):
     return ", ".join(parts)
 
 
-def _parsed(model_id_or_parsed):
-    if isinstance(model_id_or_parsed, dict):
-        return model_id_or_parsed
-    return parse_model_id(model_id_or_parsed)
+def explicit_or_named(model_id_or_parsed=None, params=None, precision=None, need_params=False,
+                      params_field="params", precision_field="precision"):
+    """What a model is taken to be: a value given explicitly beats what its name says.
 
+    ``model_id_or_parsed``: a ModelScope id, the dict ``parse_model_id`` returned, or None (no name). ``params`` and
+    ``precision``: the values given (None or ``''`` when not given), read with ``parse_params`` and
+    ``normalize_precision`` and reported under ``params_field`` and ``precision_field`` when they are not valid.
 
-def params_from_name_or_value(model_id_or_parsed, params=None):
-    """Parameter count for sizing: ``params`` when given, else the size in the model name.
-
-    ``model_id_or_parsed`` is a ModelScope id or the dict ``parse_model_id`` returned. A count given explicitly wins
-    (it is the real count; ``8x7B`` names only an upper bound). Raises SizingInputError (field ``params``) when
-    neither says.
+    Returns ``{'params', 'params_source', 'params_is_upper_bound', 'precision', 'precision_source',
+    'name_precision', 'info'}``; a source is ``'given'``, ``'name'`` or None. A count given explicitly is the real
+    count; one from the name may be an upper bound (``8x7B``: the experts share attention). With ``need_params``, no
+    count from either raises SizingInputError (field ``params_field``) saying what the name lacks.
     """
-    if params is not None and params != "":
-        return parse_params(params, "params")
-    info = _parsed(model_id_or_parsed)
-    if info.get("params") is not None:
-        return info["params"]
-    detail = "the model id %s has no size in its name, so params must be given" % info.get("id")
-    if info.get("active_params") is not None:
-        detail = ("the model id %s names only the active size %s of a mixture of experts; memory sizing needs the "
-                  "total, so params must be given" % (info.get("id"), info.get("active_params_label")))
-    raise SizingInputError("params", params, "a parameter count such as 32B, 1.5B or 671B", detail)
-
-
-def precision_from_name_or_value(model_id_or_parsed, precision=None):
-    """Precision for sizing: ``precision`` when given (any spelling), else what the name implies, else None."""
+    info = {}
+    if model_id_or_parsed is not None:
+        info = model_id_or_parsed if isinstance(model_id_or_parsed, dict) else parse_model_id(model_id_or_parsed)
+    result = {"params": None, "params_source": None, "params_is_upper_bound": False, "precision": None,
+              "precision_source": None, "name_precision": info.get("precision"), "info": info or None}
+    if params is not None and (params != "" or (need_params and not info)):
+        # '' means not given, unless a count is needed and there is no name to read it from: then it is refused.
+        result.update(params=parse_params(params, params_field), params_source="given")
+    elif info.get("params") is not None:
+        result.update(params=info["params"], params_source="name",
+                      params_is_upper_bound=bool(info.get("params_is_upper_bound")))
+    elif need_params:
+        detail = None
+        if info.get("active_params") is not None:
+            detail = ("the model id %s names only the active size %s of a mixture of experts; memory sizing needs "
+                      "the total, so %s must be given" % (info.get("id"), info.get("active_params_label"),
+                                                          params_field))
+        elif info:
+            detail = "the model id %s has no size in its name, so %s must be given" % (info.get("id"), params_field)
+        raise SizingInputError(params_field, params, "a parameter count such as 32B, 1.5B or 671B", detail)
     if precision is not None and precision != "":
-        return normalize_precision(precision)
-    return _parsed(model_id_or_parsed).get("precision")
+        result.update(precision=normalize_precision(precision, precision_field), precision_source="given")
+    elif info.get("precision"):
+        result.update(precision=info["precision"], precision_source="name")
+    return result

@@ -269,28 +269,23 @@ def resolve_model(model=None, params=None, precision=None, default_precision=Non
     4. ``default_precision`` (an inventory-wide default for names that carry none);
     5. FP16, the guide's production recommendation, stated in ``assumptions``.
     """
-    info = None
-    count = None
-    if model is not None:
-        from ansible_collections.llmops.deploy.plugins.module_utils import model_names
-        info = model_names.parse_model_id(model)
-        if need_params or params is not None or info.get("params") is not None:
-            count = model_names.params_from_name_or_value(info, params)
-    elif params is not None:
-        count = parameter_count.parse_params(params)
-    elif need_params:
+    from ansible_collections.llmops.deploy.plugins.module_utils import model_names
+    if model is None and params is None and need_params:
         raise SizingInputError("params", params, "a parameter count such as 32B, or a ModelScope id in 'model'")
+    # params and precision given explicitly beat what the name says.
+    claims = model_names.explicit_or_named(model, params, precision, need_params=need_params or params is not None)
+    info, count = claims["info"], claims["params"]
     if default_precision is not None and default_precision != "":
         default_precision = precisions.normalize_precision(default_precision, "default_precision")
     else:
         default_precision = None
-    name_precision = (info or {}).get("precision")
+    name_precision = claims["name_precision"]
     name_format = precisions.NAME_FORMATS.get((info or {}).get("quantization") or "")
     assumptions, warnings = [], []
     fmt, fmt_source, fallback = None, None, False
     what = (info or {}).get("id") or "the model"
-    if precision is not None and precision != "":
-        canonical = precisions.normalize_precision(precision)
+    if claims["precision_source"] == "given":
+        canonical = claims["precision"]
         source = "asked for"
         fmt = precisions.weight_format(precision)
         fmt_source = "the precision asked for (%s)" % precision if fmt else None

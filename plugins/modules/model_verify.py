@@ -213,7 +213,9 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.llmops.deploy.plugins.module_utils.dir_lock import DirLock, LockTimeout, lock_path_for
 from ansible_collections.llmops.deploy.plugins.module_utils.model_dir_check import check_model_dir
+from ansible_collections.llmops.deploy.plugins.module_utils.model_names import explicit_or_named, parse_model_id
 from ansible_collections.llmops.deploy.plugins.module_utils.safetensors_header import compare_claims
+from ansible_collections.llmops.deploy.plugins.module_utils.sizing_errors import SizingInputError
 
 
 def build_module():
@@ -233,30 +235,21 @@ def build_module():
 
 
 def resolve_claims(model_id, expected_params, precision):
-    """``(claimed_params, params_is_upper_bound, claimed_precision, warnings)``; raises ValueError with a message
-    naming the field for bad explicit values. Names are read by ``model_names.parse_model_id``."""
-    from ansible_collections.llmops.deploy.plugins.module_utils.parameter_count import parse_params
-    from ansible_collections.llmops.deploy.plugins.module_utils.precision import normalize_precision
-    from ansible_collections.llmops.deploy.plugins.module_utils.sizing_errors import SizingInputError
-
+    """``(claimed_params, params_is_upper_bound, claimed_precision, warnings)``: ``expected_params`` and ``precision``
+    beat what the name says (``model_names.explicit_or_named``); a name that cannot be read is a warning. Raises
+    ValueError with a message naming the field for bad explicit values."""
     warnings = []
-    parsed = {}
+    parsed = None
     if model_id:
         try:
-            from ansible_collections.llmops.deploy.plugins.module_utils.model_names import parse_model_id
             parsed = parse_model_id(model_id)
         except SizingInputError as exc:
             warnings.append("the model id cannot be read for claims: %s" % exc)
     try:
-        if expected_params not in (None, ""):
-            params, upper = parse_params(expected_params, "expected_params"), False
-        else:
-            params, upper = parsed.get("params"), bool(parsed.get("params_is_upper_bound"))
-        claimed_precision = (normalize_precision(precision, "precision") if precision
-                             else parsed.get("precision"))
+        claims = explicit_or_named(parsed, expected_params, precision, params_field="expected_params")
     except SizingInputError as exc:
         raise ValueError(str(exc))
-    return params, upper, claimed_precision, warnings
+    return claims["params"], claims["params_is_upper_bound"], claims["precision"], warnings
 
 
 def main():

@@ -7,9 +7,8 @@ import pytest
 
 from ansible_collections.llmops.deploy.plugins.module_utils import model_names
 from ansible_collections.llmops.deploy.plugins.module_utils.model_names import (
-    params_from_name_or_value,
+    explicit_or_named,
     parse_model_id,
-    precision_from_name_or_value,
     split_model_id,
 )
 from ansible_collections.llmops.deploy.plugins.module_utils.sizing_errors import SizingInputError
@@ -395,61 +394,94 @@ def test_split_model_id():
         "Shanghai_AI_Laboratory", "internlm2_5-7b-chat")
 
 
-# --- Sizing helpers -----------------------------------------------------------------------------------------------
+def test_split_model_id_without_strip_refuses_blanks():
+    # The hub's spelling (hub_manifest.split_model_id) applies the same rule to the id exactly as given.
+    with pytest.raises(SizingInputError, match="the owner may hold only"):
+        split_model_id(" Shanghai_AI_Laboratory/internlm2_5-7b-chat", strip=False)
+    assert split_model_id("a/b", strip=False) == ("a", "b")
+
+
+# --- An explicit value beats the name -----------------------------------------------------------------------------
+
+def params(model_id, given=None):
+    return explicit_or_named(model_id, given, need_params=True)["params"]
+
 
 def test_params_come_from_the_name():
-    assert params_from_name_or_value("deepseek-ai/DeepSeek-R1-Distill-Qwen-32B") == 32 * B
-    assert params_from_name_or_value(parse_model_id("Qwen/Qwen2.5-0.5B-Instruct")) == 500000000
+    assert params("deepseek-ai/DeepSeek-R1-Distill-Qwen-32B") == 32 * B
+    assert params(parse_model_id("Qwen/Qwen2.5-0.5B-Instruct")) == 500000000
+    claims = explicit_or_named("AI-ModelScope/Mixtral-8x7B-Instruct-v0.1")
+    assert claims["params_source"] == "name" and claims["params_is_upper_bound"] is True
 
 
 @pytest.mark.parametrize("given", ["46.7B", 46700000000, "46.7b"])
 def test_params_given_win_over_the_name(given):
-    assert params_from_name_or_value("AI-ModelScope/Mixtral-8x7B-Instruct-v0.1", given) == 46700000000
+    claims = explicit_or_named("AI-ModelScope/Mixtral-8x7B-Instruct-v0.1", given)
+    assert claims["params"] == 46700000000
+    assert claims["params_source"] == "given" and claims["params_is_upper_bound"] is False
 
 
 def test_name_without_size_needs_params_and_the_error_says_so():
     with pytest.raises(SizingInputError) as err:
-        params_from_name_or_value("OpenBMB/MiniCPM-V-2_6")
+        params("OpenBMB/MiniCPM-V-2_6")
     assert err.value.field == "params"
     message = str(err.value)
     assert message.startswith("params: invalid value None; expected a parameter count such as 32B")
     assert "the model id OpenBMB/MiniCPM-V-2_6 has no size in its name, so params must be given" in message
-    assert params_from_name_or_value("OpenBMB/MiniCPM-V-2_6", "8B") == 8 * B
+    assert params("OpenBMB/MiniCPM-V-2_6", "8B") == 8 * B
+    # Not needed: no count, no error.
+    assert explicit_or_named("OpenBMB/MiniCPM-V-2_6")["params"] is None
 
 
 def test_active_only_moe_needs_the_total():
     with pytest.raises(SizingInputError) as err:
-        params_from_name_or_value("Qwen/Qwen1.5-MoE-A2.7B", "")
+        params("Qwen/Qwen1.5-MoE-A2.7B", "")
     assert "names only the active size 2.7B" in str(err.value)
     assert "so params must be given" in str(err.value)
 
 
-def test_bad_params_value_names_params():
+def test_bad_params_value_names_the_field_it_came_from():
     with pytest.raises(SizingInputError) as err:
-        params_from_name_or_value("Qwen/Qwen2.5-7B-Instruct", "lots")
+        params("Qwen/Qwen2.5-7B-Instruct", "lots")
     assert err.value.field == "params"
+    with pytest.raises(SizingInputError) as err:
+        explicit_or_named("Qwen/Qwen2.5-7B-Instruct", "lots", params_field="expected_params")
+    assert err.value.field == "expected_params"
+
+
+def test_no_name_and_an_empty_count_is_refused_as_a_count():
+    assert explicit_or_named(None, "")["params"] is None
+    with pytest.raises(SizingInputError, match="params: invalid value ''; expected a positive count"):
+        explicit_or_named(None, "", need_params=True)
 
 
 def test_bad_id_fails_before_params_are_looked_at():
     with pytest.raises(SizingInputError) as err:
-        params_from_name_or_value("no-owner")
+        params("no-owner")
     assert err.value.field == "model"
 
 
-@pytest.mark.parametrize("model_id, given, want", [
-    ("okwinds/DeepSeek-R1-Distill-Qwen-32B-FP8", None, "fp8"),
-    ("okwinds/DeepSeek-R1-Distill-Qwen-32B-FP8", "FP16", "fp16"),
-    ("Qwen/Qwen2.5-72B-Instruct-AWQ", "", "int4"),
-    ("Qwen/Qwen2.5-7B-Instruct", None, None),
-    ("Qwen/Qwen2.5-7B-Instruct", "bfloat16", "bf16"),
+@pytest.mark.parametrize("model_id, given, want, source", [
+    ("okwinds/DeepSeek-R1-Distill-Qwen-32B-FP8", None, "fp8", "name"),
+    ("okwinds/DeepSeek-R1-Distill-Qwen-32B-FP8", "FP16", "fp16", "given"),
+    ("Qwen/Qwen2.5-72B-Instruct-AWQ", "", "int4", "name"),
+    ("Qwen/Qwen2.5-7B-Instruct", None, None, None),
+    ("Qwen/Qwen2.5-7B-Instruct", "bfloat16", "bf16", "given"),
+    (None, "half", "fp16", "given"),
 ])
-def test_precision_from_name_or_value(model_id, given, want):
-    assert precision_from_name_or_value(model_id, given) == want
+def test_precision_given_beats_the_name(model_id, given, want, source):
+    claims = explicit_or_named(model_id, precision=given)
+    assert (claims["precision"], claims["precision_source"]) == (want, source)
+
+
+def test_the_name_precision_is_kept_beside_the_one_given():
+    claims = explicit_or_named("okwinds/DeepSeek-R1-Distill-Qwen-32B-FP8", precision="fp16")
+    assert claims["precision"] == "fp16" and claims["name_precision"] == "fp8"
 
 
 def test_precision_given_badly_names_precision():
     with pytest.raises(SizingInputError) as err:
-        precision_from_name_or_value("Qwen/Qwen2.5-7B-Instruct", "fp12")
+        explicit_or_named("Qwen/Qwen2.5-7B-Instruct", precision="fp12")
     assert err.value.field == "precision"
 
 
