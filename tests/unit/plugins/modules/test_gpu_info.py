@@ -9,21 +9,14 @@ import os
 import pytest
 
 from ansible.module_utils import basic
-from ansible.module_utils.testing import patch_module_args
 from ansible_collections.llmops.deploy.plugins.module_utils import gpu_facts
 from ansible_collections.llmops.deploy.plugins.modules import gpu_info
+
+from .module_runner import run_module
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
 GPU_FIXTURES = os.path.join(REPO_ROOT, "tests", "fixtures", "gpu")
 FAKE_BIN = os.path.join(REPO_ROOT, "tests", "fixtures", "fake-bin")
-
-
-class AnsibleExitJson(Exception):
-    pass
-
-
-class AnsibleFailJson(Exception):
-    pass
 
 
 def fixture(*parts):
@@ -48,7 +41,7 @@ def amd_smi_runs(static, metric):
 @pytest.fixture
 def host(monkeypatch):
     """Patch AnsibleModule so get_bin_path/run_command replay recordings; record what the module does."""
-    state = {"tools": {}, "answers": {}, "calls": [], "kwargs": [], "warnings": [], "lookups": []}
+    state = {"tools": {}, "answers": {}, "calls": [], "kwargs": [], "lookups": []}
 
     def add(tool, runs, path=None):
         path = path or "/usr/bin/" + tool
@@ -68,26 +61,16 @@ def host(monkeypatch):
             raise AssertionError("unexpected command %r" % (args,))
         return state["answers"][key]
 
-    def exit_json(self, **kwargs):
-        raise AnsibleExitJson(kwargs)
-
-    def fail_json(self, **kwargs):
-        raise AnsibleFailJson(kwargs)
-
     monkeypatch.setattr(basic.AnsibleModule, "get_bin_path", get_bin_path)
     monkeypatch.setattr(basic.AnsibleModule, "run_command", run_command)
-    monkeypatch.setattr(basic.AnsibleModule, "exit_json", exit_json)
-    monkeypatch.setattr(basic.AnsibleModule, "fail_json", fail_json)
-    monkeypatch.setattr(basic.AnsibleModule, "warn", lambda self, msg: state["warnings"].append(msg))
     state["add"] = add
     return state
 
 
-def run_module(args):
-    with patch_module_args(args):
-        with pytest.raises((AnsibleExitJson, AnsibleFailJson)) as caught:
-            gpu_info.main()
-    return caught.type, caught.value.args[0]
+@pytest.fixture
+def run(monkeypatch):
+    """gpu_info's main() through the shared harness: ``run(args, check_mode=False)`` -> ``(failed, result)``."""
+    return lambda args, check_mode=False: run_module(monkeypatch, gpu_info, args, check_mode)
 
 
 # id, module args, tools {tool: runs}, expected (gpu_count, [(vendor, name, total MiB, cc/arch)] summary,
@@ -130,17 +113,14 @@ CASES = [
 
 @pytest.mark.parametrize("check_mode", [False, True], ids=["run", "check"])
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
-def test_facts_from_recorded_outputs(host, case, check_mode):
+def test_facts_from_recorded_outputs(host, run, case, check_mode):
     _id, args, tools, count, first, sources, n_warnings = case
     for tool, runs in tools.items():
         host["add"](tool, runs)
-    module_args = dict(args)
-    if check_mode:
-        module_args["_ansible_check_mode"] = True
 
-    kind, result = run_module(module_args)
+    failed, result = run(args, check_mode)
 
-    assert kind is AnsibleExitJson, result
+    assert not failed, result
     assert result["changed"] is False
     facts = result["ansible_facts"]
     assert sorted(facts) == ["gpu_count", "gpus"]
@@ -152,14 +132,14 @@ def test_facts_from_recorded_outputs(host, case, check_mode):
     for gpu in facts["gpus"]:
         assert sorted(gpu) == sorted(gpu_facts.GPU_KEYS)
     assert result["gpu_sources"] == sources
-    assert len(host["warnings"]) == n_warnings
+    assert len(result["_warnings"]) == n_warnings
 
 
-def test_commands_are_list_argv_with_lc_all_c(host):
+def test_commands_are_list_argv_with_lc_all_c(host, run):
     host["add"]("nvidia-smi", nvidia_run("h100-80gb-hbm3-x8.csv"))
     host["add"]("amd-smi", amd_smi_runs("mi300x-x8.json", "mi300x-x8.mem-usage.json"))
-    kind, result = run_module({})
-    assert kind is AnsibleExitJson
+    failed, result = run({})
+    assert not failed
     assert host["calls"] == [
         ["/usr/bin/nvidia-smi"] + gpu_facts.nvidia_smi_argv(),
         ["/usr/bin/amd-smi"] + list(gpu_facts.AMD_SMI_STATIC_ARGS),
@@ -171,66 +151,57 @@ def test_commands_are_list_argv_with_lc_all_c(host):
     assert ("amd-smi", ["/opt/rocm/bin"]) in host["lookups"]
 
 
-def test_driver_failure_is_a_warning_not_a_failure(host):
+def test_driver_failure_is_a_warning_not_a_failure(host, run):
     host["add"]("nvidia-smi", nvidia_run("driver-not-loaded.runs.json"))
-    kind, result = run_module({})
-    assert kind is AnsibleExitJson
+    failed, result = run({})
+    assert not failed
     assert result["ansible_facts"] == {"gpus": [], "gpu_count": 0}
-    assert host["warnings"] == [
+    assert result["_warnings"] == [
         "nvidia-smi failed (rc=9), so no NVIDIA GPU is reported: NVIDIA-SMI has failed because it couldn't "
         "communicate with the NVIDIA driver. Make sure that the latest NVIDIA driver is installed and running."]
 
 
-def test_unreadable_output_fails_with_the_line(host):
+def test_unreadable_output_fails_with_the_line(host, run):
     host["add"]("nvidia-smi", [(gpu_facts.nvidia_smi_argv(), 0, "0, NVIDIA H100 80GB HBM3, 81559\n", "")])
-    kind, result = run_module({})
-    assert kind is AnsibleFailJson
+    failed, result = run({})
+    assert failed
     assert result["msg"].startswith("Cannot read GPU facts: nvidia-smi line 1 has 3 comma-separated fields, expected 9")
 
 
-def test_path_overrides_are_used(host, tmp_path):
+def test_path_overrides_are_used(host, run, tmp_path):
     binary = tmp_path / "nvidia-smi"
     binary.write_text("#!/bin/sh\n")
     binary.chmod(0o755)
     host["add"]("custom-nvidia-smi", nvidia_run("rtx-3060-12gb-x1.csv"), path=str(binary))
-    kind, result = run_module({"nvidia_smi_path": str(binary), "vendors": ["nvidia"]})
-    assert kind is AnsibleExitJson
+    failed, result = run({"nvidia_smi_path": str(binary), "vendors": ["nvidia"]})
+    assert not failed
     assert result["ansible_facts"]["gpus"][0]["name"] == "NVIDIA GeForce RTX 3060"
     assert host["calls"][0][0] == str(binary)
     assert host["lookups"] == []
 
 
 @pytest.mark.parametrize("option", ["nvidia_smi_path", "amd_smi_path", "rocm_smi_path"])
-def test_a_missing_override_fails_naming_the_option(host, tmp_path, option):
+def test_a_missing_override_fails_naming_the_option(host, run, tmp_path, option):
     missing = str(tmp_path / "nope")
-    kind, result = run_module({option: missing})
-    assert kind is AnsibleFailJson
+    failed, result = run({option: missing})
+    assert failed
     assert result["msg"].startswith("%s=%s is not an executable file" % (option, missing))
     assert host["calls"] == []
 
 
-def test_an_unknown_vendor_fails_naming_the_choices(host):
-    kind, result = run_module({"vendors": ["nvidia", "intel"]})
-    assert kind is AnsibleFailJson
+def test_an_unknown_vendor_fails_naming_the_choices(host, run):
+    failed, result = run({"vendors": ["nvidia", "intel"]})
+    assert failed
     assert "vendors" in result["msg"] and "intel" in result["msg"]
     assert "nvidia" in result["msg"] and "amd" in result["msg"]
 
 
-def test_the_module_with_the_fake_nvidia_smi_on_path(monkeypatch):
+def test_the_module_with_the_fake_nvidia_smi_on_path(monkeypatch, run):
     """No patched I/O: get_bin_path finds tests/fixtures/fake-bin/nvidia-smi and run_command runs it."""
     monkeypatch.setenv("PATH", FAKE_BIN + os.pathsep + os.environ.get("PATH", ""))
     monkeypatch.setenv("LLMOPS_FAKE_NVIDIA_SMI", "a100-sxm4-80gb-x4.csv")
-
-    def exit_json(self, **kw):
-        raise AnsibleExitJson(kw)
-
-    def fail_json(self, **kw):
-        raise AnsibleFailJson(kw)
-
-    monkeypatch.setattr(basic.AnsibleModule, "exit_json", exit_json)
-    monkeypatch.setattr(basic.AnsibleModule, "fail_json", fail_json)
-    kind, result = run_module({"vendors": ["nvidia"]})
-    assert kind is AnsibleExitJson, result
+    failed, result = run({"vendors": ["nvidia"]})
+    assert not failed, result
     facts = result["ansible_facts"]
     assert facts["gpu_count"] == 4
     assert [g["memory_total_mib"] for g in facts["gpus"]] == [81920] * 4

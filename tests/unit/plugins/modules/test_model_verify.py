@@ -10,44 +10,19 @@ import struct
 
 import pytest
 
-from ansible.module_utils import basic
-from ansible.module_utils.testing import patch_module_args
 from ansible_collections.llmops.deploy.plugins.module_utils import dir_lock, marker as mk
 from ansible_collections.llmops.deploy.plugins.modules import model_verify
 
 from safetensors_layout import tensor_layout
 
-
-class AnsibleExitJson(Exception):
-    pass
+from .module_runner import run_module
 
 
-class AnsibleFailJson(Exception):
-    pass
-
-
-@pytest.fixture(autouse=True)
-def patched(monkeypatch):
-    warnings = []
-
-    def exit_json(self, **kwargs):
-        raise AnsibleExitJson(kwargs)
-
-    def fail_json(self, **kwargs):
-        kwargs["failed"] = True
-        raise AnsibleFailJson(kwargs)
-
-    monkeypatch.setattr(basic.AnsibleModule, "exit_json", exit_json)
-    monkeypatch.setattr(basic.AnsibleModule, "fail_json", fail_json)
-    monkeypatch.setattr(basic.AnsibleModule, "warn", lambda self, msg: warnings.append(msg))
-    return warnings
-
-
-def run(**args):
-    with patch_module_args(args):
-        with pytest.raises((AnsibleExitJson, AnsibleFailJson)) as info:
-            model_verify.main()
-    return info.value.args[0]
+@pytest.fixture
+def run(monkeypatch):
+    """model_verify's main() through the shared harness: ``run(**args)`` -> the result (``failed`` set when it
+    failed, the warnings it emitted in ``_warnings``)."""
+    return lambda **args: run_module(monkeypatch, model_verify, args)[1]
 
 
 def safetensors(tensors):
@@ -78,7 +53,7 @@ def make_dir(root, model_id="testorg/Tiny-1M", dtype="BF16", rows=1000, config=N
     return files
 
 
-def test_good_directory_and_claims_from_the_marker_model_id(tmp_path):
+def test_good_directory_and_claims_from_the_marker_model_id(tmp_path, run):
     make_dir(tmp_path)
     res = run(path=str(tmp_path))
     assert not res.get("failed"), res.get("msg")
@@ -90,7 +65,7 @@ def test_good_directory_and_claims_from_the_marker_model_id(tmp_path):
     assert res["index_files"] == ["model.safetensors.index.json"] and res["changed"] is False
 
 
-def test_size_within_tolerance_passes_and_outside_fails(tmp_path):
+def test_size_within_tolerance_passes_and_outside_fails(tmp_path, run):
     make_dir(tmp_path, rows=1100)
     assert run(path=str(tmp_path))["params_ratio"] == 1.1
     res = run(path=str(tmp_path), expected_params="2M")
@@ -100,28 +75,28 @@ def test_size_within_tolerance_passes_and_outside_fails(tmp_path):
     assert not res.get("failed")
 
 
-def test_precision_claim_from_the_name(tmp_path):
+def test_precision_claim_from_the_name(tmp_path, run):
     make_dir(tmp_path, model_id="someone/Llama-1M-FP8", dtype="F16")
     res = run(path=str(tmp_path))
     assert res["failed"] and "the weights are fp16 (mostly F16) but fp8 is claimed" in res["msg"]
     assert res["claimed_precision"] == "fp8"
 
 
-def test_claims_warn_only(tmp_path, patched):
+def test_claims_warn_only(tmp_path, run):
     make_dir(tmp_path, model_id="someone/Llama-1M-FP8", dtype="F16")
     res = run(path=str(tmp_path), claims="warn")
     assert not res.get("failed") and res["valid"]
-    assert any("fp8 is claimed" in w for w in patched)
+    assert any("fp8 is claimed" in w for w in res["_warnings"])
 
 
-def test_explicit_precision_and_model_id_mismatch_with_marker(tmp_path):
+def test_explicit_precision_and_model_id_mismatch_with_marker(tmp_path, run):
     make_dir(tmp_path)
     res = run(path=str(tmp_path), model_id="testorg/Other-1M", precision="BFLOAT16")
     assert res["failed"] and "the completion marker is for testorg/Tiny-1M, not testorg/Other-1M" in res["msg"]
     assert res["claimed_precision"] == "bf16"
 
 
-def test_bad_explicit_claims_name_the_field(tmp_path):
+def test_bad_explicit_claims_name_the_field(tmp_path, run):
     make_dir(tmp_path)
     res = run(path=str(tmp_path), expected_params="lots")
     assert res["failed"] and res["msg"].startswith("expected_params: invalid value 'lots'")
@@ -131,7 +106,7 @@ def test_bad_explicit_claims_name_the_field(tmp_path):
     assert res["failed"] and "params_tolerance -1.0 is not valid" in res["msg"]
 
 
-def test_missing_marker_fails_unless_verify_none(tmp_path):
+def test_missing_marker_fails_unless_verify_none(tmp_path, run):
     make_dir(tmp_path, marker=False)
     res = run(path=str(tmp_path))
     assert res["failed"] and res["marker"] == "absent" and "never completed" in res["msg"]
@@ -139,7 +114,7 @@ def test_missing_marker_fails_unless_verify_none(tmp_path):
     assert not res.get("failed") and res["marker"] == "skipped"
 
 
-def test_truncated_shard_and_full_verify(tmp_path):
+def test_truncated_shard_and_full_verify(tmp_path, run):
     files = make_dir(tmp_path)
     shard = os.path.join(str(tmp_path), "model-00002-of-00002.safetensors")
     with open(shard, "wb") as handle:
@@ -150,7 +125,7 @@ def test_truncated_shard_and_full_verify(tmp_path):
     assert any("model-00002-of-00002.safetensors has" in p for p in res["problems"])
 
 
-def test_missing_shard(tmp_path):
+def test_missing_shard(tmp_path, run):
     make_dir(tmp_path, marker=False)
     os.unlink(os.path.join(str(tmp_path), "model-00001-of-00002.safetensors"))
     res = run(path=str(tmp_path), verify="none")
@@ -159,12 +134,12 @@ def test_missing_shard(tmp_path):
             "model's files") in res["problems"]
 
 
-def test_not_a_directory(tmp_path):
+def test_not_a_directory(tmp_path, run):
     res = run(path=str(tmp_path / "nope"))
     assert res["failed"] and "is not a directory" in res["msg"]
 
 
-def test_waits_for_a_running_download_then_fails(tmp_path):
+def test_waits_for_a_running_download_then_fails(tmp_path, run):
     os.makedirs(str(tmp_path / "m"))
     make_dir(tmp_path / "m")
     with dir_lock.DirLock(dir_lock.lock_path_for(str(tmp_path / "m")), 1):

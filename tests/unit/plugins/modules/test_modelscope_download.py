@@ -10,20 +10,13 @@ import os
 import pytest
 
 from ansible.module_utils import basic
-from ansible.module_utils.testing import patch_module_args
 from ansible_collections.llmops.deploy.plugins.module_utils import dir_lock, free_space, marker as mk
 from ansible_collections.llmops.deploy.plugins.module_utils.hub_manifest import HubError, parse_listing
 from ansible_collections.llmops.deploy.plugins.modules import modelscope_download
 
+from .module_runner import run_module
+
 TOKEN = "CANARY-tok-5f1e"
-
-
-class AnsibleExitJson(Exception):
-    pass
-
-
-class AnsibleFailJson(Exception):
-    pass
 
 
 def sha(data):
@@ -33,7 +26,8 @@ def sha(data):
 class World(object):
     """The hub's files, what the fake SDK serves, and every call the module makes."""
 
-    def __init__(self, tmp_path):
+    def __init__(self, tmp_path, monkeypatch):
+        self.monkeypatch = monkeypatch
         self.root = str(tmp_path)
         self.model_dir = os.path.join(self.root, "models", "o", "n")
         self.files = {"config.json": b'{"model_type": "x"}', "model.safetensors": b"W" * 5000,
@@ -88,22 +82,12 @@ class World(object):
 
 @pytest.fixture
 def world(tmp_path, monkeypatch):
-    w = World(tmp_path)
-
-    def exit_json(self, **kwargs):
-        raise AnsibleExitJson(kwargs)
-
-    def fail_json(self, **kwargs):
-        kwargs["failed"] = True
-        raise AnsibleFailJson(kwargs)
+    w = World(tmp_path, monkeypatch)
 
     def run_command(self, args, **kwargs):
         return w.run_command(self, args, **kwargs)
 
-    monkeypatch.setattr(basic.AnsibleModule, "exit_json", exit_json)
-    monkeypatch.setattr(basic.AnsibleModule, "fail_json", fail_json)
     monkeypatch.setattr(basic.AnsibleModule, "run_command", run_command)
-    monkeypatch.setattr(basic.AnsibleModule, "warn", lambda self, msg: w.warnings.append(msg))
     monkeypatch.setattr(modelscope_download, "fetch_manifest", w.fetch_manifest)
     return w
 
@@ -111,12 +95,9 @@ def world(tmp_path, monkeypatch):
 def run(world, check_mode=False, **params):
     args = {"model_id": "o/n", "model_dir": world.model_dir, "endpoint": "http://127.0.0.1:9/", "token": TOKEN}
     args.update(params)
-    if check_mode:
-        args["_ansible_check_mode"] = True
-    with patch_module_args(args):
-        with pytest.raises((AnsibleExitJson, AnsibleFailJson)) as info:
-            modelscope_download.main()
-    return info.value.args[0]
+    _failed, result = run_module(world.monkeypatch, modelscope_download, args, check_mode)
+    world.warnings.extend(result.pop("_warnings"))
+    return result
 
 
 def tree(root):
