@@ -70,16 +70,18 @@ class DirLock(object):
             self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         op = (fcntl.LOCK_SH if self.shared else fcntl.LOCK_EX) | fcntl.LOCK_NB
         start = self.clock()
+        refused = False
         while True:
             try:
                 fcntl.flock(self.fd, op)
-                if self.waited:
+                if refused:
                     self.waited = self.clock() - start
                 break
             except (IOError, OSError) as exc:
                 if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
                     self.release()
                     raise
+            refused = True
             self.waited = self.clock() - start
             if self.waited >= self.timeout:
                 holder = self._holder()
