@@ -3,13 +3,15 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Our detailed estimate next to published vLLM start-up logs: weights, KV cache, KV tokens, the engine's verdict.
 
-Run from the repository root: ``.venv/bin/python benchmarks/compare_published.py`` (``--markdown`` for a table).
+Run from the repository root: ``.venv/bin/python benchmarks/compare_published.py`` (``--markdown`` for a table,
+``--parts`` adds the engine's own budget parts where the log prints them: peak activation, non-torch memory).
 
 Every fixture is ``tests/fixtures/vllm_logs/published/<name>.log`` (the published excerpt, verbatim) and
 ``<name>.json`` (source, vLLM version, model, GPU, utilisation, context, TP and the figures the log shows). Our side
 is plugins/module_utils/engine_memory.py under the rules of the fixture's vLLM version (``rules_version``), with
 the weights computed from the model's config.json by the detailed method (no safetensors headers). Fixtures of the
-V0 engine (older generation) are shown but not judged.
+V0 engine (older generation) are shown but not judged, and so are V1 fixtures whose sidecar says
+``excluded_from_targets`` (with the reason: another generation's profiling, non-default engine arguments).
 
 The tests (tests/unit/plugins/module_utils/test_engine_memory.py) hold the targets: KV cache within +-15 % and
 weights within +-3 % on every V1 fixture, and the verdict (starts / refused) the engine's.
@@ -130,7 +132,7 @@ def table():
             continue
         log_tokens, how = published_kv_tokens(meta)
         lines.append((
-            meta["name"], gpu, version, str(meta["gpu_memory_utilization"]), "{:,}".format(meta["max_model_len"]),
+            meta["name"] + (" (not judged)" if meta.get("excluded_from_targets") else ""), gpu, version, str(meta["gpu_memory_utilization"]), "{:,}".format(meta["max_model_len"]),
             "%s / %s (%s)" % (_num(ours["weights_gib"]), _num(pub.get("weights_gib")),
                               _ratio(ours["weights_gib"], pub.get("weights_gib"))),
             "%s / %s (%s)" % (_num(ours["kv_cache_gib"]), _num(pub.get("kv_cache_gib")),
@@ -141,17 +143,41 @@ def table():
     return lines
 
 
-def main(argv):
-    lines = table()
-    if "--markdown" in argv:
+def parts_table():
+    """Ours next to the engine's own budget parts (GiB per GPU), for the fixtures whose log prints them."""
+    lines = [("fixture", "budget ours / log", "peak activation ours / log", "non-torch ours / log",
+              "profiling batch (tokens / sequences)")]
+    for meta, ours in rows():
+        pub = meta["published"]
+        if ours is None or pub.get("activation_gib") is None:
+            continue
+        budget_log = pub["torch_total_gib"] * meta["gpu_memory_utilization"] if pub.get("torch_total_gib") else None
+        lines.append((meta["name"], "%s / %s" % (_num(ours["room"]["requested_bytes"] / GIB), _num(budget_log)),
+                      "%s / %s" % (_num(ours["activation_gib"]), _num(pub["activation_gib"])),
+                      "%s / %s" % (_num(ours["non_torch_gib"]), _num(pub.get("non_torch_gib"))),
+                      "{:,} / {:,}".format(ours["max_num_batched_tokens"], ours["max_num_seqs"])))
+    return lines
+
+
+def _print(lines, markdown):
+    if markdown:
         print("| " + " | ".join(lines[0]) + " |")
         print("|" + "---|" * len(lines[0]))
         for line in lines[1:]:
             print("| " + " | ".join(line) + " |")
-        print("\n\\* the source prints KV GiB only; tokens are the whole 16-token blocks that many GiB hold.")
     else:
         for line in lines:
             print("  ".join(line))
+
+
+def main(argv):
+    markdown = "--markdown" in argv
+    _print(table(), markdown)
+    if markdown:
+        print("\n\\* the source prints KV GiB only; tokens are the whole 16-token blocks that many GiB hold.")
+    if "--parts" in argv:
+        print("")
+        _print(parts_table(), markdown)
     return 0
 
 

@@ -28,11 +28,17 @@ pinned engine, vLLM 0.32.0 (CUDA wheel ``vllm-0.32.0-cp38-abi3-manylinux_2_28_x8
   The older model runner (before 0.27; ``vllm/v1/worker/gpu_model_runner.py`` ``_dummy_sampler_run``) warms up
   top-k/top-p on fp32 logits and holds about 9.6 vocabulary-sized fp32 buffers per request at its peak (fitted on
   two published H100 logs, checked on three others: see tests/fixtures/vllm_logs/published).
-* Non-torch and persistent memory: CUDA runtime, cuBLAS workspaces, NCCL and custom all-reduce buffers with several
-  GPUs (llm-d's H100 logs: 0.13 GiB at TP 1, 0.55 GiB at TP 2), and in the V2 runner the sampler's per-request
-  output token counts, ``max_num_seqs x vocab`` int32 (``vllm/v1/worker/gpu/sample/penalties.py``).
+* Non-torch and persistent memory: CUDA runtime, cuBLAS workspaces, NCCL buffers with several GPUs, and vLLM's
+  custom all-reduce buffers where it enables them (``vllm/distributed/device_communicators/custom_all_reduce.py``:
+  not on more than two GPUs that NVLink does not fully connect: "Custom allreduce is disabled because it's not
+  supported on more than two PCIe-only GPUs"). Measured: 0.13 GiB at TP 1 and 0.55 GiB at TP 2 with custom
+  all-reduce (llm-d's H100 logs), 0.21 GiB at TP 8 on PCIe-only L40S without it (vLLM 0.10.2). In the V2 runner also
+  the sampler's per-request output token counts, ``max_num_seqs x vocab`` int32
+  (``vllm/v1/worker/gpu/sample/penalties.py``).
 * CUDA graph estimate (``profile_cudagraph_memory``): the first capture of the largest batch (512 tokens) dominates;
-  estimated as the forward-pass buffers of 512 tokens.
+  estimated as the forward-pass buffers of 512 tokens. The model runner V2 of 0.27.x reserves none (its 0.27.1
+  budget line: KV cache = budget - consumed - peak activation, the captured graphs outside); the reservation came to
+  V2 with vLLM PR #53306 (after August 2026) and is in the pinned 0.32.0; versions between are taken as 0.27's.
 
 Every figure comes back with its source. Measured constants from a calibration file
 (plugins/plugin_utils/calibration.py) replace the modelled ones when given, with the modelled value kept beside.
@@ -56,6 +62,7 @@ DEFAULT_ENTRY_POINT = "openai_api_server"
 # Versions at which a rule changed (vLLM's own messages and release notes).
 CUDA_GRAPHS_IN_BUDGET_SINCE = (0, 21, 0)   # "CUDA graph memory profiling is enabled (default since v0.21.0)"
 MODEL_RUNNER_V2_SINCE = (0, 27, 0)         # V2 default for dense models (PR #44443); seen in 0.27.1 start-up logs
+V2_CUDA_GRAPHS_IN_BUDGET_SINCE = (0, 32, 0)  # V2 runner reserves its graphs (PR #53306); 0.27.1 logs show it did not
 LARGEST_BATCH_CLASS_SINCE = (0, 32, 0)     # the >= 160 GiB row of get_batch_defaults, read in 0.32.0
 V1_ENGINE_SINCE = (0, 8, 0)                # V1 engine default (older logs are another generation)
 
@@ -75,10 +82,18 @@ FORWARD_HIDDEN_BUFFERS = 6
 # Fitted on llm-d's Llama-3.1-8B and Qwen3-0.6B H100 logs (9.60 and 9.57); checked on Qwen3-32B, Llama-3.3-70B-FP8
 # TP 2 and gpt-oss-20b (within 1 %).
 V1_SAMPLER_FP32_BUFFERS = Fraction("9.6")
-# Non-torch memory: CUDA runtime and cuBLAS workspaces on one GPU; NCCL and custom all-reduce buffers added with
-# several (llm-d's H100 logs: 0.13 GiB at TP 1, 0.55 GiB at TP 2).
+# Non-torch memory: CUDA runtime and cuBLAS workspaces on one GPU (llm-d's H100 logs: 0.13 GiB at TP 1); NCCL with
+# several GPUs (0.21 GiB at TP 8 on L40S, vLLM 0.10.2, custom all-reduce off); custom all-reduce buffers where vLLM
+# enables them (0.55 GiB at TP 2 on H100 with it: the rest).
 NON_TORCH_BASE_BYTES = int(Fraction("0.13") * GIB)
-NON_TORCH_PARALLEL_BYTES = int(Fraction("0.42") * GIB)
+NON_TORCH_NCCL_BYTES = int(Fraction("0.08") * GIB)
+NON_TORCH_CUSTOM_ALL_REDUCE_BYTES = int(Fraction("0.34") * GIB)
+NON_TORCH_PARALLEL_BYTES = NON_TORCH_NCCL_BYTES + NON_TORCH_CUSTOM_ALL_REDUCE_BYTES  # the most several GPUs add
+# GPUs whose nodes NVLink/NVSwitch fully connects (SXM/HGX/OAM parts): custom all-reduce on any TP size. Other GPUs
+# (PCIe cards; NVLink bridges join pairs only) get it on two GPUs at most. nvidia-smi names the H100 SXM
+# "H100 80GB HBM3".
+FULLY_CONNECTED_NAME_PARTS = ("sxm", "hbm3", "h200", "h20", "h800", "b200", "b300", "gb200", "gh200", "mi300", "mi250",
+                              "mi325", "mi355")
 # CUDA context created before vLLM measures free memory: outside the requested budget, it must fit in the rest.
 CUDA_CONTEXT_BYTES = int(Fraction("0.5") * GIB)
 CUDA_GRAPH_CAPTURE_TOKENS = 512
@@ -115,12 +130,14 @@ def engine_rules(version=None):
         "version": text,
         "generation": "V1 engine" if ver >= V1_ENGINE_SINCE else "V0 engine (not modelled)",
         "modelled": ver >= V1_ENGINE_SINCE,
-        "cuda_graphs_in_budget": ver >= CUDA_GRAPHS_IN_BUDGET_SINCE,
+        "cuda_graphs_in_budget": ver >= CUDA_GRAPHS_IN_BUDGET_SINCE and (
+            ver < MODEL_RUNNER_V2_SINCE or ver >= V2_CUDA_GRAPHS_IN_BUDGET_SINCE),
         "model_runner": "v2" if ver >= MODEL_RUNNER_V2_SINCE else "v1",
         "largest_batch_class": ver >= LARGEST_BATCH_CLASS_SINCE,
         "source": PINNED_SOURCE if text == PINNED_VERSION else (
-            "vLLM %s: the pinned %s rules with the changes of 0.21.0 (graphs in budget) and 0.27.0 (model runner V2) "
-            "applied by version" % (text, PINNED_VERSION)),
+            "vLLM %s: the pinned %s rules with the changes of 0.21.0 (graphs in budget) and 0.27.0 (model runner V2, "
+            "its graphs outside the budget before %s) applied by version" % (
+                text, PINNED_VERSION, ".".join(str(x) for x in V2_CUDA_GRAPHS_IN_BUDGET_SINCE))),
     }
 
 
@@ -233,9 +250,25 @@ def activation_peak(profile, tp, tokens, requests, rules):
     return max(fwd, smp), {"forward": fwd, "sampler": smp}
 
 
-def non_torch_bytes(profile, gpus, requests, rules):
+def custom_all_reduce(gpus, gpu_name=None):
+    """Whether vLLM allocates its custom all-reduce buffers on a TP group of ``gpus`` GPUs named ``gpu_name``.
+
+    vLLM disables it on more than two GPUs that NVLink does not fully connect. An unknown name counts as connected
+    (the buffers are then planned: the safer assumption for the KV room).
+    """
+    if gpus < 2:
+        return False
+    if gpus == 2 or not gpu_name:
+        return True
+    name = gpu_name.lower()
+    return any(part in name for part in FULLY_CONNECTED_NAME_PARTS)
+
+
+def non_torch_bytes(profile, gpus, requests, rules, gpu_name=None):
     """Memory the engine consumes besides weights before the KV cache: runtime, communication, persistent buffers."""
-    value = NON_TORCH_BASE_BYTES + (NON_TORCH_PARALLEL_BYTES if gpus > 1 else 0)
+    value = NON_TORCH_BASE_BYTES
+    if gpus > 1:
+        value += NON_TORCH_NCCL_BYTES + (NON_TORCH_CUSTOM_ALL_REDUCE_BYTES if custom_all_reduce(gpus, gpu_name) else 0)
     if rules["model_runner"] == "v2":
         vocab = profile["vocab_size"]
         value += requests * vocab * 4 + requests * ((vocab + 31) // 32) * 4
@@ -266,13 +299,22 @@ def kv_room(profile, weights_bytes, memory_total_mib, gpu_memory_utilization, tp
     act_src = "estimated: vLLM %s profiling run of %d tokens / %d requests (%s); forward %.2f GiB, sampler %.2f GiB" % (
         rules["version"], tokens, requests, batch_src, act_parts["forward"] / float(GIB),
         act_parts["sampler"] / float(GIB))
-    nontorch = non_torch_bytes(profile, tp * pp, requests, rules)
+    nontorch = non_torch_bytes(profile, tp * pp, requests, rules, gpu_name)
+    if tp * pp == 1:
+        comm = "(one GPU)"
+    elif custom_all_reduce(tp * pp, gpu_name):
+        comm = "and NCCL and custom all-reduce buffers (%d GPUs)" % (tp * pp)
+    else:
+        comm = ("and NCCL buffers (%d GPUs; no custom all-reduce: vLLM disables it on more than two GPUs NVLink does "
+                "not fully connect)" % (tp * pp))
     nontorch_src = "estimated: CUDA runtime %s%s" % (
-        "and NCCL/all-reduce buffers (%d GPUs)" % (tp * pp) if tp * pp > 1 else "(one GPU)",
+        comm,
         "; V2 sampler's per-request token counts" if rules["model_runner"] == "v2" else "")
     graphs = cuda_graph_bytes(profile, tp)
     graphs_src = "estimated: first CUDA graph capture of %d tokens; %s" % (
-        CUDA_GRAPH_CAPTURE_TOKENS, "inside the budget (vLLM >= 0.21.0)" if rules["cuda_graphs_in_budget"] else
+        CUDA_GRAPH_CAPTURE_TOKENS, "inside the budget (vLLM >= 0.21.0%s)" % (
+            "; model runner V2 >= %s" % ".".join(str(x) for x in V2_CUDA_GRAPHS_IN_BUDGET_SINCE)
+            if rules["model_runner"] == "v2" else "") if rules["cuda_graphs_in_budget"] else
         "outside the budget in vLLM %s (in the 1 - gpu_memory_utilization headroom)" % rules["version"])
     modelled = {"torch_total_bytes": total, "activation_bytes": act, "non_torch_bytes": nontorch,
                 "cuda_graph_bytes": graphs}
