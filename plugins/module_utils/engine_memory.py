@@ -38,7 +38,8 @@ pinned engine, vLLM 0.32.0 (CUDA wheel ``vllm-0.32.0-cp38-abi3-manylinux_2_28_x8
 * CUDA graph estimate (``profile_cudagraph_memory``): the first capture of the largest batch (512 tokens) dominates;
   estimated as the forward-pass buffers of 512 tokens. The model runner V2 of 0.27.x reserves none (its 0.27.1
   budget line: KV cache = budget - consumed - peak activation, the captured graphs outside); the reservation came to
-  V2 with vLLM PR #53306 (after August 2026) and is in the pinned 0.32.0; versions between are taken as 0.27's.
+  V2 with vLLM PR #53306 (after August 2026) and is in the pinned 0.32.0 (``vllm/v1/worker/gpu/model_runner.py``
+  ``profile_cudagraph_memory``, subtracted in ``gpu_worker.py``); versions between are taken as 0.27's.
 
 Every figure comes back with its source. Measured constants from a calibration file
 (plugins/plugin_utils/calibration.py) replace the modelled ones when given, with the modelled value kept beside.

@@ -13,12 +13,26 @@ with open(DOWNLOADS) as _handle:
 
 @pytest.mark.parametrize("entry", REAL, ids=[e["model"] for e in REAL])
 def test_by_name_within_5_percent_of_the_real_download(entry):
-    assert entry["source"] and entry["download_bytes"] > 0
+    """Each real figure: a repository listing, vLLM's 'Checkpoint size' or its loaded weights (see the README)."""
+    assert entry["source"] and entry["bytes"] > 0
+    assert entry["measure"] in ("download", "checkpoint_size", "loaded")
     sized = sizing.size_model(model=entry["model"])
     assert sized["weight_format"] == entry["format"]
     for key in ("param_memory", "disk"):
-        ratio = sized["requirements_bytes"][key] / float(entry["download_bytes"])
+        ratio = sized["requirements_bytes"][key] / float(entry["bytes"])
         assert 0.95 <= ratio <= 1.05, (key, ratio)
+
+
+def test_real_figures_cover_the_formats_and_sizes_issue_8_names():
+    formats = set(e["format"].split()[0] for e in REAL)
+    assert {"AWQ", "GPTQ", "FP8"} <= formats
+    sizes = set(architecture_size(e["model"]) for e in REAL)
+    assert min(sizes) <= 8 and max(sizes) >= 70
+
+
+def architecture_size(model):
+    """The nominal size in billions a model id carries (7B, 8B, 70B, ...)."""
+    return model_names.parse_model_id(model)["params"] / 1e9
 
 
 def test_disk_verdict_for_a_download_that_does_not_fit_is_insufficient():
