@@ -549,18 +549,21 @@ def hardware_judge(hardware, reserve=sizing.DEFAULT_RESERVE, gpus_per_node=sizin
                    target="gpu", method="seed"):
     """A judge for ``select`` that sizes each candidate and assesses it against declared ``hardware`` (no probing).
 
-    ``method`` is the sizing method (``auto``: ``detailed`` for candidates with a ``config``, else ``seed``).
-    Bad input for one candidate becomes a failed assessment (a rejection with its reason), not an exception.
+    ``method`` is the sizing method (``auto``: ``detailed`` for candidates with a ``config``, else ``seed``). Each
+    candidate is sized the one way capacity_check sizes it (``sizing.size_model_options``), for ``target``: a CPU
+    target gets its CPU plan (host RAM and cores, no GPU figure). Bad input for one candidate becomes a failed
+    assessment (a rejection with its reason), not an exception.
     """
     capacity.normalize_hardware(hardware)  # bad hardware is an error of the call, not of each candidate
 
     def judge(candidate):
+        options = {"method": method, "reserve": reserve, "target": target}
+        for key in ("model", "params", "precision", "config", "config_path", "weights"):
+            options[key] = candidate.get(key)
         try:
-            sized = sizing.size_model(model=candidate.get("model"), params=candidate["params"],
-                                      precision=candidate["precision"], method=method, reserve=reserve,
-                                      config=candidate.get("config"))
+            sized = sizing.size_model(**sizing.size_model_options(options))
             result = capacity.assess(sized, hardware, reserve=reserve, gpus_per_node=gpus_per_node, target=target)
-        except SizingInputError as exc:
+        except (SizingInputError, OSError, ValueError) as exc:
             return {"failed": True, "msg": str(exc)}
         result["sizing"] = sized
         return result
@@ -748,14 +751,11 @@ def check_argument_spec():
             (key, dict(value)) for key, value in CANDIDATE_OPTIONS.items())),
         scenario=dict(type="str"),
         fail_on=dict(type="str", choices=["insufficient", "tight", "never"], default="insufficient"),
+        calibrations=dict(type="list", elements="dict"),
     )
     return spec
 
-        calibrations=dict(type="list", elements="dict"),
 
-def undeclared_parts(declared, target):
-    """The hardware parts a check without probing lacks, named as the hardware option declares them."""
-    return [label for key, label in HARDWARE_PARTS if declared.get(key) is None and (key != "gpus" or target == "gpu")]
 def pick_calibration(calibrations, gpus):
     """Of the constants measured on several GPUs (llmops.deploy.calibration_lookup_all), the ones measured on the GPU
     this host plans on (its first GPU: the same name and nvidia-smi MiB); None when none was."""
@@ -769,6 +769,9 @@ def pick_calibration(calibrations, gpus):
     return None
 
 
+def undeclared_parts(declared, target):
+    """The hardware parts a check without probing lacks, named as the hardware option declares them."""
+    return [label for key, label in HARDWARE_PARTS if declared.get(key) is None and (key != "gpus" or target == "gpu")]
 
 
 def judge_host(options, probe=None):
@@ -805,15 +808,15 @@ def judge_host(options, probe=None):
         hardware, probed, gpu_source, warnings = probe(declared)
     if p.get("hardware") and p["hardware"].get("disk_path"):
         hardware["disk_path"] = p["hardware"]["disk_path"]
-    if specs is not None:
-        result = check_candidates(specs, hardware, p, reserve=p["reserve"], gpus_per_node=p["gpus_per_node"],
-                                  target=p["target"], scenario=p.get("scenario"),
     measured = None if p.get("calibration") else pick_calibration(p.get("calibrations"), hardware.get("gpus"))
     if measured:
         # What earlier trials measured on this GPU replaces the modelled constants (said so in the plan).
         p = dict(p, calibration=measured)
         if sized is not None:
             sized = sizing.size_model(**sizing.size_model_options(p))
+    if specs is not None:
+        result = check_candidates(specs, hardware, p, reserve=p["reserve"], gpus_per_node=p["gpus_per_node"],
+                                  target=p["target"], scenario=p.get("scenario"),
                                   disk_required_bytes=p.get("disk_required_bytes"))
     else:
         result = capacity.assess(sized, hardware, reserve=p["reserve"], gpus_per_node=p["gpus_per_node"],
