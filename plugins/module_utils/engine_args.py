@@ -470,6 +470,8 @@ def derive(plan, config, model_path, served_model_name, target=None, host=DEFAUL
             "max_concurrency": round(float(tokens) / max_len, 2),
             "basis": "VLLM_CPU_KVCACHE_SPACE %d GiB / %d KV bytes per token (%s)" % (
                 space, per_token, sized.get("kv_cache_dtype")),
+            # Host RAM the engine's processes take: weights + the KV space it is given + its runtime (cpu_plan).
+            "host_memory_bytes": sized["requirements_bytes"]["param_memory"] + space * GIB + sizing.CPU_RUNTIME_BYTES,
         }
     derived_flags = dict((a["flag"], a["name"]) for a in args if a["flag"])
     extra = _check_extra_args(extra_args, derived_flags)

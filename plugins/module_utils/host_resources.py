@@ -1,9 +1,11 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) llmops.deploy developers
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Probe a host's RAM, CPU cores and free disk. Reading the host is this module_util's one job.
+"""Probe a host's RAM, CPU cores and free disk, and the memory a process tree takes. Reading the host is this
+module_util's one job.
 
-Standard library only (runs on targets with Python >= 3.8). Sizes are returned in MiB, as integers (floored).
+Standard library only (runs on targets with Python >= 3.8). The host's sizes are returned in MiB, as integers (floored);
+a process tree's memory in bytes.
 """
 
 import os
@@ -63,3 +65,55 @@ def probe_disk(path):
         "disk_path": path,
         "disk_measured_at": where,
     }
+
+
+def _status_fields(text):
+    fields = {}
+    for line in text.splitlines():
+        key, _sep, rest = line.partition(":")
+        parts = rest.split()
+        if parts and parts[0].isdigit():
+            fields[key.strip()] = int(parts[0]) * (1024 if len(parts) > 1 and parts[1].lower() == "kb" else 1)
+        elif key.strip() == "PPid" and parts:
+            fields["PPid"] = int(parts[0]) if parts[0].isdigit() else 0
+    return fields
+
+
+def process_tree_memory(pid, proc_root="/proc"):
+    """Memory of the process ``pid`` and all its descendants, as ``/proc/PID/status`` reports it.
+
+    Returns ``{'pid', 'processes': [{'pid', 'ppid', 'name', 'rss_bytes', 'peak_rss_bytes'}], 'rss_bytes',
+    'peak_rss_bytes'}``: the sums of VmRSS (resident now) and VmHWM (the peak each process reached). Shared library
+    pages count once per process, as they do in every RSS figure. Processes that end while being read are left out.
+    Raises ValueError when ``pid`` does not exist.
+    """
+    pid = int(pid)
+    table = {}
+    for entry in os.listdir(proc_root):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(os.path.join(proc_root, entry, "status")) as handle:
+                text = handle.read()
+        except (IOError, OSError):
+            continue  # ended meanwhile, or not ours to read
+        fields = _status_fields(text)
+        name = ""
+        for line in text.splitlines():
+            if line.startswith("Name:"):
+                name = line.split(":", 1)[1].strip()
+                break
+        table[int(entry)] = {"pid": int(entry), "ppid": fields.get("PPid", 0), "name": name,
+                             "rss_bytes": fields.get("VmRSS", 0), "peak_rss_bytes": fields.get("VmHWM", 0)}
+    if pid not in table:
+        raise ValueError("process %d does not exist (or its /proc entry cannot be read)" % pid)
+    children = {}
+    for info in table.values():
+        children.setdefault(info["ppid"], []).append(info["pid"])
+    tree, todo = [], [pid]
+    while todo:
+        current = todo.pop(0)
+        tree.append(table[current])
+        todo.extend(sorted(children.get(current, [])))
+    return {"pid": pid, "processes": tree, "rss_bytes": sum(p["rss_bytes"] for p in tree),
+            "peak_rss_bytes": sum(p["peak_rss_bytes"] for p in tree)}

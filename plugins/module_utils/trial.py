@@ -7,7 +7,8 @@ engine's own figures set beside the plan's estimate.
 Pure functions, standard library only (runs on targets with Python >= 3.8). The HTTP itself is the module's
 (plugins/modules/inference_check.py); this file turns what came back into results and verdicts.
 
-Comparison rows (:func:`compare`): weights, KV-cache tokens, maximum concurrency. Each has the estimate, the engine's
+Comparison rows (:func:`compare`): weights, KV-cache tokens, maximum concurrency, and the engine's host RAM when it
+was planned or measured (CPU engines: the process tree's peak RSS against weights + KV-cache space + runtime). Each has the estimate, the engine's
 figure (with the log line or metric it came from), ``ratio`` = measured / estimated and a verdict:
 
 * ``as expected`` when the figures differ by at most ``tolerance`` x estimate (default 0.15), or by less than the
@@ -27,17 +28,20 @@ ROWS = (
     ("weights_bytes", "weights", "bytes"),
     ("kv_cache_tokens", "KV-cache tokens", "tokens"),
     ("max_concurrency", "maximum concurrency", "requests"),
+    ("host_memory_bytes", "engine host RAM (process tree peak RSS)", "bytes"),
 )
 
 _MORE = {
     "weights_bytes": "the weights took {r} more memory than planned",
     "kv_cache_tokens": "the engine kept {r} more KV-cache tokens than planned",
     "max_concurrency": "the engine can hold {r} more requests of {ctx} tokens at once than planned",
+    "host_memory_bytes": "the engine's processes took {r} more host RAM than planned",
 }
 _FEWER = {
     "weights_bytes": "the weights took {r} less memory than planned",
     "kv_cache_tokens": "the engine kept {r} fewer KV-cache tokens than planned",
     "max_concurrency": "the engine can hold {r} fewer requests of {ctx} tokens at once than planned",
+    "host_memory_bytes": "the engine's processes took {r} less host RAM than planned",
 }
 
 
@@ -114,9 +118,10 @@ def compare_one(name, estimated, measured, tolerance=DEFAULT_TOLERANCE, context_
 
 
 def compare(expected, engine_figures, tolerance=DEFAULT_TOLERANCE):
-    """Rows for weights, KV-cache tokens and maximum concurrency.
+    """Rows for weights, KV-cache tokens and maximum concurrency (and host RAM, when planned or measured).
 
-    ``expected``: dict with any of ``weights_bytes``, ``kv_cache_tokens``, ``max_concurrency``, ``context_length``.
+    ``expected``: dict with any of ``weights_bytes``, ``kv_cache_tokens``, ``max_concurrency``, ``context_length``,
+    ``host_memory_bytes``.
     ``engine_figures``: the ``figures`` of engine_log.parse_engine_log, optionally merged with those of
     parse_metrics (the log's are preferred; metrics fill the gaps).
 
@@ -126,7 +131,7 @@ def compare(expected, engine_figures, tolerance=DEFAULT_TOLERANCE):
     """
     tolerance = check_tolerance(tolerance)
     expected = dict(expected or {})
-    for key in ("weights_bytes", "kv_cache_tokens", "max_concurrency", "context_length"):
+    for key in ("weights_bytes", "kv_cache_tokens", "max_concurrency", "context_length", "host_memory_bytes"):
         value = expected.get(key)
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
                                   or not math.isfinite(value) or value < 0):
@@ -157,6 +162,14 @@ def compare(expected, engine_figures, tolerance=DEFAULT_TOLERANCE):
                       context_length=engine_ctx or planned_ctx)
     row["estimated_from"] = source
     rows.append(row)
+    host = figs.get("host_memory_bytes")
+    if host is not None or expected.get("host_memory_bytes") is not None:
+        # CPU engines: host RAM is where weights, KV cache and runtime live (the plan's cpu_plan).
+        row = compare_one("host_memory_bytes", expected.get("host_memory_bytes"), host, tolerance)
+        row["estimated_from"] = "expected.host_memory_bytes"
+        if host is not None:
+            row["measured_kind"] = "sum of the peak RSS (VmHWM) of the unit's process tree, read after the trial"
+        rows.append(row)
     return rows
 
 

@@ -103,6 +103,8 @@ options:
     description:
       - A systemd unit running the engine; its log of the current boot (C(journalctl -u UNIT -b -o cat)) is read on
         the host, and its last start parsed. Used when O(engine_log) is not given.
+      - After the trial, the memory of the unit's process tree is read from C(/proc) (its C(MainPID) and every
+        descendant; the sum of each process's peak RSS) and compared with C(host_memory_bytes) in O(expected).
     type: str
   metrics:
     description: Read the engine's Prometheus C(/metrics) after the trial (KV-cache size, token counters, TTFT).
@@ -112,7 +114,8 @@ options:
     description:
       - The plan's estimate, set beside the engine's figures. Any of C(weights_bytes) (bytes of weights on one
         device), C(kv_cache_tokens), C(max_concurrency) (requests of C(context_length) tokens at once),
-        C(context_length).
+        C(context_length), C(host_memory_bytes) (host RAM the engine's processes take - on CPU targets weights, the
+        KV-cache space and the engine's runtime; compared with the process tree of O(unit)).
       - When the engine's context length differs from C(context_length), or C(max_concurrency) is not given, the
         concurrency estimate is C(kv_cache_tokens) / the engine's context length.
     type: dict
@@ -229,7 +232,8 @@ engine:
     - What the engine says about itself. C(source) (C(engine_log), C(unit) or null), C(version), C(platform) (C(cpu),
       C(gpu)), C(model), C(config) (max_model_len, tensor_parallel_size, dtype, kv_cache_dtype...), C(figures)
       (each with C(value), C(unit), C(reported), C(resolution), C(line), C(line_number)), C(first_error),
-      C(exception), C(started), C(memory_breakdown) (the engine's own budget line on GPUs, bytes: C(torch_total_bytes),
+      C(exception), C(started), C(process_memory) (with O(unit): the process tree read after the trial - C(pid),
+      C(processes), C(rss_bytes), C(peak_rss_bytes)), C(memory_breakdown) (the engine's own budget line on GPUs, bytes: C(torch_total_bytes),
       C(activation_bytes), C(non_torch_bytes) or C(consumed_bytes), C(cuda_graph_bytes); empty when the log has none),
       C(metrics) (C(figures) and C(histograms) from C(/metrics)).
   returned: always
@@ -239,8 +243,8 @@ engine:
                                            "line": "(EngineCore pid=9) INFO ... CPU KV cache size: 262,144 tokens"}}}
 comparison:
   description:
-    - One row per figure (weights, KV-cache tokens, maximum concurrency) - C(figure), C(label), C(unit),
-      C(estimated), C(measured), C(ratio) (measured/estimated), C(verdict) (C(as expected), C(differs),
+    - One row per figure (weights, KV-cache tokens, maximum concurrency, and the engine's host RAM when it was
+      planned or measured) - C(figure), C(label), C(unit), C(estimated), C(measured), C(ratio) (measured/estimated), C(verdict) (C(as expected), C(differs),
       C(not measured), C(not estimated)), C(summary) (plain words), C(measured_from) (the engine's line),
       C(estimated_from), C(tolerance).
   returned: always
@@ -272,7 +276,7 @@ from urllib.parse import urlsplit
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
 from ansible.module_utils.urls import open_url
-from ansible_collections.llmops.deploy.plugins.module_utils import engine_log, trial
+from ansible_collections.llmops.deploy.plugins.module_utils import engine_log, host_resources, trial
 
 _PATHS = {"completions": "/v1/completions", "chat": "/v1/chat/completions"}
 
@@ -397,7 +401,7 @@ class Trial(object):
         if problem:
             self.fail(problem)
         unknown = sorted(set(p["expected"]) - {"weights_bytes", "kv_cache_tokens", "max_concurrency",
-                                               "context_length"})
+                                               "context_length", "host_memory_bytes"})
         if unknown:
             self.fail("expected has unknown key(s) %s; accepted: weights_bytes, kv_cache_tokens, max_concurrency, "
                       "context_length" % ", ".join(unknown))
@@ -568,6 +572,32 @@ class Trial(object):
         self.result["engine"]["metrics"] = parsed
         return parsed
 
+    def read_process_memory(self):
+        """The unit's process tree after the trial -> a figure (sum of peak RSS), or None without a unit."""
+        unit = self.p["unit"]
+        if not unit:
+            return None
+        systemctl = self.module.get_bin_path("systemctl", required=False)
+        if not systemctl:
+            return None
+        rc, out, _err = self.module.run_command([systemctl, "show", "--property", "MainPID", "--value", unit],
+                                                environ_update={"LC_ALL": "C"})
+        pid = out.strip()
+        if rc != 0 or not pid.isdigit() or int(pid) == 0:
+            self.module.warn("could not read the process tree of %s (MainPID %r): host RAM not measured" % (unit, pid))
+            return None
+        try:
+            tree = host_resources.process_tree_memory(int(pid))
+        except (OSError, ValueError) as exc:
+            self.module.warn("could not read the process tree of %s: %s" % (unit, to_native(exc)))
+            return None
+        self.result["engine"]["process_memory"] = tree
+        line = "%s: MainPID %d and %d descendant(s) (%s), peak RSS %.2f GiB, RSS now %.2f GiB" % (
+            unit, tree["pid"], len(tree["processes"]) - 1, ", ".join(sorted(set(p["name"] for p in tree["processes"]))),
+            tree["peak_rss_bytes"] / float(trial.GIB), tree["rss_bytes"] / float(trial.GIB))
+        return {"value": tree["peak_rss_bytes"], "unit": "bytes", "reported": "%.2f GiB" % (
+            tree["peak_rss_bytes"] / float(trial.GIB)), "resolution": 0, "line": line, "line_number": None}
+
     def run(self):
         self.validate()
         self.read_engine_log()
@@ -576,6 +606,9 @@ class Trial(object):
         results = self.run_requests()
         metrics = self.read_metrics()
         figures = trial.merge_figures(self.result["engine"].get("figures"), (metrics or {}).get("figures"))
+        memory = self.read_process_memory()
+        if memory:
+            figures["host_memory_bytes"] = memory
         rows = trial.compare(self.p["expected"], figures, self.tolerance)
         self.result["comparison"] = rows
         as_expected = not any(r["verdict"] == "differs" for r in rows)

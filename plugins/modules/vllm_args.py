@@ -167,6 +167,8 @@ expected:
       GPU's share.
     - C(kv_cache_tokens) is KV-cache room divided by KV bytes per token (CPU is VLLM_CPU_KVCACHE_SPACE). The
       C(max_concurrency) is KV tokens / max_model_len. C(context_length) and C(basis) are included too.
+    - On CPU targets, C(host_memory_bytes) is the host RAM the engine's processes should take - weights, the
+      KV-cache space and the CPU engine's runtime (the plan's C(cpu_plan)).
   returned: always
   type: dict
   sample: {"weights_bytes": 4194304, "kv_cache_tokens": 524288, "max_concurrency": 1024.0, "context_length": 512}

@@ -128,6 +128,9 @@ def test_deploy_serve_trial_then_rerun(node, tmp_path, local_hub):
     kv = [cmp for cmp in trial["comparison"] if cmp["figure"] == "kv_cache_tokens"][0]
     assert kv["verdict"] == "as expected" and kv["ratio"] == pytest.approx(1.0, abs=0.01), kv
     assert "KV cache size" in (kv["measured_from"] or "")
+    # CPU target: the plan's host RAM (weights + KV-cache space + runtime) beside the unit's process tree, measured.
+    ram = [cmp for cmp in trial["comparison"] if cmp["figure"] == "host_memory_bytes"][0]
+    assert ram["estimated"] > ram["measured"] * 0.5 and "MainPID" in ram["measured_from"], ram
 
     # A real client from outside the host's service: real tokens with the key, 401 without it.
     answer = chat(port, API_KEY)

@@ -220,3 +220,17 @@ def test_summary_statistics():
     assert summary["latency_s"]["p50"] == 1.0 and summary["output_tokens"] == 40
     assert summary["aggregate_output_tokens_per_s"] == 20.0 and summary["prompt_tokens"] == 12
     assert trial.summarize([], 0, 1)["ttft_s"] is None
+
+
+def test_host_memory_row_only_when_planned_or_measured():
+    rows = trial.compare({"weights_bytes": 100}, {})
+    assert [r["figure"] for r in rows] == ["weights_bytes", "kv_cache_tokens", "max_concurrency"]
+    measured = {"value": 3 * GIB, "unit": "bytes", "reported": "3.00 GiB", "resolution": 0,
+                "line": "unit: MainPID 7", "line_number": None}
+    rows = trial.compare({"host_memory_bytes": 2 * GIB}, {"host_memory_bytes": measured})
+    row = rows[-1]
+    assert row["figure"] == "host_memory_bytes" and row["verdict"] == "differs" and row["ratio"] == 1.5
+    assert "took 1.5x more host RAM than planned" in row["summary"]
+    assert "peak RSS" in row["measured_kind"]
+    with pytest.raises(trial.TrialError, match="expected.host_memory_bytes"):
+        trial.compare({"host_memory_bytes": -1}, {})
