@@ -8,6 +8,6 @@ from ansible_collections.llmops.deploy.plugins.module_utils.file_kinds import cl
 
 def test_classify_paths():
     found = classify_paths(["b.py", "model.safetensors", "pytorch_model.bin", "x.PT", "lib/ops.so", "a.pkl",
-                               "run.sh", "README.md", "config.json"])
+                            "run.sh", "README.md", "config.json"])
     assert found["pickle_files"] == ["a.pkl", "pytorch_model.bin", "x.PT"]
     assert found["code_files"] == ["b.py", "lib/ops.so", "run.sh"]

@@ -11,7 +11,7 @@ import pytest
 
 from ansible_collections.llmops.deploy.plugins.module_utils import marker as mk
 
-from model_files import entry, sha, write
+from model_files import entry, write
 
 
 def marker_for(tmp_path, files_data):
