@@ -1,10 +1,11 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) llmops.deploy developers
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Fleet-report filters: thin adapters over plugins/module_utils (fleet_report, fleet_report_html, model_selection).
+"""Fleet-report filters: thin adapters over plugins/plugin_utils/fleet_report.py (and module_utils/model_selection).
 
-Documentation: plugins/filter/fleet_report.yml, fleet_report_markdown.yml, fleet_report_summary.yml,
-fleet_report_html.yml.
+The filters return data; the Markdown and HTML pages are the preflight role's templates
+(roles/preflight/templates/preflight.{md,html}.j2). Documentation: plugins/filter/fleet_report.yml and
+fleet_report_summary.yml.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -13,9 +14,8 @@ __metaclass__ = type
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.llmops.deploy.plugins.module_utils import fleet_report as report_lib
-from ansible_collections.llmops.deploy.plugins.module_utils import fleet_report_html as html_lib
 from ansible_collections.llmops.deploy.plugins.module_utils import model_selection
+from ansible_collections.llmops.deploy.plugins.plugin_utils import fleet_report as report_lib
 from ansible_collections.llmops.deploy.plugins.module_utils.sizing_errors import SizingInputError
 
 
@@ -64,7 +64,7 @@ def fleet_report(hosts, hostvars, result_var="preflight_result", model=None, sce
             if items is None:
                 selection = result.get("selection") if isinstance(result, dict) else None
                 if not isinstance(selection, dict):
-                    selection = report_lib.single_model_selection(result, scenario or None)
+                    selection = model_selection.single_selection(result, scenario or None)
                 rows.append(report_lib.host_row(host, result, groups, selection))
                 if sized is None and isinstance(result, dict) and result.get("sizing"):
                     sized = result["sizing"]
@@ -84,14 +84,6 @@ def fleet_report(hosts, hostvars, result_var="preflight_result", model=None, sce
         raise AnsibleFilterError("llmops.deploy.fleet_report: %s" % exc)
 
 
-def fleet_report_markdown(report):
-    """The report dict as a Markdown document."""
-    try:
-        return report_lib.render_markdown(report)
-    except (KeyError, TypeError) as exc:
-        raise AnsibleFilterError("llmops.deploy.fleet_report_markdown: not a fleet report (%s)" % exc)
-
-
 def fleet_report_summary(report):
     """The report dict as short terminal lines."""
     try:
@@ -100,19 +92,9 @@ def fleet_report_summary(report):
         raise AnsibleFilterError("llmops.deploy.fleet_report_summary: not a fleet report (%s)" % exc)
 
 
-def fleet_report_html(report, title=None):
-    """The report dict as one self-contained HTML page."""
-    try:
-        return html_lib.render_html(report, title=title)
-    except (KeyError, TypeError) as exc:
-        raise AnsibleFilterError("llmops.deploy.fleet_report_html: not a fleet report (%s)" % exc)
-
-
 class FilterModule(object):
     def filters(self):
         return {
             "fleet_report": fleet_report,
-            "fleet_report_markdown": fleet_report_markdown,
             "fleet_report_summary": fleet_report_summary,
-            "fleet_report_html": fleet_report_html,
         }

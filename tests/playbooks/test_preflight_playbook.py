@@ -232,9 +232,17 @@ def test_prod_fleet_chooses_a_candidate_per_host(tmp_path):
     markdown = (tmp_path / "reports" / "preflight.md").read_text()
     assert "| Chosen |" in markdown and "**CHOSEN: fits, 2 GPU(s)**" in markdown
     assert "a100-40g-node-01: Qwen/Qwen2.5-32B-Instruct-GPTQ-Int8 (FITS, 2 GPU(s))" in proc.stdout
-    assert "cpu-node-01: Qwen/Qwen2.5-32B-Instruct (FITS)" in proc.stdout
+    # The CPU host is planned as a CPU target: host RAM (weights + KV-cache space + runtime) and cores, in every
+    # rendering, and no GPU figure.
+    cpu_plan = [r for r in report["hosts"] if r["host"] == "cpu-node-01"][0]["cpu_plan"]
+    assert cpu_plan["weights_gb"] == 64.0 and cpu_plan["guide_cpu_memory_gb"] == 128.0
+    assert "cpu-node-01: Qwen/Qwen2.5-32B-Instruct (FITS, CPU target: host RAM %s GB" % cpu_plan["host_ram_gb"] \
+        in proc.stdout
+    assert "| cpu-node-01 | cpu_only | not used (CPU target) | - |" in markdown
+    assert "- **cpu-node-01** (Qwen/Qwen2.5-32B-Instruct): %s" % cpu_plan["text"] in markdown
     page = (tmp_path / "reports" / "preflight.html").read_text()
     assert page.count('<td class="cell ') == 8 * 6 and page.count('<td class="cell fits chosen"') == 8
+    assert "CPU plan: host RAM %s GB" % cpu_plan["host_ram_gb"] in page
     # A second run writes nothing new (the reports have no timestamp).
     again = run_playbook(tmp_path, "-i", "inventories/prod", "-e", "preflight_probe=false", playbook=str(wrapper))[0]
     assert recap(again.stdout, "h100-node-01")["changed"] == "0", again.stdout
