@@ -1,9 +1,10 @@
 """A realistic fleet report for the browser tests: the prod inventory's declared hardware and candidate list.
 
 Each host's candidates are judged in pure Python (the same sizing and assessment the capacity_check module runs),
-shaped like the registered loop the preflight role produces, then passed through the fleet_report filter. The 7B
-candidate carries its config.json (tests/fixtures/configs), so the detailed method gives its largest context. Two
-hosts are added: one unreachable, and one whose name holds markup (it must render as text).
+for the group's target (``cpu_only`` plans as CPU hosts: host RAM and cores, no GPU figure), shaped like the
+registered loop the preflight role produces, then passed through the fleet_report filter. The 7B candidate carries its
+config.json (tests/fixtures/configs), so the detailed method gives its largest context. Two hosts are added: one
+unreachable, and one whose name holds markup (it must render as text).
 """
 import json
 import os
@@ -41,8 +42,8 @@ def prod_inventory():
     return hosts, group_vars, _load(os.path.join(PROD, "group_vars", "all.yml"))
 
 
-def loop_results(candidates, hardware, reserve):
-    judge = model_selection.hardware_judge(hardware, reserve=reserve, method="auto")
+def loop_results(candidates, hardware, reserve, target="gpu"):
+    judge = model_selection.hardware_judge(hardware, reserve=reserve, method="auto", target=target)
     results = []
     for candidate in candidates:
         result = judge(candidate)
@@ -76,7 +77,8 @@ def prod_fleet_report(scenario=None, extra_hosts=True):
     hostvars = {}
     for host, groups in hosts.items():
         hardware = group_vars[groups[0]]["llmops_declared_hardware"]
-        registered = loop_results(candidates, hardware, reserve)
+        target = group_vars[groups[0]].get("llmops_target", all_vars.get("llmops_target", "gpu"))
+        registered = loop_results(candidates, hardware, reserve, target)
         hostvars[host] = {"group_names": groups, "preflight_candidate_results": registered,
                           "preflight_selection": model_selection.select_from_results(registered["results"], scenario)}
     if extra_hosts:
