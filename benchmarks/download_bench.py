@@ -1,20 +1,30 @@
-"""Download figures of llmops.deploy.modelscope_download against the local hub (issues 3 and 9). Prints a table.
+"""Download figures of llmops.deploy.modelscope_download against the local hub (issues 3 and 9). Prints tables.
 
-1. Throughput: the module (real SDK underneath, plus our own size/sha256 check, hashed while the bytes arrive, and
-   the marker) downloading a generated 1 GiB model into a fresh directory, against `curl` fetching the same bytes from
-   the same hub, alternating curl and module ``--rounds`` times; the median of the per-round ratios (and each round).
+1. Throughput, quiet and loaded: the module (real SDK underneath, plus our own size/sha256 check of every byte, hashed
+   while the bytes arrive, and the marker) downloading a generated 1 GiB model into a fresh directory, against
+   `curl` fetching the same files from the same hub, alternating curl and module ``--rounds`` times; the median of
+   the per-round ratios curl seconds / module seconds (1.0 = as fast as curl, higher = faster).
+   The module is timed twice per round: as the process Ansible runs on the target (``python -m
+   ansible_collections...modelscope_download ARGS``: start-up, listing, SDK, verification, move, marker; the
+   figure the goal is about), and end to end through the ``ansible`` command (plus the controller's own start-up
+   and the module's transfer, a fixed cost that does not grow with the model).
+   Phase ``loaded``: ``--load`` busy loops (``while True: pass`` Python processes, default 2 per core) started by
+   this script for the phase and stopped after it. They are children of this script, in its session (same
+   scheduler group), so they compete with the hub, curl, the module and the SDK alike. Other work on the machine is
+   not controlled: each round prints the load average.
 2. Rerun (valid marker, no re-hash): time over the 1 GiB model against a 10 MB model; they should be about equal.
-3. Full verify (`verify: full`, every byte re-hashed): throughput.
+3. Full verify (``verify: full``, every byte re-hashed): throughput.
 
-Usage: .venv/bin/python benchmarks/download_bench.py [--size 1GiB] [--small 10MB] [--rounds 5] [--workdir DIR]
+Usage: .venv/bin/python benchmarks/download_bench.py [--size 1GiB] [--small 10MB] [--rounds 3]
+       [--phases quiet,loaded] [--load N] [--no-ansible] [--workdir DIR]
 Run from the repository root after scripts/setup.sh. Timings are wall-clock on this machine; nothing is asserted.
 """
 import argparse
 import json
-import resource
-import statistics
 import os
+import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -28,6 +38,8 @@ from tools.local_hub.models import parse_size  # noqa: E402
 
 ANSIBLE = os.path.join(REPO, ".venv", "bin", "ansible")
 PYTHON = os.path.join(REPO, ".venv", "bin", "python")
+COLLECTIONS = os.path.join(REPO, ".collections")
+MODULE_PACKAGE = "ansible_collections.llmops.deploy.plugins.modules."
 
 
 def child_cpu():
@@ -37,7 +49,7 @@ def child_cpu():
 
 
 def ansible_module(module, args, workdir):
-    """Run ``llmops.deploy.<module>`` on localhost; ``(seconds, result)``."""
+    """Run ``llmops.deploy.<module>`` on localhost through the ``ansible`` command; ``(seconds, result)``."""
     env = dict(os.environ, ANSIBLE_HOME=os.path.join(workdir, "ansible-home"), ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
                ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json", ANSIBLE_NOCOLOR="1")
     cmd = [ANSIBLE, "localhost", "-m", "llmops.deploy." + module, "-a", json.dumps(args),
@@ -50,11 +62,43 @@ def ansible_module(module, args, workdir):
     return elapsed, json.loads(proc.stdout)["plays"][0]["tasks"][0]["hosts"]["localhost"]
 
 
-def run_module(endpoint, model_id, model_dir, workdir, **extra):
+def direct_module(module, args, workdir):
+    """Run the module the way Ansible runs it on a target (its interpreter, its arguments), without the
+    controller: ``(seconds, result)``. The arguments file is private to ``workdir``."""
+    args_file = os.path.join(workdir, "module-args.json")
+    fd = os.open(args_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump({"ANSIBLE_MODULE_ARGS": args}, handle)
+    env = dict(os.environ, PYTHONPATH=COLLECTIONS)
+    start = time.monotonic()
+    proc = subprocess.run([PYTHON, "-m", MODULE_PACKAGE + module, args_file], cwd=workdir, env=env,
+                          capture_output=True, text=True, check=False)
+    elapsed = time.monotonic() - start
+    try:
+        result = json.loads(proc.stdout)
+    except ValueError:
+        raise SystemExit("%s printed no result:\n%s\n%s" % (module, proc.stdout[-3000:], proc.stderr[-3000:]))
+    if proc.returncode != 0 or result.get("failed"):
+        raise SystemExit("%s failed: %s" % (module, result.get("msg")))
+    return elapsed, result
+
+
+def module_args(endpoint, model_id, model_dir, workdir, **extra):
     args = {"model_id": model_id, "model_dir": model_dir, "endpoint": endpoint, "sdk_python": PYTHON,
             "state_dir": os.path.join(workdir, "state")}
     args.update(extra)
-    return ansible_module("modelscope_download", args, workdir)
+    return args
+
+
+def run_module(endpoint, model_id, model_dir, workdir, **extra):
+    """The module through the ``ansible`` command (also used by bundle_bench.py)."""
+    return ansible_module("modelscope_download", module_args(endpoint, model_id, model_dir, workdir, **extra),
+                          workdir)
+
+
+def run_direct(endpoint, model_id, model_dir, workdir, **extra):
+    return direct_module("modelscope_download", module_args(endpoint, model_id, model_dir, workdir, **extra),
+                         workdir)
 
 
 def curl_all(endpoint, hub, model_id, target_dir):
@@ -70,66 +114,128 @@ def curl_all(endpoint, hub, model_id, target_dir):
     return time.monotonic() - start, total
 
 
+class BusyLoops(object):
+    """``count`` CPU-bound child processes for the duration of a ``with`` block."""
+
+    def __init__(self, count):
+        self.count = count
+        self.procs = []
+
+    def __enter__(self):
+        for _index in range(self.count):
+            self.procs.append(subprocess.Popen([sys.executable, "-c", "while True: pass"]))
+        time.sleep(1.0)  # let them reach the run queue
+        return self
+
+    def __exit__(self, *exc):
+        for proc in self.procs:
+            proc.terminate()
+        for proc in self.procs:
+            proc.wait()
+        self.procs = []
+
+
+def timed(func):
+    cpu = child_cpu()
+    seconds, result = func()
+    return seconds, child_cpu() - cpu, result
+
+
+def throughput_phase(name, opts, hub, model_id, workdir):
+    """Alternating rounds of curl, the module process and (unless --no-ansible) the module through ansible."""
+    big_dir = os.path.join(workdir, "models", model_id)
+    curl_dir = os.path.join(workdir, "curl")
+    rows = {"curl": [], "module": [], "ansible": []}
+    result = size = None
+    for index in range(opts.rounds):
+        os.makedirs(curl_dir, exist_ok=True)
+        curl_s, curl_cpu, size = timed(lambda: curl_all(hub.endpoint, hub, model_id, curl_dir))
+        shutil.rmtree(curl_dir)
+        rows["curl"].append(curl_s)
+        shutil.rmtree(big_dir, ignore_errors=True)
+        mod_s, mod_cpu, result = timed(lambda: run_direct(hub.endpoint, model_id, big_dir, workdir))
+        rows["module"].append(mod_s)
+        line = ("%s round %d: curl %.2f s (%.2f CPU s), module process %.2f s (%.2f CPU s; SDK %.2f s, hashing "
+                "left after it %.2f s; hashed while downloading: %d of %d files), ratio %.2f" % (
+                    name, index + 1, curl_s, curl_cpu, mod_s, mod_cpu, result["sdk"]["seconds"],
+                    result.get("verify_seconds", 0), result.get("hashed_while_downloading", 0),
+                    result["files_fetched"], curl_s / mod_s))
+        if not opts.no_ansible:
+            shutil.rmtree(big_dir, ignore_errors=True)
+            ans_s, _cpu, _result = timed(lambda: run_module(hub.endpoint, model_id, big_dir, workdir))
+            rows["ansible"].append(ans_s)
+            line += "; through ansible %.2f s, ratio %.2f" % (ans_s, curl_s / ans_s)
+        print(line + "; load average %.1f" % os.getloadavg()[0], flush=True)
+    return rows, size, result
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", default="1GiB")
     parser.add_argument("--small", default="10MB")
-    parser.add_argument("--rounds", type=int, default=5, help="alternating curl/module rounds (median reported)")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating curl/module rounds per phase (median)")
+    parser.add_argument("--phases", default="quiet,loaded", help="comma-separated: quiet, loaded")
+    parser.add_argument("--load", type=int, default=2 * (os.cpu_count() or 1),
+                        help="busy-loop processes during the loaded phase (default: 2 per core)")
+    parser.add_argument("--no-ansible", action="store_true", help="do not time the module through ansible")
     parser.add_argument("--workdir", default=None)
     opts = parser.parse_args()
+    phases = [p.strip() for p in opts.phases.split(",") if p.strip()]
+    unknown = set(phases) - {"quiet", "loaded"}
+    if unknown or not phases:
+        parser.error("--phases: use quiet and/or loaded, not %s" % ", ".join(sorted(unknown)))
     workdir = opts.workdir or tempfile.mkdtemp(prefix="llmops-bench-")
+    os.makedirs(workdir, exist_ok=True)
     store = os.path.join(REPO, ".work", "bench-hub-store")
     hub = LocalHub(store, models=["bench:%s" % opts.size, "bench:%s" % opts.small]).start()
+    gib = 2 ** 30
     try:
         big, small = hub.model_ids
-        gib = 2 ** 30
-        rows = []
-        ratios = []
-        curl_times, module_times = [], []
         big_dir = os.path.join(workdir, "models", big)
-        for index in range(opts.rounds):
-            curl_dir = os.path.join(workdir, "curl")
-            os.makedirs(curl_dir, exist_ok=True)
-            cpu = child_cpu()
-            curl_s, size = curl_all(hub.endpoint, hub, big, curl_dir)
-            curl_cpu = child_cpu() - cpu
-            shutil.rmtree(curl_dir)
-            if os.path.exists(big_dir):
-                shutil.rmtree(big_dir)
-            cpu = child_cpu()
-            mod_s, result = run_module(hub.endpoint, big, big_dir, workdir)
-            mod_cpu = child_cpu() - cpu
-            curl_times.append(curl_s)
-            module_times.append(mod_s)
-            ratios.append(curl_s / mod_s)
-            print("round %d: curl %.2f s (%.2f CPU s), module %.2f s (%.2f CPU s; SDK %.2f s, hashing left after it "
-                  "%.2f s; hashed while downloading: %d of %d files), ratio %.2f; load average %.1f" % (
-                      index + 1, curl_s, curl_cpu, mod_s, mod_cpu, result["sdk"]["seconds"],
-                      result.get("verify_seconds", 0), result.get("hashed_while_downloading", 0),
-                      result["files_fetched"], curl_s / mod_s, os.getloadavg()[0]), flush=True)
-        curl_s, mod_s = statistics.median(curl_times), statistics.median(module_times)
-        rows.append(("curl, same bytes (%s), median of %d" % (big, opts.rounds), curl_s, size / gib / curl_s))
-        rows.append(("module first download (SDK + own sha256 check + marker), median of %d" % opts.rounds, mod_s,
-                     result["bytes_total"] / gib / mod_s))
-        rerun_big, result = run_module(hub.endpoint, big, big_dir, workdir)
+        table = []
+        summary = []
+        result = None
+        for phase in phases:
+            if phase == "loaded":
+                with BusyLoops(opts.load):
+                    rows, size, result = throughput_phase(phase, opts, hub, big, workdir)
+                label = "loaded (%d busy loops on %d cores)" % (opts.load, os.cpu_count() or 1)
+            else:
+                rows, size, result = throughput_phase(phase, opts, hub, big, workdir)
+                label = "quiet (no added load)"
+            for key, what in (("curl", "curl, same files"), ("module", "module process (SDK + own sha256 + marker)"),
+                              ("ansible", "module through ansible (+ controller start-up)")):
+                if rows[key]:
+                    seconds = statistics.median(rows[key])
+                    table.append((label, what, seconds, size / gib / seconds))
+            for key in ("module", "ansible"):
+                if rows[key]:
+                    ratios = [c / m for c, m in zip(rows["curl"], rows[key])]
+                    summary.append("%s, %s: module/curl throughput ratio, median of %d alternating rounds: %.2f "
+                                   "(rounds: %s)" % (label, "module process" if key == "module" else "through ansible",
+                                                     len(ratios), statistics.median(ratios),
+                                                     ", ".join("%.2f" % r for r in ratios)))
+        if not os.path.isdir(big_dir):
+            run_direct(hub.endpoint, big, big_dir, workdir)
+        rerun_big, result = run_direct(hub.endpoint, big, big_dir, workdir)
         assert not result["changed"] and result["bytes_fetched"] == 0
-        rows.append(("module rerun, %s (marker: size + mtime)" % opts.size, rerun_big, None))
         small_dir = os.path.join(workdir, "models", small)
-        run_module(hub.endpoint, small, small_dir, workdir)
-        rerun_small, result = run_module(hub.endpoint, small, small_dir, workdir)
-        rows.append(("module rerun, %s" % opts.small, rerun_small, None))
-        full_s, result = run_module(hub.endpoint, big, big_dir, workdir, verify="full")
-        rows.append(("module rerun with verify=full, %s" % opts.size, full_s, result["bytes_total"] / gib / full_s))
-        print("| Case | Seconds | GiB/s |")
-        print("|---|---|---|")
-        for name, seconds, rate in rows:
-            print("| %s | %.2f | %s |" % (name, seconds, "-" if rate is None else "%.2f" % rate))
+        run_direct(hub.endpoint, small, small_dir, workdir)
+        rerun_small, _result = run_direct(hub.endpoint, small, small_dir, workdir)
+        full_s, result = run_direct(hub.endpoint, big, big_dir, workdir, verify="full")
+        table.append(("no added load", "module rerun, %s (marker: size + mtime)" % opts.size, rerun_big, None))
+        table.append(("no added load", "module rerun, %s" % opts.small, rerun_small, None))
+        table.append(("no added load", "module rerun with verify=full, %s" % opts.size, full_s,
+                      result["bytes_total"] / gib / full_s))
         print()
-        print("module/curl throughput ratio, median of %d alternating rounds: %.2f (rounds: %s)" % (
-            opts.rounds, statistics.median(ratios), ", ".join("%.2f" % r for r in ratios)))
+        print("| Machine | Case (%s = %d bytes, medians) | Seconds | GiB/s |" % (opts.size, parse_size(opts.size)))
+        print("|---|---|---|---|")
+        for label, name, seconds, rate in table:
+            print("| %s | %s | %.2f | %s |" % (label, name, seconds, "-" if rate is None else "%.2f" % rate))
+        print()
+        for line in summary:
+            print(line)
         print("rerun %s / rerun %s: %.2f" % (opts.size, opts.small, rerun_big / rerun_small))
-        print("(%s = %d bytes; ansible start-up of about 1 s is inside every module figure)" % (
-            opts.size, parse_size(opts.size)))
     finally:
         hub.stop()
         if not opts.workdir:

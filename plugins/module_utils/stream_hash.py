@@ -25,21 +25,36 @@ import threading
 
 from ansible_collections.llmops.deploy.plugins.module_utils.tree_safety import PARTIAL_SUFFIX, lstat_or_none
 
-CHUNK = 4 * 1024 * 1024
-HASH_CHUNK = 8 * 1024 * 1024
+#: Bytes read at once by a follower, and by :func:`sha256_file`. Each thread reads into one buffer it keeps: a fresh
+#: multi-megabyte ``bytes`` per read costs more CPU (allocation, page faults) than the copy itself, about a quarter
+#: of the sha256 time per GiB on the 2-core test machine.
+CHUNK = 1024 * 1024
+HASH_CHUNK = 1024 * 1024
+_PREADV = getattr(os, "preadv", None)
 _OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
 
 
 def sha256_file(path, chunk_size=HASH_CHUNK):
-    """Lowercase hex sha256 of a file, read in chunks."""
+    """Lowercase hex sha256 of a file, read in chunks into one reused buffer (no allocation per chunk)."""
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
+    buf = bytearray(chunk_size)
+    view = memoryview(buf)
+    with open(path, "rb", buffering=0) as handle:
         while True:
-            chunk = handle.read(chunk_size)
-            if not chunk:
+            count = handle.readinto(buf)
+            if not count:
                 break
-            digest.update(chunk)
+            digest.update(view[:count])
     return digest.hexdigest()
+
+
+def _pread_into(fd, buf, offset):
+    """Bytes read into ``buf`` from ``offset`` of ``fd`` (``preadv`` where the OS has it; a copy otherwise)."""
+    if _PREADV is not None:
+        return _PREADV(fd, [buf], offset)
+    data = os.pread(fd, len(buf), offset)
+    buf[:len(data)] = data
+    return len(data)
 
 
 class _Follow(object):
@@ -78,6 +93,7 @@ class FollowHasher(object):
         self.stopping = threading.Event()
         self.threads = []
         self.bytes_followed = 0
+        self._local = threading.local()
 
     # -- threads
     def start(self):
@@ -165,17 +181,25 @@ class FollowHasher(object):
             ident = item.ident
             item.reset()
             return bool(ident)
-        end = min(fst.st_size, item.entry["size"])
-        progressed = False
-        while item.offset < end and not self.stopping.is_set():
-            data = os.pread(item.fd, min(self.chunk, end - item.offset), item.offset)
-            if not data:
+        return self._read(item, min(fst.st_size, item.entry["size"])) > 0
+
+    def _read(self, item, end, stoppable=True):
+        """Hash ``item``'s bytes from its offset up to ``end`` through this thread's buffer; the count read."""
+        buf = getattr(self._local, "buf", None)
+        if buf is None:
+            buf = self._local.buf = bytearray(self.chunk)
+            self._local.view = memoryview(buf)
+        view = self._local.view
+        total = 0
+        while item.offset < end and not (stoppable and self.stopping.is_set()):
+            count = _pread_into(item.fd, view[:min(self.chunk, end - item.offset)], item.offset)
+            if not count:
                 break
-            item.digest.update(data)
-            item.offset += len(data)
-            self.bytes_followed += len(data)
-            progressed = True
-        return progressed
+            item.digest.update(view[:count])
+            item.offset += count
+            total += count
+        self.bytes_followed += total
+        return total
 
     # -- the end
     def finish(self):
@@ -187,12 +211,7 @@ class FollowHasher(object):
                 final = lstat_or_none(os.path.join(self.root, item.entry["path"]))
                 if item.fd is not None and final is not None and stat.S_ISREG(final.st_mode) \
                         and (final.st_dev, final.st_ino) == item.ident and final.st_size == item.entry["size"]:
-                    while item.offset < final.st_size:
-                        data = os.pread(item.fd, min(self.chunk, final.st_size - item.offset), item.offset)
-                        if not data:
-                            break
-                        item.digest.update(data)
-                        item.offset += len(data)
+                    self._read(item, final.st_size, stoppable=False)
                     fst = os.fstat(item.fd)
                     if item.offset == item.entry["size"] == fst.st_size and fst.st_nlink > 0:
                         done[item.entry["path"]] = item.digest.hexdigest()
