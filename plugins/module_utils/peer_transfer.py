@@ -61,7 +61,9 @@ def check_source(source):
     if not isinstance(source, dict):
         raise PeerError("sources entry %r is not a dict with name, host, port and user" % (source,))
     name = source.get("name") or source.get("host")
-    host, user, port = source.get("host"), source.get("user") or "root", source.get("port") or 22
+    host, user, port = source.get("host"), source.get("user") or "root", source.get("port")
+    if port is None or port == "":
+        port = 22
     if not isinstance(host, str) or not _HOST_RE.match(host) or host.startswith("-"):
         raise PeerError("sources entry %r: host must be a host name or address, got %r" % (name, host))
     if not isinstance(user, str) or not _USER_RE.match(user):

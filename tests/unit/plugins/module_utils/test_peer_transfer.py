@@ -1,0 +1,128 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) llmops.deploy developers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Receiving from peers: the manifest and source checks, the rsync command line, and the receiver's verification
+(a peer that serves bad bytes is rejected and the next one used; partial files are kept for the next source)."""
+import hashlib
+import os
+
+import pytest
+
+from ansible_collections.llmops.deploy.plugins.module_utils import peer_transfer as pt
+
+FILES = {"config.json": b'{"a": 1}', "sub/model.safetensors": b"W" * 5000}
+
+
+def entries():
+    return [{"path": p, "size": len(d), "sha256": hashlib.sha256(d).hexdigest()} for p, d in sorted(FILES.items())]
+
+
+def manifest():
+    return pt.fanout_manifest("o/m", "master", "abc123", "http://hub", [], ["*.bin"], entries())
+
+
+def test_manifest_is_a_bundle_manifest_and_is_checked():
+    doc = pt.check_manifest(manifest())
+    assert doc["format"] == "llmops.deploy/model-bundle/v1" and doc["bytes_total"] == 5008
+    assert doc["exclude"] == ["*.bin"] and doc["files_count"] == 2
+    bad = dict(doc, files=[dict(doc["files"][0], path="../etc/passwd")] + doc["files"][1:])
+    with pytest.raises(pt.PeerError, match="unsafe path"):
+        pt.check_manifest(bad)
+    with pytest.raises(pt.PeerError, match="revision is missing"):
+        pt.check_manifest(dict(doc, revision=""))
+    with pytest.raises(pt.PeerError, match="files_digest"):
+        pt.check_manifest(dict(doc, files_digest="0" * 64))
+
+
+@pytest.mark.parametrize("source, message", [
+    ({"host": "-oProxyCommand=x"}, "host must be"),
+    ({"host": "a b"}, "host must be"),
+    ({"host": "10.0.0.1", "user": "-l"}, "user must be"),
+    ({"host": "10.0.0.1", "port": 0}, "port must be"),
+    ("10.0.0.1", "not a dict"),
+])
+def test_sources_are_checked(source, message):
+    with pytest.raises(pt.PeerError, match=message):
+        pt.check_source(source)
+
+
+def test_source_defaults_and_rsync_command_line():
+    src = pt.check_source({"name": "gpu01", "host": "10.0.0.11", "port": "2222"})
+    assert src == {"name": "gpu01", "host": "10.0.0.11", "port": 2222, "user": "root"}
+    argv = pt.rsync_argv(src, "/m/.x.llmops-staging/files", "/m/list", "/k/id", "/m/kh", ["--bwlimit=1m"])
+    assert argv[-2:] == ["root@10.0.0.11:.", "/m/.x.llmops-staging/files/"]
+    assert "--inplace" in argv and "--from0" in argv and "--files-from=/m/list" in argv and "--bwlimit=1m" in argv
+    ssh = argv[argv.index("-e") + 1]
+    assert "StrictHostKeyChecking=yes" in ssh and "UserKnownHostsFile=/m/kh" in ssh and "-p 2222" in ssh
+    assert "IdentityAgent=none" in ssh and "BatchMode=yes" in ssh
+    v6 = pt.rsync_argv(pt.check_source({"host": "fd00::1"}), "/d", "/l", "/k", "/kh")
+    assert v6[-2] == "root@[fd00::1]:."
+
+
+def test_received_bytes():
+    assert pt.received_bytes("Number of files: 3\nTotal bytes received: 1,234,567\n") == 1234567
+    assert pt.received_bytes("rsync error") == 0
+
+
+def _serving(files):
+    """A transfer that writes ``files`` (``{source: {path: bytes}}``) like rsync would, and records the calls."""
+    calls = []
+
+    def transfer(staging, source, paths):
+        calls.append((source["name"], list(paths)))
+        served = files.get(source["name"], {})
+        for rel in paths:
+            if rel in served:
+                path = os.path.join(staging, rel)
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                with open(path, "wb") as handle:
+                    handle.write(served[rel])
+        return (0, "Total bytes received: %d" % sum(len(served.get(p, b"")) for p in paths)) \
+            if all(len(served.get(p, b"")) >= len(FILES[p]) for p in paths) else (23, "rsync error: some files could not be transferred")
+    return transfer, calls
+
+
+def _receiver(tmp_path, files):
+    transfer, calls = _serving(files)
+    staging = str(tmp_path)
+    return pt.Receiver(staging, entries(), lambda src, paths: transfer(staging, src, paths)), calls
+
+
+def test_bad_bytes_are_rejected_and_fetched_from_the_next_peer(tmp_path):
+    evil = dict(FILES, **{"sub/model.safetensors": b"X" + FILES["sub/model.safetensors"][1:]})
+    receiver, calls = _receiver(tmp_path, {"p2": evil, "p1": FILES})
+    missing = receiver.run([{"name": "p2"}, {"name": "p1"}])
+    assert missing == []
+    assert calls == [("p2", ["config.json", "sub/model.safetensors"]), ("p1", ["sub/model.safetensors"])]
+    assert [(r["path"], r["source"]) for r in receiver.rejected] == [("sub/model.safetensors", "p2")]
+    assert "expected" in receiver.rejected[0]["reason"]
+    assert sorted(e["path"] for e in receiver.good) == ["config.json", "sub/model.safetensors"]
+    assert all("mtime_ns" in e for e in receiver.good)
+    with open(str(tmp_path / "sub/model.safetensors"), "rb") as handle:
+        assert handle.read() == FILES["sub/model.safetensors"]
+
+
+def test_oversized_file_is_rejected(tmp_path):
+    receiver, _calls = _receiver(tmp_path, {"p1": dict(FILES, **{"config.json": FILES["config.json"] + b"!"})})
+    assert receiver.run([{"name": "p1"}]) == ["config.json"]
+    assert receiver.rejected[0]["path"] == "config.json" and not (tmp_path / "config.json").exists()
+
+
+def test_partial_files_are_kept_for_the_next_source_and_failures_reported(tmp_path):
+    part = FILES["sub/model.safetensors"][:1000]
+    receiver, _calls = _receiver(tmp_path, {"p1": {"config.json": FILES["config.json"],
+                                                   "sub/model.safetensors": part}})
+    missing = receiver.run([{"name": "p1"}])
+    assert missing == ["sub/model.safetensors"]
+    attempt = receiver.attempts[0]
+    assert attempt["rc"] == 23 and attempt["partial"] == ["sub/model.safetensors"] and "rsync error" in attempt["error"]
+    assert (tmp_path / "sub/model.safetensors").stat().st_size == 1000    # kept: the next transfer resumes from it
+    assert receiver.rejected == []
+
+
+def test_files_from_is_nul_separated(tmp_path):
+    path = str(tmp_path / "list")
+    pt.write_files_from(path, ["a b", "c\nd"])
+    with open(path, "rb") as handle:
+        assert handle.read() == b"a b\0c\nd\0"
+    assert oct(os.stat(path).st_mode & 0o777) == "0o600"
