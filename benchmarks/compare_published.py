@@ -132,7 +132,8 @@ def table():
             continue
         log_tokens, how = published_kv_tokens(meta)
         lines.append((
-            meta["name"] + (" (not judged)" if meta.get("excluded_from_targets") else ""), gpu, version, str(meta["gpu_memory_utilization"]), "{:,}".format(meta["max_model_len"]),
+            meta["name"] + (" (not judged)" if meta.get("excluded_from_targets") else ""), gpu, version,
+            str(meta["gpu_memory_utilization"]), "{:,}".format(meta["max_model_len"]),
             "%s / %s (%s)" % (_num(ours["weights_gib"]), _num(pub.get("weights_gib")),
                               _ratio(ours["weights_gib"], pub.get("weights_gib"))),
             "%s / %s (%s)" % (_num(ours["kv_cache_gib"]), _num(pub.get("kv_cache_gib")),

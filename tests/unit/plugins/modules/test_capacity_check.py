@@ -143,8 +143,8 @@ def test_malformed_hardware_names_the_field(monkeypatch, hardware, field):
     ({"gpu_count": "two"}, ["'gpu_count'", "'hardware'", "int"]),
     ({"gpus": [{"name": "H100", "unified_memory": "maybe"}]}, ["'unified_memory'", "Valid booleans"]),
     ({"gpus": 8}, ["'gpus'", "must be a list"]),
-    ({"gpus": [{"memory_total_mib": 1000, "vram": 3}]}, ["hardware.gpus.vram", "Supported parameters include",
-                                                          "memory_total_mib"]),
+    ({"gpus": [{"memory_total_mib": 1000, "vram": 3}]},
+     ["hardware.gpus.vram", "Supported parameters include", "memory_total_mib"]),
     ({"ram": 1000}, ["hardware.ram", "Supported parameters include", "cpu_cores, disk_free_mib"]),
     ({"gpu_model": "H100", "gpu_count": 2, "gpus": []}, ["mutually exclusive", "gpus|gpu_model", "in hardware"]),
 ])
@@ -162,8 +162,8 @@ def test_declared_gpu_list_with_types_converted(monkeypatch):
     monkeypatch.setattr(basic.AnsibleModule, "run_command", lambda *a, **k: pytest.fail("probed a tool"))
     failed, result = run_module(monkeypatch, capacity_check, {
         "params": "7B", "precision": "bf16", "probe": False,
-        "hardware": dict(FULL_HOST, cpu_cores="64", gpus=[{"name": "L40S"}, {"memory_total_mib": "46068",
-                                                                               "compute_capability": 8.9}])})
+        "hardware": dict(FULL_HOST, cpu_cores="64",
+                         gpus=[{"name": "L40S"}, {"memory_total_mib": "46068", "compute_capability": 8.9}])})
     assert not failed, result.get("msg")
     assert [g["memory_total_mib"] for g in result["hardware"]["gpus"]] == [46068, 46068]
     assert [g["index"] for g in result["hardware"]["gpus"]] == [0, 1]
