@@ -29,9 +29,9 @@ pinned engine, vLLM 0.32.0 (CUDA wheel ``vllm-0.32.0-cp38-abi3-manylinux_2_28_x8
   top-k/top-p on fp32 logits and holds about 9.6 vocabulary-sized fp32 buffers per request at its peak (fitted on
   two published H100 logs, checked on three others: see tests/fixtures/vllm_logs/published).
 * Non-torch and persistent memory: CUDA runtime, cuBLAS workspaces, NCCL buffers with several GPUs, and vLLM's
-  custom all-reduce buffers where it enables them (``vllm/distributed/device_communicators/custom_all_reduce.py``:
-  not on more than two GPUs that NVLink does not fully connect: "Custom allreduce is disabled because it's not
-  supported on more than two PCIe-only GPUs"). Measured: 0.13 GiB at TP 1 and 0.55 GiB at TP 2 with custom
+  custom all-reduce buffers where it enables them (``vllm/distributed/device_communicators/custom_all_reduce.py``,
+  read in 0.32.0: off when ``world_size > 2 and not fully_connected`` - "Custom allreduce is disabled because it's
+  not supported on more than two PCIe-only GPUs" - and where the P2P test fails). Measured: 0.13 GiB at TP 1 and 0.55 GiB at TP 2 with custom
   all-reduce (llm-d's H100 logs), 0.21 GiB at TP 8 on PCIe-only L40S without it (vLLM 0.10.2). In the V2 runner also
   the sampler's per-request output token counts, ``max_num_seqs x vocab`` int32
   (``vllm/v1/worker/gpu/sample/penalties.py``).
