@@ -22,7 +22,7 @@ import urllib.request
 import pytest
 
 from tools.local_hub import DEFAULT_UNSAFE_PATHS, FaultError, LocalHub
-from tools.local_hub.models import bench_model
+from tools.local_hub.models import TOKENIZER_DIR, bench_model
 
 QWEN = "llmops-test/Qwen2-tiny-2M"
 LLAMA = "llmops-test/Llama-3.1-tiny-4M"
@@ -171,6 +171,38 @@ def test_model_names_state_their_real_size(local_hub_shared, model_id):
     assert sorted(ids) == list(range(len(ids))) and len(ids) <= cfg["vocab_size"]
     for merge in tok["model"]["merges"]:
         assert "".join(merge.split(" ")) in tok["model"]["vocab"]
+
+
+def gpt2_byte_symbols():
+    """The 256 printable stand-ins of byte-level BPE (GPT-2's table), written out independently."""
+    printable = list(range(33, 127)) + list(range(161, 173)) + list(range(174, 256))
+    extra = [b for b in range(256) if b not in printable]
+    return {chr(b) for b in printable} | {chr(256 + k) for k in range(len(extra))}
+
+
+def test_every_model_serves_the_one_fixed_byte_level_tokenizer(local_hub_shared):
+    local_hub = local_hub_shared
+    shipped = (TOKENIZER_DIR / "tokenizer.json").read_bytes()
+    assert len(shipped) < 16 * 1024
+    for model_id in ALL_MODELS:
+        assert fetch(local_hub, model_id, "tokenizer.json")[2] == shipped, model_id
+    tok = json.loads(shipped)
+    assert tok["model"]["type"] == "BPE" and tok["decoder"]["type"] == "ByteLevel"
+    assert tok["pre_tokenizer"]["pretokenizers"][-1]["type"] == "ByteLevel"
+    # every byte has its own token, so every text (any language, control characters, NUL) encodes
+    assert gpt2_byte_symbols() <= set(tok["model"]["vocab"])
+    specials = {t["content"]: t["id"] for t in tok["added_tokens"]}
+    for model_id in ALL_MODELS:
+        cfg = json.loads(fetch(local_hub, model_id, "config.json")[2])
+        tok_cfg = json.loads(fetch(local_hub, model_id, "tokenizer_config.json")[2])
+        eos = cfg["eos_token_id"] if isinstance(cfg["eos_token_id"], list) else [cfg["eos_token_id"]]
+        assert specials[tok_cfg["eos_token"]] in eos, model_id
+        assert {int(k): v["content"] for k, v in tok_cfg["added_tokens_decoder"].items()} == \
+            {i: t for t, i in specials.items()}
+        assert max(specials.values()) < cfg["vocab_size"]
+    qwen_vocab = json.loads(fetch(local_hub, QWEN, "vocab.json")[2])
+    merges = fetch(local_hub, QWEN, "merges.txt")[2].decode("utf-8").splitlines()
+    assert qwen_vocab == tok["model"]["vocab"] and merges == ["#version: 0.2"] + tok["model"]["merges"]
 
 
 def test_bench_model_streams_without_materialising(local_hub_factory, tmp_path):
