@@ -466,6 +466,26 @@ def test_unicode_control_and_format_characters_are_refused(local_hub, tmp_path, 
     assert local_hub.requests(kind="file") == [] and not (tmp_path / "m").exists()
 
 
+def test_common_file_arguments_owner_group_mode_applied_selinux_and_attributes_refused(local_hub, tmp_path):
+    # owner/group/mode are Ansible's common file arguments (add_file_common_args), applied through descriptors
+    st = os.stat(str(tmp_path))
+    res = download(local_hub, tmp_path / "m", mode="0640", dir_mode="0750", owner=str(st.st_uid),
+                   group=str(st.st_gid))
+    assert res["changed"] and res["complete"], res.get("msg")
+    assert oct(os.stat(str(tmp_path / "m" / "config.json")).st_mode & 0o7777) == "0o640"
+    assert oct(os.stat(str(tmp_path / "m")).st_mode & 0o7777) == "0o750"
+    again = download(local_hub, tmp_path / "m", mode="0644", owner=str(st.st_uid), group=str(st.st_gid))
+    assert again["changed"] and again["files_fetched"] == 0
+    assert oct(os.stat(str(tmp_path / "m" / "config.json")).st_mode & 0o7777) == "0o644"
+    # the SELinux and attribute options have no descriptor-based implementation: refused, naming them, before
+    # anything is requested or written
+    local_hub.clear_requests()
+    res = download(local_hub, tmp_path / "n", setype="httpd_sys_content_t", attributes="+i")
+    assert res["failed"] and res["msg"].startswith("setype and attributes are not supported by modelscope_download")
+    assert local_hub.requests() == [] and not (tmp_path / "n").exists()
+    assert [f for f in all_files(tmp_path) if f.startswith(".n")] == []
+
+
 def test_sdk_that_cannot_be_imported_says_so_first(local_hub, tmp_path):
     bare = tmp_path / "bare-venv"
     subprocess.run(["python3", "-m", "venv", "--without-pip", str(bare)], check=True)
