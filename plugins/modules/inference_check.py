@@ -232,10 +232,10 @@ engine:
     - What the engine says about itself. C(source) (C(engine_log), C(unit) or null), C(version), C(platform) (C(cpu),
       C(gpu)), C(model), C(config) (max_model_len, tensor_parallel_size, dtype, kv_cache_dtype...), C(figures)
       (each with C(value), C(unit), C(reported), C(resolution), C(line), C(line_number)), C(first_error),
-      C(exception), C(started), C(process_memory) (with O(unit): the process tree read after the trial - C(pid),
-      C(processes), C(rss_bytes), C(peak_rss_bytes)), C(memory_breakdown) (the engine's own budget line on GPUs, bytes: C(torch_total_bytes),
-      C(activation_bytes), C(non_torch_bytes) or C(consumed_bytes), C(cuda_graph_bytes); empty when the log has none),
-      C(metrics) (C(figures) and C(histograms) from C(/metrics)).
+      C(exception), C(started), C(process_memory) (with O(unit), the process tree read after the trial - C(pid),
+      C(processes), C(rss_bytes), C(peak_rss_bytes)), C(memory_breakdown) (the engine's own budget line on GPUs, in
+      bytes - C(torch_total_bytes), C(activation_bytes), C(non_torch_bytes) or C(consumed_bytes), C(cuda_graph_bytes);
+      empty when the log has none), C(metrics) (C(figures) and C(histograms) from C(/metrics)).
   returned: always
   type: dict
   sample: {"source": "engine_log", "version": "0.32.0", "platform": "cpu",
