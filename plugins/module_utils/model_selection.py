@@ -738,6 +738,45 @@ HARDWARE_PARTS = (("gpus", "gpus (or gpu_model and gpu_count)"), ("memory_total_
                   ("cpu_cores", "cpu_cores"), ("disk_free_mib", "disk_free_mib (free disk)"))
 
 
+# The declared hardware's keys and types, checked by the argument spec (capacity_check and the capacity_plan filter
+# alike): unknown keys and wrong types are refused naming the key; values are then checked by
+# capacity.normalize_hardware.
+GPU_OPTIONS = dict(
+    index=dict(type="int"),
+    vendor=dict(type="str"),
+    name=dict(type="str"),
+    uuid=dict(type="str"),
+    pci_bus_id=dict(type="str"),
+    driver_version=dict(type="str"),
+    memory_total_mib=dict(type="int"),
+    memory_used_mib=dict(type="int"),
+    memory_free_mib=dict(type="int"),
+    compute_capability=dict(type="raw"),
+    arch=dict(type="str"),
+    unified_memory=dict(type="bool"),
+    gpu_class=dict(type="str"),
+)
+HARDWARE_OPTIONS = dict(
+    gpus=dict(type="list", elements="dict", options=GPU_OPTIONS),
+    gpu_model=dict(type="str"),
+    gpu_count=dict(type="int"),
+    memory_total_mib=dict(type="int"),
+    cpu_cores=dict(type="int"),
+    disk_free_mib=dict(type="int"),
+    disk_path=dict(type="str"),
+)
+
+
+def declared_hardware(hardware):
+    """The declared hardware without the keys the argument spec filled with None (absent means: probe it)."""
+    if hardware is None:
+        return None
+    out = dict((k, v) for k, v in hardware.items() if v is not None)
+    if out.get("gpus") is not None:
+        out["gpus"] = [dict((k, v) for k, v in gpu.items() if v is not None) for gpu in out["gpus"]]
+    return out
+
+
 def check_argument_spec():
     """capacity_check's argument spec (a fresh copy each call)."""
     spec = sizing.model_spec_argument_spec()
@@ -745,7 +784,8 @@ def check_argument_spec():
         target=dict(type="str", choices=["gpu", "cpu"], default="gpu"),
         model_dir=dict(type="path", default="/opt/llmops/models"),
         disk_required_bytes=dict(type="int"),
-        hardware=dict(type="dict"),
+        hardware=dict(type="dict", options=dict((key, dict(value)) for key, value in HARDWARE_OPTIONS.items()),
+                      mutually_exclusive=[["gpus", "gpu_model"], ["gpus", "gpu_count"]]),
         probe=dict(type="bool", default=True),
         candidates=dict(type="list", elements="dict", options=dict(
             (key, dict(value)) for key, value in CANDIDATE_OPTIONS.items())),
@@ -792,7 +832,7 @@ def judge_host(options, probe=None):
         specs = normalize_candidates(p["candidates"])
     else:
         sized = sizing.size_model(**sizing.size_model_options(p))
-    declared = capacity.normalize_hardware(p.get("hardware"))
+    declared = capacity.normalize_hardware(declared_hardware(p.get("hardware")))
     # Keep only what was declared, so the rest is probed.
     declared = dict((k, v) for k, v in declared.items() if v is not None)
     if probe is None:

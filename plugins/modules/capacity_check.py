@@ -378,54 +378,9 @@ from ansible_collections.llmops.deploy.plugins.module_utils import gpu_facts, ho
 from ansible_collections.llmops.deploy.plugins.module_utils.sizing_errors import SizingInputError
 
 
-GPU_OPTIONS = dict(
-    index=dict(type="int"),
-    vendor=dict(type="str"),
-    name=dict(type="str"),
-    uuid=dict(type="str"),
-    pci_bus_id=dict(type="str"),
-    driver_version=dict(type="str"),
-    memory_total_mib=dict(type="int"),
-    memory_used_mib=dict(type="int"),
-    memory_free_mib=dict(type="int"),
-    compute_capability=dict(type="raw"),
-    arch=dict(type="str"),
-    unified_memory=dict(type="bool"),
-    gpu_class=dict(type="str"),
-)
-HARDWARE_OPTIONS = dict(
-    gpus=dict(type="list", elements="dict", options=GPU_OPTIONS),
-    gpu_model=dict(type="str"),
-    gpu_count=dict(type="int"),
-    memory_total_mib=dict(type="int"),
-    cpu_cores=dict(type="int"),
-    disk_free_mib=dict(type="int"),
-    disk_path=dict(type="str"),
-)
-
-
-def argument_spec():
-    """check_argument_spec with the declared hardware's keys and types checked by AnsibleModule (unknown keys and
-    wrong types are refused naming the key; values are then checked by capacity.normalize_hardware)."""
-    spec = model_selection.check_argument_spec()
-    spec["hardware"] = dict(type="dict", options=HARDWARE_OPTIONS,
-                            mutually_exclusive=[["gpus", "gpu_model"], ["gpus", "gpu_count"]])
-    return spec
-
-
-def _declared(hardware):
-    """The declared hardware without the keys AnsibleModule filled with None (absent means: probe it)."""
-    if hardware is None:
-        return None
-    out = dict((k, v) for k, v in hardware.items() if v is not None)
-    if out.get("gpus") is not None:
-        out["gpus"] = [dict((k, v) for k, v in gpu.items() if v is not None) for gpu in out["gpus"]]
-    return out
-
-
 def build_module():
     return AnsibleModule(
-        argument_spec=argument_spec(),
+        argument_spec=model_selection.check_argument_spec(),
         required_one_of=model_selection.CHECK_REQUIRED_ONE_OF,
         mutually_exclusive=model_selection.CHECK_MUTUALLY_EXCLUSIVE,
         supports_check_mode=True,
@@ -468,7 +423,7 @@ def probe_missing(module, declared):
 
 def main():
     module = build_module()
-    p = dict(module.params, hardware=_declared(module.params["hardware"]))
+    p = dict(module.params, hardware=model_selection.declared_hardware(module.params["hardware"]))
     try:
         result, warnings = model_selection.judge_host(
             p, (lambda declared: probe_missing(module, declared)) if p["probe"] else None)

@@ -347,6 +347,21 @@ def test_capacity_plan_fails_like_the_module():
     assert "failed" not in capacity_plan(HOSTS["cpu"], {"params": "7B", "precision": "bf16", "target": "cpu"})
 
 
+@pytest.mark.parametrize("hardware, words", [
+    ({"gpu_modle": "H100", "memory_total_mib": 1, "cpu_cores": 1, "disk_free_mib": 1}, "gpu_modle"),
+    ({"gpus": [{"name": "H100", "memory_total_mib": "lots"}], "memory_total_mib": 1, "cpu_cores": 1,
+      "disk_free_mib": 1}, "memory_total_mib"),
+    ({"gpus": [], "gpu_count": 2, "memory_total_mib": 1, "cpu_cores": 1, "disk_free_mib": 1}, "gpus|gpu_count"),
+])
+def test_declared_hardware_is_checked_by_the_same_spec_as_the_module(hardware, words):
+    """The controller-side judgement (preflight_probe=false) refuses what capacity_check refuses, naming the key."""
+    from ansible.errors import AnsibleFilterError
+    from ansible_collections.llmops.deploy.plugins.filter.model_selection import capacity_plan
+
+    with pytest.raises(AnsibleFilterError, match="capacity_plan: .*(%s)" % words):
+        capacity_plan(hardware, {"params": "7B", "precision": "bf16"})
+
+
 def test_capacity_plans_judges_a_fleet_each_host_with_its_own_hardware():
     from ansible_collections.llmops.deploy.plugins.filter.model_selection import capacity_plans, model_candidates
 
