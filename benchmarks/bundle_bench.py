@@ -9,7 +9,11 @@ A generated model (default 1 GiB) is downloaded once from the local hub with mod
   file hashed, the parts' sha256 checked, the marker written) against ``cat parts | tar -xf -`` (no verification)
   and against ``cat parts | tar -xf -`` followed by ``sha256sum -c`` (the same verification, a second pass).
 
-Usage: .venv/bin/python benchmarks/bundle_bench.py [--size 1GiB] [--part 256MiB] [--rounds 3] [--workdir DIR]
+Each comparison is made on the machine as it is (``quiet``) and under ``--load`` busy loops started by this script
+(``loaded``, default 2 per core, children of this script like in download_bench.py).
+
+Usage: .venv/bin/python benchmarks/bundle_bench.py [--size 1GiB] [--part 256MiB] [--rounds 3]
+       [--phases quiet,loaded] [--load N] [--workdir DIR]
 Run from the repository root after scripts/setup.sh. Medians of wall-clock seconds; nothing is asserted.
 """
 import argparse
@@ -25,13 +29,14 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 sys.path.insert(0, os.path.join(REPO, "benchmarks"))
 
-from download_bench import ansible_module, run_module  # noqa: E402
+from download_bench import BusyLoops, direct_module, run_module  # noqa: E402
 from tools.local_hub import LocalHub  # noqa: E402
 from tools.local_hub.models import parse_size  # noqa: E402
 
 
 def bundle(workdir, **args):
-    return ansible_module("model_bundle", args, workdir)[0]
+    """Seconds of one model_bundle run, as the process Ansible runs on the target (no controller start-up)."""
+    return direct_module("model_bundle", args, workdir)[0]
 
 
 def shell(cmd):
@@ -50,8 +55,14 @@ def main():
     parser.add_argument("--size", default="1GiB")
     parser.add_argument("--part", default="256MiB")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--phases", default="quiet,loaded", help="comma-separated: quiet, loaded")
+    parser.add_argument("--load", type=int, default=2 * (os.cpu_count() or 1),
+                        help="busy-loop processes during the loaded phase (default: 2 per core)")
     parser.add_argument("--workdir", default=None)
     opts = parser.parse_args()
+    phases = [p.strip() for p in opts.phases.split(",") if p.strip()]
+    if not phases or set(phases) - {"quiet", "loaded"}:
+        parser.error("--phases: use quiet and/or loaded")
     workdir = opts.workdir or tempfile.mkdtemp(prefix="llmops-bundle-bench-")
     part = parse_size(opts.part)
     hub = LocalHub(os.path.join(REPO, ".work", "bench-hub-store"), models=["bench:%s" % opts.size]).start()
@@ -63,45 +74,65 @@ def main():
         hub.stop()
     try:
         total = sum(os.path.getsize(os.path.join(b, f)) for b, _d, fs in os.walk(source) for f in fs)
-        media, tar_media = os.path.join(workdir, "media"), os.path.join(workdir, "tar-media")
-        times = dict((k, []) for k in ("export", "tar_c", "import", "tar_x", "tar_x_sha"))
         sums = os.path.join(workdir, "SHA256SUMS")
         shell("cd %s && find . -type f ! -name .llmops-complete.json -print0 | xargs -0 sha256sum > %s" % (
             source, sums))
-        for _round in range(opts.rounds):
-            fresh(media)
-            times["export"].append(bundle(workdir, state="export", path=source, bundle=os.path.join(media, "m"),
-                                          part_size=opts.part))
-            fresh(tar_media)
-            times["tar_c"].append(shell("tar -C %s -cf - . | split -b %d - %s/m.tar.part" % (source, part, tar_media)))
-            target = os.path.join(workdir, "imported", "m")
-            shutil.rmtree(os.path.dirname(target), ignore_errors=True)
-            times["import"].append(bundle(workdir, state="import", path=target, bundle=os.path.join(media, "m")))
-            for key, check in (("tar_x", ""), ("tar_x_sha", " && cd %s && sha256sum --quiet -c %s" % ("DEST", sums))):
-                dest = os.path.join(workdir, "untar")
-                fresh(dest)
-                times[key].append(shell("cat %s/m.tar.part* | tar -C %s -xf -%s" % (
-                    tar_media, dest, check.replace("DEST", dest))))
-        gib = 2 ** 30
-        rows = [("model_bundle export, parts of %s (sha256 checked against the marker)" % opts.part, "export"),
-                ("tar -cf - | split -b %s" % opts.part, "tar_c"),
-                ("model_bundle import (every file and part verified, marker written)", "import"),
-                ("cat parts | tar -xf - (no verification)", "tar_x"),
-                ("cat parts | tar -xf - && sha256sum -c", "tar_x_sha")]
-        print("| Case (%s, median of %d) | Seconds | GiB/s |" % (opts.size, opts.rounds))
-        print("|---|---|---|")
-        for name, key in rows:
-            seconds = statistics.median(times[key])
-            print("| %s | %.2f | %.2f |" % (name, seconds, total / gib / seconds))
-        print()
-        print("export / tar: %.2f; import / (tar + sha256sum): %.2f; import / tar alone: %.2f (throughput ratios; "
-              "ansible start-up of about 1 s is inside every model_bundle figure)" % (
-                  statistics.median(times["tar_c"]) / statistics.median(times["export"]),
-                  statistics.median(times["tar_x_sha"]) / statistics.median(times["import"]),
-                  statistics.median(times["tar_x"]) / statistics.median(times["import"])))
+        for phase in phases:
+            if phase == "loaded":
+                with BusyLoops(opts.load):
+                    times = rounds(opts, workdir, source, part, sums)
+                label = "loaded, %d busy loops on %d cores" % (opts.load, os.cpu_count() or 1)
+            else:
+                times = rounds(opts, workdir, source, part, sums)
+                label = "quiet, no added load"
+            report(opts, label, times, total)
     finally:
         if not opts.workdir:
             shutil.rmtree(workdir, ignore_errors=True)
+
+
+def rounds(opts, workdir, source, part, sums):
+    """Alternating rounds of export / tar -c / import / tar -x / tar -x + sha256sum: ``{case: [seconds]}``."""
+    media, tar_media = os.path.join(workdir, "media"), os.path.join(workdir, "tar-media")
+    times = dict((k, []) for k in ("export", "tar_c", "import", "tar_x", "tar_x_sha"))
+    for _round in range(opts.rounds):
+        fresh(media)
+        times["export"].append(bundle(workdir, state="export", path=source, bundle=os.path.join(media, "m"),
+                                      part_size=opts.part))
+        fresh(tar_media)
+        times["tar_c"].append(shell("tar -C %s -cf - . | split -b %d - %s/m.tar.part" % (source, part, tar_media)))
+        target = os.path.join(workdir, "imported", "m")
+        shutil.rmtree(os.path.dirname(target), ignore_errors=True)
+        times["import"].append(bundle(workdir, state="import", path=target, bundle=os.path.join(media, "m")))
+        for key, check in (("tar_x", ""), ("tar_x_sha", " && cd %s && sha256sum --quiet -c %s" % ("DEST", sums))):
+            dest = os.path.join(workdir, "untar")
+            fresh(dest)
+            times[key].append(shell("cat %s/m.tar.part* | tar -C %s -xf -%s" % (
+                tar_media, dest, check.replace("DEST", dest))))
+        print("round %d: %s; load average %.1f" % (_round + 1, ", ".join(
+            "%s %.2f s" % (k, v[-1]) for k, v in times.items()), os.getloadavg()[0]), flush=True)
+    return times
+
+
+def report(opts, label, times, total):
+    gib = 2 ** 30
+    rows = [("model_bundle export, parts of %s (sha256 checked against the marker)" % opts.part, "export"),
+            ("tar -cf - | split -b %s" % opts.part, "tar_c"),
+            ("model_bundle import (every file and part verified, marker written)", "import"),
+            ("cat parts | tar -xf - (no verification)", "tar_x"),
+            ("cat parts | tar -xf - && sha256sum -c", "tar_x_sha")]
+    print()
+    print("| Case (%s, %s, median of %d) | Seconds | GiB/s |" % (opts.size, label, opts.rounds))
+    print("|---|---|---|")
+    for name, key in rows:
+        seconds = statistics.median(times[key])
+        print("| %s | %.2f | %.2f |" % (name, seconds, total / gib / seconds))
+    print()
+    print("%s: export / tar: %.2f; import / (tar + sha256sum): %.2f; import / tar alone: %.2f (throughput ratios, "
+          "medians; model_bundle timed as the module process, its start-up included)" % (
+              label, statistics.median(times["tar_c"]) / statistics.median(times["export"]),
+              statistics.median(times["tar_x_sha"]) / statistics.median(times["import"]),
+              statistics.median(times["tar_x"]) / statistics.median(times["import"])), flush=True)
 
 
 if __name__ == "__main__":

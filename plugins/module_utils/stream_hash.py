@@ -1,21 +1,28 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) llmops.deploy developers
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""sha256 of files: one file (:func:`sha256_file`), many files at once (:func:`hash_files`), and files while another
-process writes them (:class:`FollowHasher`).
+"""sha256 of files: one file (:func:`sha256_file`), many files at once (:func:`hash_files`), digests computed while
+a file was written (:func:`streamed_digests`), and files followed while another process writes them
+(:class:`FollowHasher`).
 
-Standard library only (runs on targets with Python >= 3.8). The ModelScope SDK writes each file of a download
-sequentially into ``<path>.incomplete`` (range-split mode off) and renames it to ``<path>`` when done; reading those
-bytes again afterwards doubles the disk traffic of a download (140 GB read back is minutes). :class:`FollowHasher`
-reads each file **while it grows**, from the page cache, in threads of this process (``hashlib`` releases the GIL), so
-the hash is ready when the last byte lands.
+Standard library only (runs on targets with Python >= 3.8). Reading a downloaded file again after the download
+doubles the disk traffic (140 GB read back is minutes) and, on a busy machine, costs as much CPU as the download
+itself. So the bytes are hashed while they arrive:
 
-What makes a followed hash count (:meth:`FollowHasher.finish`): the final name is a regular file that is the very
-inode that was followed (device and inode numbers), still linked, of exactly the listed size, and every one of its
-bytes was read after it was written. A file that was deleted and started again (the SDK's own retry) is followed
-again from its first byte; a file that shrank under the reader is read again from the start. Anything else, and any
-file not followed to its end, is hashed again by :func:`hash_files` (in parallel across files). The check against the
-listed size and sha256 is never skipped: only *when* the bytes are read changes.
+* ``modelscope_download``'s SDK runner hashes each file from the very bytes the SDK hands to ``write()`` (no second
+  read, a hashing thread per file) and records, when the file is closed, its digest with the file's identity
+  ``[sha256, size, st_dev, st_ino, st_mtime_ns]``. :func:`streamed_digests` accepts such a digest only when the
+  final name is a regular file with exactly that identity and the listed size: a file written, truncated or replaced
+  after it was hashed is hashed again by :func:`hash_files`.
+* :class:`FollowHasher` reads files **while they grow**, from the page cache, in threads of this process, for
+  writers that cannot hash themselves (an SDK that writes files another way). What makes a followed hash count
+  (:meth:`FollowHasher.finish`): the final name is a regular file that is the very inode that was followed (device
+  and inode numbers), still linked, of exactly the listed size, and every one of its bytes was read after it was
+  written. A file that was deleted and started again is followed again from its first byte; a file that shrank
+  under the reader is read again from the start.
+
+Anything else is hashed again by :func:`hash_files` (in parallel across files). The check against the listed size and
+sha256 is never skipped: only *when* the bytes are read changes.
 """
 
 import hashlib
@@ -55,6 +62,29 @@ def _pread_into(fd, buf, offset):
     data = os.pread(fd, len(buf), offset)
     buf[:len(data)] = data
     return len(data)
+
+
+def streamed_digests(root, entries, records):
+    """``{path: sha256}`` of the ``entries`` (dicts with ``path``, ``size``) under ``root`` whose digest, computed
+    while the file was written, still describes the file: ``records`` maps a path to ``[sha256, size, st_dev,
+    st_ino, st_mtime_ns]`` taken when the writer closed it; the file's ``lstat`` must show a regular file with that
+    very device, inode, size and mtime, and the size must be the listed one. Anything malformed is ignored (the
+    file is then hashed from disk)."""
+    if not isinstance(records, dict):
+        return {}
+    found = {}
+    for entry in entries:
+        record = records.get(entry["path"])
+        if not isinstance(record, list) or len(record) != 5 or not isinstance(record[0], str) \
+                or len(record[0]) != 64 or not all(isinstance(v, int) and not isinstance(v, bool)
+                                                   for v in record[1:]):
+            continue
+        st = lstat_or_none(os.path.join(root, entry["path"]))
+        if st is None or not stat.S_ISREG(st.st_mode):
+            continue
+        if record[1:] == [st.st_size, st.st_dev, st.st_ino, st.st_mtime_ns] and st.st_size == entry["size"]:
+            found[entry["path"]] = record[0].lower()
+    return found
 
 
 class _Follow(object):

@@ -19,12 +19,14 @@ description:
   - The module owns correctness, the SDK only moves bytes. The SDK downloads into a private staging directory
     C(<parent of the real model_dir>/.<name>.llmops-staging) (a real directory owned by the module's user, mode 0700,
     on the model directory's filesystem; anything else found at that name is removed first), never into the model
-    directory. The module hashes every file while its bytes arrive (each file is written front to back; the bytes
-    are read back from the page cache in threads), then checks in the staging directory that it holds only regular
-    files and directories (no link of any kind) and that every file has its listed size and sha256. The SDK is not
-    asked to hash the same bytes a second time; a file that arrived with wrong bytes is deleted and fetched once
-    more in a second SDK run (the retry the SDK's own check would have made). A file that still fails is deleted;
-    nothing is moved and no marker is written.
+    directory. Every file is hashed while its bytes arrive, from the very bytes the SDK writes: the module's runner
+    in the SDK's process hashes each file in a thread of its own as it is written (no second read of the file) and
+    reports the digest with the file's identity (device, inode, size, mtime); the module uses a digest only for the
+    file it describes and hashes any other file itself (in parallel). It then checks in the staging directory that
+    it holds only regular files and directories (no link of any kind) and that every file has its listed size and
+    sha256. The SDK is not asked to hash the same bytes a second time; a file that arrived with wrong bytes is
+    deleted and fetched once more in a second SDK run (the retry the SDK's own check would have made). A file that
+    still fails is deleted; nothing is moved and no marker is written.
   - Only then are the verified files moved into place, by C(rename) from the staging directory to the model
     directory through directory descriptors; every directory below the model directory is opened with C(O_NOFOLLOW)
     (a symlink there is refused, never followed); a rename replaces a name and never writes through a link. Owner
@@ -435,7 +437,7 @@ from ansible_collections.llmops.deploy.plugins.module_utils.marker import (
     read_marker, remove_marker)
 from ansible_collections.llmops.deploy.plugins.module_utils.model_install import (
     InstallError, install_verified, sync_attributes)
-from ansible_collections.llmops.deploy.plugins.module_utils.stream_hash import FollowHasher, hash_files
+from ansible_collections.llmops.deploy.plugins.module_utils.stream_hash import hash_files, streamed_digests
 from ansible_collections.llmops.deploy.plugins.module_utils.tree_safety import (
     PARTIAL_SUFFIX, STAGING_FILES, TreeError, apply_to_files, lstat_or_none, parse_mode, prepare_staging,
     remove_tree, resolve_ids, staging_path_for, target_tree_problems, tree_problems)
@@ -460,9 +462,79 @@ def _die_with_parent(parent):
         pass
     if os.getppid() != parent:
         os._exit(70)
+_streamed = {}
 def _out(result):
+    if _streamed:
+        result["streamed"] = _streamed
     sys.stdout.write("\n" + json.dumps(result) + "\n")
     sys.stdout.flush()
+def _hash_as_written(local_dir, suffix):
+    # Each file the SDK writes below local_dir (front to back, "wb", or "ab" to resume) is hashed from the very bytes
+    # handed to write(), in a thread per file; on close its digest is recorded with the file's identity. The module
+    # accepts a digest only for the file it describes (device, inode, size, mtime) and hashes any other file itself.
+    import builtins, hashlib, queue, threading
+    from modelscope_hub import _download
+    real_open = builtins.open
+    root = os.path.abspath(local_dir) + os.sep
+    class Hashing(object):
+        def __init__(self, handle, rel, append):
+            self._handle, self._rel, self._ok = handle, rel, True
+            self._digest, self._queue = hashlib.sha256(), queue.Queue(32)
+            if append:
+                with real_open(handle.name, "rb") as prefix:
+                    for block in iter(lambda: prefix.read(1 << 20), b""):
+                        self._digest.update(block)
+            self._thread = threading.Thread(target=self._hash, daemon=True)
+            self._thread.start()
+        def _hash(self):
+            for data in iter(self._queue.get, None):
+                self._digest.update(data)
+        def write(self, data):
+            try:
+                count = self._handle.write(data)
+            except BaseException:
+                self._ok = False
+                raise
+            if count is not None and count != len(data):
+                self._ok = False
+            self._queue.put(data if isinstance(data, bytes) else bytes(data))
+            return count
+        def close(self):
+            if self._handle.closed:
+                return
+            try:
+                self._handle.flush()
+                st = os.fstat(self._handle.fileno())
+            except BaseException:
+                self._ok = False
+                raise
+            finally:
+                self._handle.close()
+                self._queue.put(None)
+                self._thread.join()
+            if self._ok:
+                _streamed[self._rel] = [self._digest.hexdigest(), st.st_size, st.st_dev, st.st_ino, st.st_mtime_ns]
+            else:
+                _streamed.pop(self._rel, None)
+        def __enter__(self):
+            return self
+        def __exit__(self, kind, value, tb):
+            if kind is not None:
+                self._ok = False
+            self.close()
+        def __getattr__(self, name):
+            return getattr(self._handle, name)
+    def hooked_open(file, mode="r", *args, **kwargs):
+        handle = real_open(file, mode, *args, **kwargs)
+        path = os.path.abspath(os.fspath(file)) if isinstance(file, (str, bytes, os.PathLike)) else ""
+        if "b" in mode and "+" not in mode and ("w" in mode or "a" in mode) and isinstance(path, str) \
+                and path.startswith(root):
+            rel = path[len(root):]
+            rel = rel[:-len(suffix)] if rel.endswith(suffix) else rel
+            _streamed.pop(rel, None)
+            return Hashing(handle, rel, "a" in mode)
+        return handle
+    _download.open = hooked_open
 req = json.loads(sys.stdin.read())
 _die_with_parent(req["parent_pid"])
 if req.get("validate_certs") is False:
@@ -491,6 +563,11 @@ except Exception as exc:
         sys.executable, type(exc).__name__, exc), "failed": {}})
     raise SystemExit(3)
 files = req["files"]
+if HubApi is not None and req.get("stream_hash"):
+    try:
+        _hash_as_written(req["local_dir"], req["partial_suffix"])
+    except Exception:
+        pass  # this SDK writes its files some other way: the module hashes them after the download
 try:
     if HubApi is not None:
         HubApi(endpoint=req["endpoint"], token=req["token"] or None).download_repo(
@@ -511,6 +588,10 @@ except BaseException as exc:
     _out({"ok": False, "api": api, "error": "%s: %s" % (type(exc).__name__, exc), "failed": failed})
     raise SystemExit(1)
 _out({"ok": True, "api": api, "error": None, "failed": {}})
+# Every file is closed and renamed by now, and the module checks each one anyway: skip the interpreter's teardown
+# (unloading the SDK's modules takes longer than a small file's download on a busy machine).
+sys.stderr.flush()
+os._exit(0)
 """
 
 
@@ -846,8 +927,9 @@ class Download(object):
             "parent_pid": os.getpid(), "model_id": p["model_id"], "revision": p["revision"],
             "endpoint": self.endpoint, "token": p["token"] or "", "local_dir": root,
             "max_workers": p["max_workers"], "validate_certs": p["validate_certs"],
-            # The module hashes every byte itself while it arrives; a second hash in the SDK would only cost CPU.
-            "sdk_verify": False,
+            # The runner hashes every byte as the SDK writes it (stream_hash), and the module checks every digest;
+            # a second hash in the SDK would only cost CPU.
+            "sdk_verify": False, "stream_hash": True, "partial_suffix": PARTIAL_SUFFIX,
             "files": [{"path": f["path"], "size": f["size"], "sha256": f["sha256"]} for f in items],
         }
         env = {
@@ -855,19 +937,15 @@ class Download(object):
             "MODELSCOPE_CACHE": os.path.join(self.state_dir, "cache"),
             "MODELSCOPE_HOME": os.path.join(self.state_dir, "home"), "HOME": os.path.join(self.state_dir, "home"),
             "MODELSCOPE_DOWNLOAD_FILE_LOCK": "false", "TQDM_DISABLE": "1", "PYTHONDONTWRITEBYTECODE": "1",
-            # each file written front to back, so the module can hash it while it arrives
+            # each file written front to back by one writer, so its bytes can be hashed as they are written
             "MODELSCOPE_DOWNLOAD_PARALLEL_WORKERS": "1",
         }
         env.update(sdk_environment(p["validate_certs"], p["ca_path"], p["use_proxy"]))
-        follower = FollowHasher(root, items, workers=self.workers()).start()
         started = time.time()
-        try:
-            rc, out, err = self.module.run_command(
-                [python, "-I", "-c", SDK_RUNNER], data=json.dumps(request), environ_update=env, cwd=self.state_dir,
-                pass_fds=(self.lock.fd,) if self.lock is not None and self.lock.fd is not None else None)
-        finally:
-            sdk_seconds = time.time() - started
-            followed = follower.finish()
+        rc, out, err = self.module.run_command(
+            [python, "-I", "-c", SDK_RUNNER], data=json.dumps(request), environ_update=env, cwd=self.state_dir,
+            pass_fds=(self.lock.fd,) if self.lock is not None and self.lock.fd is not None else None)
+        sdk_seconds = time.time() - started
         outcome = _last_json_line(out) or {"ok": False, "api": None, "error": None, "failed": {}}
         sdk = {"rc": rc, "seconds": round(sdk_seconds, 2), "api": outcome.get("api"),
                "error": self.scrub(outcome.get("error")), "failed": outcome.get("failed") or {}}
@@ -885,11 +963,14 @@ class Download(object):
             self.fail("the private staging directory %s holds something other than regular files and directories "
                       "(%s); nothing was put into %s" % (self.staging, "; ".join(links[:20]), self.model_dir),
                       complete=False, marker_written=False)
-        unfollowed = [f["path"] for f in items if f["path"] not in followed]
-        digests = dict(followed)
-        present = [rel for rel in unfollowed if lstat_or_none(os.path.join(root, rel)) is not None]
+        # digests of the bytes as they were written, for the files that are still exactly what was hashed; every
+        # other file is hashed now, in parallel
+        streamed = streamed_digests(root, items, outcome.get("streamed"))
+        present = [f["path"] for f in items if f["path"] not in streamed
+                   and lstat_or_none(os.path.join(root, f["path"])) is not None]
+        digests = dict(streamed)
         digests.update(hash_files(root, present, self.workers()))
-        self.result["hashed_while_downloading"] += len(followed)
+        self.result["hashed_while_downloading"] += len(streamed)
         self.result["verify_seconds"] = round(time.time() - started - sdk_seconds, 2)
         good, bad = verify_fetched(root, items, digests=digests)
         self.result["hashed_files"] += len(good) + len([b for b in bad if b[0] in digests])

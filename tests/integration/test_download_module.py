@@ -156,6 +156,8 @@ def test_download_verify_rerun_check_mode_and_offline(local_hub, tmp_path):
     assert res["changed"] and res["complete"] and res["marker_written"], res.get("msg")
     assert res["files_fetched"] == len(snapshot.files) and res["bytes_fetched"] == total
     assert res["revision"] == snapshot.commit_id and res["sdk"]["api"] == "HubApi.download_repo(file_list)"
+    # every file hashed from the bytes the SDK wrote (its runner's stream hash), none read back afterwards
+    assert res["hashed_while_downloading"] == len(snapshot.files) and res["sdk_attempts"] == 1
     assert_matches_hub(local_hub, model_dir, LLAMA)
     assert len(local_hub.requests(kind="file")) == len(snapshot.files)
     state = tmp_path / "models" / "llmops-test" / ".modelscope-state"
@@ -484,6 +486,46 @@ def test_common_file_arguments_owner_group_mode_applied_selinux_and_attributes_r
     assert res["failed"] and res["msg"].startswith("setype and attributes are not supported by modelscope_download")
     assert local_hub.requests() == [] and not (tmp_path / "n").exists()
     assert [f for f in all_files(tmp_path) if f.startswith(".n")] == []
+
+
+def test_a_streamed_digest_counts_only_for_the_very_file_it_describes(tmp_path):
+    # stream_hash.streamed_digests: the runner's record [sha256, size, dev, ino, mtime_ns] is accepted only while the
+    # file is exactly what was hashed; anything else is hashed again from disk
+    import sys
+    sys.path.insert(0, os.path.join(REPO, ".collections"))
+    from ansible_collections.llmops.deploy.plugins.module_utils.stream_hash import streamed_digests
+    data = b"weights" * 1000
+    path = tmp_path / "a.bin"
+    path.write_bytes(data)
+
+    def record(sha=hashlib.sha256(data).hexdigest()):
+        st = os.lstat(str(path))
+        return [sha, st.st_size, st.st_dev, st.st_ino, st.st_mtime_ns]
+
+    entries = [{"path": "a.bin", "size": len(data)}]
+    good = record()
+    assert streamed_digests(str(tmp_path), entries, {"a.bin": good}) == {"a.bin": good[0]}
+    assert streamed_digests(str(tmp_path), [{"path": "a.bin", "size": len(data) + 1}], {"a.bin": good}) == {}
+    for broken in (None, [], good[:4], [good[0][:10]] + good[1:], good[:1] + ["1"] + good[2:], "x"):
+        assert streamed_digests(str(tmp_path), entries, {"a.bin": broken}) == {}
+    assert streamed_digests(str(tmp_path), entries, ["a.bin"]) == {}
+    # rewritten after it was hashed (same size): another mtime
+    os.utime(str(path), ns=(good[4] + 10 ** 9, good[4] + 10 ** 9))
+    assert streamed_digests(str(tmp_path), entries, {"a.bin": good}) == {}
+    # replaced by another file of the same size and mtime: another inode
+    other = tmp_path / "other.bin"
+    other.write_bytes(b"X" * len(data))
+    os.utime(str(other), ns=(good[4], good[4]))
+    os.replace(str(other), str(path))
+    assert streamed_digests(str(tmp_path), entries, {"a.bin": good}) == {}
+    # a symlink to the very file is not the file
+    path.unlink()
+    real = tmp_path / "real.bin"
+    real.write_bytes(data)
+    os.symlink(str(real), str(path))
+    st = os.stat(str(real))
+    assert streamed_digests(str(tmp_path), entries, {"a.bin": [good[0], st.st_size, st.st_dev, st.st_ino,
+                                                              st.st_mtime_ns]}) == {}
 
 
 def test_sdk_that_cannot_be_imported_says_so_first(local_hub, tmp_path):
