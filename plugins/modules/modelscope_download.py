@@ -479,7 +479,7 @@ def _hash_as_written(local_dir, suffix):
     class Hashing(object):
         def __init__(self, handle, rel, append):
             self._handle, self._rel, self._ok = handle, rel, True
-            self._digest, self._queue = hashlib.sha256(), queue.Queue(32)
+            self._digest, self._queue = hashlib.sha256(), queue.Queue(8)
             if append:
                 with real_open(handle.name, "rb") as prefix:
                     for block in iter(lambda: prefix.read(1 << 20), b""):
