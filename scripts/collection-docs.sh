@@ -11,7 +11,7 @@ export PATH="$PWD/.venv/bin:$PATH"
 export ANSIBLE_HOME="${ANSIBLE_HOME:-$PWD/.ansible}"
 
 status=0
-for type in module filter role; do
+for type in module filter test role; do
     names=$(ansible-doc -t "$type" -l llmops.deploy --json | python -c 'import json, sys; print("\n".join(sorted(json.load(sys.stdin))))')
     if [ -z "$names" ]; then
         echo "ansible-doc lists no $type plugin of llmops.deploy" >&2
