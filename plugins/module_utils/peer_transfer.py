@@ -172,3 +172,42 @@ class Receiver(object):
 def _last_lines(text, count=3):
     lines = [line for line in (text or "").splitlines() if line.strip()]
     return " | ".join(lines[-count:])
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Transfer keys and their authorisation (one fan-out run)
+# ---------------------------------------------------------------------------------------------------------------
+KEY_COMMENT_PREFIX = "llmops-fanout@"
+_PUBKEY_RE = re.compile(r"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/=]+ llmops-fanout@[^\s]+$")
+
+
+def key_options(rrsync, model_dir):
+    """The options of an authorised transfer key: nothing but a read-only rsync of ``model_dir``."""
+    return 'restrict,command="%s -ro %s"' % (rrsync, shlex.quote(model_dir))
+
+
+def authorized_line(rrsync, model_dir, public_key):
+    public_key = " ".join(public_key.split()[:3])
+    if not _PUBKEY_RE.match(public_key):
+        raise PeerError("%r is not a transfer key made by the fan-out (type, key, comment %s<host>)" % (
+            public_key[:80], KEY_COMMENT_PREFIX))
+    return "%s %s" % (key_options(rrsync, model_dir), public_key)
+
+
+def is_transfer_line(line, rrsync, model_dir):
+    """Is ``line`` of an authorized_keys file a transfer key of this model directory (any receiver, any run)?"""
+    prefix = key_options(rrsync, model_dir) + " "
+    return line.startswith(prefix) and line.split()[-1].startswith(KEY_COMMENT_PREFIX)
+
+
+def updated_authorized_keys(text, add=(), remove=None):
+    """The new content of an authorized_keys file: ``add`` lines appended when missing, lines for which ``remove``
+    returns True dropped. Returns ``(new_text, changed)``."""
+    lines = text.splitlines()
+    kept = [line for line in lines if not (remove and remove(line))]
+    for line in add:
+        if line not in kept:
+            kept.append(line)
+    new = "\n".join(kept) + ("\n" if kept else "")
+    return new, new != (text if text.endswith("\n") or not text else text + "\n")
+

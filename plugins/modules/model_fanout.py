@@ -28,8 +28,11 @@ description:
     fetched from the next source. When every file matched, the files are moved in and the completion marker is
     written exactly as a hub download or a bundle import writes it.
   - The peers are reached with this host's key O(ssh_key) and only the host keys given in O(known_hosts) (strict
-    host key checking, no agent). The role makes a key pair per run, authorises it on the peers read-only for the
-    model directory only (C(rrsync -ro)) and removes both afterwards; no daemon is started.
+    host key checking, no agent). O(state=prepare) makes that key pair for the run (O(make_key), in O(key_dir), mode
+    0700; the private key never leaves the host) and returns the host's own SSH host key (O(host_key)) for the
+    receivers' C(known_hosts); O(state=authorize) adds O(public_keys) to the C(authorized_keys) of O(user), each
+    restricted to a read-only rsync of O(path) (C(restrict,command="rrsync -ro <path>")); O(state=withdraw) removes
+    every such key of O(path) and deletes O(key_dir). No daemon is started.
 author:
   - llmops.deploy developers (@llmops)
 requirements:
@@ -48,9 +51,9 @@ attributes:
     support: full
 options:
   state:
-    description: V(manifest) (controller), V(probe) or V(receive) (each host).
+    description: V(manifest) (controller); V(probe), V(receive), V(prepare), V(authorize) or V(withdraw) (each host).
     type: str
-    choices: [manifest, probe, receive]
+    choices: [manifest, probe, receive, prepare, authorize, withdraw]
     required: true
   model_id:
     description: The model, C(owner/name) (O(state=manifest)).
@@ -95,6 +98,30 @@ options:
   known_hosts:
     description: C(known_hosts) lines of the peers' host keys (O(state=receive)); nothing else is trusted.
     type: str
+  key_dir:
+    description: Private directory of this host's transfer key (O(state=prepare) and O(state=withdraw)).
+    type: path
+  make_key:
+    description: Make the transfer key pair (O(state=prepare)); V(false) only reads the host key.
+    type: bool
+    default: false
+  host_key:
+    description: This host's SSH host public key (O(state=prepare)).
+    type: path
+    default: /etc/ssh/ssh_host_ed25519_key.pub
+  user:
+    description: Login account peers use on this host (O(state=authorize) and O(state=withdraw)).
+    type: str
+    default: root
+  public_keys:
+    description: Transfer public keys to authorise (O(state=authorize)), as returned by O(state=prepare).
+    type: list
+    elements: str
+    default: []
+  rrsync:
+    description: C(rrsync) on this host, the forced command of the authorised keys.
+    type: path
+    default: /usr/bin/rrsync
   rsync_opts:
     description: More C(rsync) options, for example C(--bwlimit=100m).
     type: list
@@ -198,6 +225,16 @@ rejected:
   type: list
   elements: dict
   sample: [{"path": "model.safetensors", "source": "gpu02", "reason": "sha256 9e..., expected 47..."}]
+public_key:
+  description: The transfer public key made by O(state=prepare) with O(make_key=true).
+  returned: state=prepare and make_key
+  type: str
+  sample: ssh-ed25519 AAAAC3Nza... llmops-fanout@gpu02
+host_key:
+  description: Type and key of this host's SSH host key (O(state=prepare)).
+  returned: state=prepare
+  type: str
+  sample: ssh-ed25519 AAAAC3Nza...
 marker:
   description: Path of the completion marker.
   returned: state=probe or state=receive
@@ -205,9 +242,11 @@ marker:
   sample: /opt/llmops/models/Qwen/Qwen2.5-7B-Instruct/.llmops-complete.json
 """
 
+import errno
 import os
+import pwd
+import socket
 import stat
-import subprocess
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -224,7 +263,8 @@ from ansible_collections.llmops.deploy.plugins.module_utils.marker import (
 from ansible_collections.llmops.deploy.plugins.module_utils.model_install import (
     InstallError, install_verified, sync_attributes)
 from ansible_collections.llmops.deploy.plugins.module_utils.peer_transfer import (
-    PeerError, Receiver, check_manifest, check_source, fanout_manifest, rsync_argv, write_files_from)
+    KEY_COMMENT_PREFIX, PeerError, Receiver, authorized_line, check_manifest, check_source, fanout_manifest,
+    is_transfer_line, rsync_argv, updated_authorized_keys, write_files_from)
 from ansible_collections.llmops.deploy.plugins.module_utils.tree_safety import (
     TreeError, apply_to_files, parse_mode, prepare_staging, remove_tree, resolve_ids, staging_path_for,
     target_tree_problems)
@@ -235,7 +275,8 @@ MODULE_VERSION = "0.1.0"
 def build_module():
     spec = dict(HUB_CLIENT_ARGSPEC)
     spec.update(
-        state=dict(type="str", choices=["manifest", "probe", "receive"], required=True),
+        state=dict(type="str", choices=["manifest", "probe", "receive", "prepare", "authorize", "withdraw"],
+                   required=True),
         model_id=dict(type="str"),
         revision=dict(type="str", default="master"),
         endpoint=dict(type="str", default="https://modelscope.cn"),
@@ -247,6 +288,12 @@ def build_module():
         sources=dict(type="list", elements="dict", default=[]),
         ssh_key=dict(type="path", no_log=False),
         known_hosts=dict(type="str"),
+        key_dir=dict(type="path"),
+        make_key=dict(type="bool", default=False),
+        host_key=dict(type="path", default="/etc/ssh/ssh_host_ed25519_key.pub"),
+        user=dict(type="str", default="root"),
+        public_keys=dict(type="list", elements="str", default=[], no_log=False),
+        rrsync=dict(type="path", default="/usr/bin/rrsync"),
         rsync_opts=dict(type="list", elements="str", default=[]),
         connect_timeout=dict(type="int", default=20),
         hash_workers=dict(type="int", default=2),
@@ -259,7 +306,8 @@ def build_module():
     return AnsibleModule(
         argument_spec=spec,
         required_if=[("state", "manifest", ["model_id"]), ("state", "probe", ["path", "manifest"]),
-                     ("state", "receive", ["path", "manifest"])],
+                     ("state", "receive", ["path", "manifest"]), ("state", "prepare", ["key_dir"]),
+                     ("state", "authorize", ["path"]), ("state", "withdraw", ["path"])],
         supports_check_mode=True,
     )
 
@@ -283,6 +331,10 @@ class Fanout(object):
         state = self.params["state"]
         if state == "manifest":
             self.manifest()
+        elif state == "prepare":
+            self.prepare()
+        elif state in ("authorize", "withdraw"):
+            self.authorize(withdraw=state == "withdraw")
         else:
             self.local(state)
         self.module.exit_json(**self.result)
@@ -316,6 +368,95 @@ class Fanout(object):
                 p["model_id"], p["revision"], include, exclude, len(listing["entries"])))
         self.result["manifest"] = fanout_manifest(p["model_id"], p["revision"], listing["revision"], endpoint,
                                                   include, exclude, entries)
+
+    # ------------------------------------------------------------------ transfer keys (each host)
+    def prepare(self):
+        p = self.params
+        key_dir = os.path.abspath(p["key_dir"])
+        try:
+            with open(p["host_key"]) as handle:
+                fields = handle.read(16384).split()
+        except (IOError, OSError) as exc:
+            self.fail("cannot read the host key %s: %s" % (p["host_key"], exc))
+        if len(fields) < 2:
+            self.fail("%s is not an OpenSSH public key" % p["host_key"])
+        self.result["host_key"] = "%s %s" % (fields[0], fields[1])
+        if not p["make_key"]:
+            return
+        key = os.path.join(key_dir, "id_ed25519")
+        st = None
+        try:
+            st = os.lstat(key_dir)
+        except OSError as exc:
+            if exc.errno != errno.ENOENT:
+                self.fail("cannot use %s: %s" % (key_dir, exc))
+        if st is not None and not (stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid()
+                                   and stat.S_IMODE(st.st_mode) & 0o077 == 0):
+            self.fail("refusing key_dir %s: it is not a private directory of uid %d" % (key_dir, os.geteuid()))
+        if not (os.path.isfile(key) and os.path.isfile(key + ".pub")):
+            self.result["changed"] = True
+            if self.module.check_mode:
+                return
+            if st is None:
+                os.makedirs(key_dir, 0o700)
+            for name in (key, key + ".pub"):
+                if os.path.lexists(name):
+                    os.unlink(name)
+            keygen = self.module.get_bin_path("ssh-keygen", required=True)
+            rc, _out, err = self.module.run_command(
+                [keygen, "-q", "-t", "ed25519", "-N", "", "-C", KEY_COMMENT_PREFIX + socket.gethostname(), "-f", key])
+            if rc != 0:
+                self.fail("ssh-keygen failed: %s" % err.strip())
+        with open(key + ".pub") as handle:
+            self.result["public_key"] = " ".join(handle.read(16384).split()[:3])
+
+    def authorize(self, withdraw):
+        p = self.params
+        model_dir = os.path.abspath(p["path"])
+        try:
+            account = pwd.getpwnam(p["user"])
+        except KeyError:
+            self.fail("user %r is not valid: no such account on this host" % p["user"])
+        lines = []
+        try:
+            for key in [] if withdraw else p["public_keys"]:
+                lines.append(authorized_line(p["rrsync"], model_dir, key))
+        except PeerError as exc:
+            self.fail(exc.message)
+        ssh_dir = os.path.join(account.pw_dir, ".ssh")
+        path = os.path.join(ssh_dir, "authorized_keys")
+        text = ""
+        try:
+            st = os.lstat(path)
+            if not stat.S_ISREG(st.st_mode):
+                self.fail("refusing %s: it is not a regular file" % path)
+            with open(path) as handle:
+                text = handle.read()
+        except OSError as exc:
+            if exc.errno != errno.ENOENT:
+                self.fail("cannot read %s: %s" % (path, exc))
+        new, changed = updated_authorized_keys(
+            text, add=lines, remove=(lambda line: is_transfer_line(line, p["rrsync"], model_dir)) if withdraw
+            else None)
+        if changed and not self.module.check_mode:
+            if not os.path.isdir(ssh_dir):
+                os.makedirs(ssh_dir, 0o700)
+                os.chown(ssh_dir, account.pw_uid, account.pw_gid)
+            tmp = "%s.llmops-tmp-%d" % (path, os.getpid())
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+            try:
+                os.write(fd, new.encode("utf-8"))
+                os.fchown(fd, account.pw_uid, account.pw_gid)
+                os.fchmod(fd, 0o600)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.rename(tmp, path)
+        self.result["changed"] = changed
+        if withdraw and p["key_dir"] and os.path.lexists(p["key_dir"]):
+            self.result["changed"] = True
+            if not self.module.check_mode:
+                remove_tree(p["key_dir"])
 
     # ------------------------------------------------------------------ probe and receive (each host)
     def check_local(self):

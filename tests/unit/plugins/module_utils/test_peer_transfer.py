@@ -126,3 +126,26 @@ def test_files_from_is_nul_separated(tmp_path):
     with open(path, "rb") as handle:
         assert handle.read() == b"a b\0c\nd\0"
     assert oct(os.stat(path).st_mode & 0o777) == "0o600"
+
+
+KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKWL33sx4iz llmops-fanout@gpu02"
+
+
+def test_authorised_transfer_keys_are_restricted_and_withdrawn():
+    line = pt.authorized_line("/usr/bin/rrsync", "/opt/llmops/models/a b", KEY + "\n")
+    assert line == 'restrict,command="/usr/bin/rrsync -ro \'/opt/llmops/models/a b\'" ' + KEY
+    with pytest.raises(pt.PeerError, match="not a transfer key"):
+        pt.authorized_line("/usr/bin/rrsync", "/m", "ssh-ed25519 AAAA root@admin")     # not one of ours
+    with pytest.raises(pt.PeerError, match="not a transfer key"):
+        pt.authorized_line("/usr/bin/rrsync", "/m", 'command="sh" ' + KEY)
+    other = "ssh-ed25519 AAAAother admin@laptop"
+    text, changed = pt.updated_authorized_keys(other + "\n", add=[line])
+    assert changed and text == other + "\n" + line + "\n"
+    assert pt.updated_authorized_keys(text, add=[line]) == (text, False)
+    # withdraw: every transfer key of this directory goes, nothing else
+    foreign = pt.authorized_line("/usr/bin/rrsync", "/opt/other", KEY)
+    text, _changed = pt.updated_authorized_keys(text, add=[foreign])
+    left, changed = pt.updated_authorized_keys(
+        text, remove=lambda ln: pt.is_transfer_line(ln, "/usr/bin/rrsync", "/opt/llmops/models/a b"))
+    assert changed and left == other + "\n" + foreign + "\n"
+
