@@ -157,7 +157,7 @@ def test_check_mode_plans_the_tree_and_writes_nothing(fleet):
     fleet.hub.clear_requests()
     res = fleet.play("--check")
     assert res.proc.returncode == 0, res.text[-4000:]
-    assert res.plan_lines() == ["seed: fan1 <- hub (group all)",
+    assert res.plan_lines() == ["seed: fan1 <- hub (group all:%s@master)" % QWEN,
                                 "round 1: fan2 <- fan1 (fallbacks: -)",
                                 "round 2: fan3 <- fan1 (fallbacks: fan2)",
                                 "round 2: fan4 <- fan2 (fallbacks: fan1)"]
