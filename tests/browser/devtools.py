@@ -78,8 +78,8 @@ class Browser:
         while b"\0" not in self._buffer:
             left = deadline - time.monotonic()
             if left <= 0 or not select.select([self._in], [], [], left)[0]:
-                raise DevToolsError("no answer from Chromium within %d s (stderr: %s)" % (self.timeout,
-                                                                                         self.stderr_tail()))
+                raise DevToolsError("no answer from Chromium within %d s (stderr: %s)" % (
+                    self.timeout, self.stderr_tail()))
             chunk = os.read(self._in, 1 << 20)
             if not chunk:
                 raise DevToolsError("Chromium closed the pipe (stderr: %s)" % self.stderr_tail())
