@@ -62,8 +62,6 @@ def test_gpu_plan_plans_a_detailed_sizing_per_gpu_as_the_module_does():
     (lambda: FILTERS["model_sizing"]("seven", "fp16"), ["params", "'seven'"]),
     (lambda: FILTERS["gpu_plan"]("7B", precision="fp16"), ["llmops.deploy.gpu_plan", "gpu"]),
     (lambda: FILTERS["fleet_report"]("host1", {}), ["list of host names"]),
-    (lambda: FILTERS["fleet_report_markdown"]({"nope": 1}), ["not a fleet report"]),
-    (lambda: FILTERS["fleet_report_html"]({"nope": 1}), ["llmops.deploy.fleet_report_html", "not a fleet report"]),
     (lambda: FILTERS["model_candidates"](["Qwen/Qwen2.5-7B-Instruct"]),
      ["llmops.deploy.model_candidates", "candidates[0].precision", "does not say its precision"]),
     (lambda: FILTERS["model_candidates"](["o/M-7B-AWQ", {"model": "o/M-7B-AWQ"}]),
@@ -92,7 +90,7 @@ def _result(verdict, gpus, target="gpu"):
                        "disk_gb": 14.0, "cpu_cores": 8, "cpu_cores_max": None, "cpu_cores_label": "8"}}
 
 
-def test_fleet_report_rows_totals_matrix_and_markdown():
+def test_fleet_report_rows_totals_matrix_and_summary():
     h100 = [{"name": "NVIDIA H100 80GB HBM3", "memory_total_mib": 81559}] * 2
     hostvars = {
         "b-host": {"preflight_result": _result("fits", h100), "group_names": ["gpu_h100"]},
@@ -108,9 +106,7 @@ def test_fleet_report_rows_totals_matrix_and_markdown():
     b_row = report["hosts"][1]
     assert b_row["gpu_summary"] == "2 x NVIDIA H100 80GB HBM3" and b_row["gpu_memory_total_gb"] == 171.042
     assert report["hosts"][2]["reasons"] == ["ssh timed out"]
-    text = FILTERS["fleet_report_markdown"](report)
-    assert "| b-host | gpu_h100 | 2 x NVIDIA H100 80GB HBM3 | 171.042 |" in text
-    assert "Model: **o/M-7B** - 7B parameters at FP16" in text
+    # The Markdown and HTML renderings are the preflight role's templates (tests/unit/plugins/plugin_utils/test_fleet_report.py).
     lines = FILTERS["fleet_report_summary"](report)
     assert lines[0].startswith("o/M-7B at FP16: 4 host(s) - fits 1, tight 0, insufficient 1")
     assert "a-host: INSUFFICIENT (GPUs: none, needs 2 GPU(s)) - r-insufficient" in lines
@@ -120,8 +116,6 @@ def test_fleet_report_rows_totals_matrix_and_markdown():
     assert report["matrix"]["c-host"]["o/M-7B"]["verdict"] == "unreachable"
     assert report["matrix"]["d-host"]["o/M-7B"]["reason"] == "host did not report (unreachable or skipped)"
     assert report["totals"]["chosen"] == {"o/M-7B": 1} and report["totals"]["with_choice"] == 1
-    page = FILTERS["fleet_report_html"](report)
-    assert page.startswith("<!DOCTYPE html>") and "<title>Fleet preflight: o/M-7B</title>" in page
 
 
 def test_model_candidates_reads_names_and_takes_the_default_precision():
