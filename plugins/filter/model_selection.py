@@ -15,7 +15,6 @@ import json
 from ansible.errors import AnsibleFilterError
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
-from ansible_collections.llmops.deploy.plugins.module_utils import fleet_report as report_lib
 from ansible_collections.llmops.deploy.plugins.module_utils import model_selection, sizing
 from ansible_collections.llmops.deploy.plugins.module_utils.sizing_errors import SizingInputError
 
@@ -66,7 +65,7 @@ def select_model(value, scenario=None, hardware=None, assessments=None, reserve=
             selection["assessment"] = value
             return selection
         if isinstance(value, dict):
-            selection = report_lib.single_model_selection(value, scenario)
+            selection = model_selection.single_selection(value, scenario)
             if selection is None:
                 return _no_selection(value)
             selection["assessment"] = value
