@@ -67,7 +67,7 @@ def host_row(host, result, groups=None, selection=None):
            "ram_gb": None, "cpu_cores": None, "disk_free_gb": None, "gpus_needed": None, "gpu_plan": None,
            "max_context_length": None, "reasons": [], "warnings": [], "probed": [], "chosen": None,
            "chosen_model": None, "justification": None, "summary": None, "preferred_over": [], "target": None,
-           "cpu_plan": None, "cells": {}}
+           "cpu_plan": None, "calibration": None, "cells": {}}
     _fill_from_result(row, result)
     if selection:
         _overlay_selection(row, selection)
@@ -112,6 +112,9 @@ def _fill_from_result(row, result):
         row["disk_free_gb"] = sizing.gb(sizing.mib_to_bytes(hardware["disk_free_mib"]))
     row["target"] = result.get("target") or "gpu"
     row["cpu_plan"] = cpu_plan_summary(result.get("sizing"), result.get("resources"))
+    # A plan made with constants an earlier trial measured on this GPU (the calibration file) says where they are from.
+    memory = (result.get("gpu_plan") or {}).get("engine_memory") or {}
+    row["calibration"] = memory.get("calibration_note")
 
 
 def cpu_plan_summary(sized, resources=None):
@@ -349,6 +352,8 @@ def summary_lines(report):
                 needed = "" if not row["gpus_needed"] else ", %s GPU(s)" % row["gpus_needed"]
                 if row.get("cpu_plan"):
                     needed = ", CPU target: %s" % row["cpu_plan"]["text"]
+                if row.get("calibration"):
+                    needed += "; engine constants %s" % row["calibration"]
                 lines.append("%s: %s (%s%s)" % (row["host"], row["chosen"], row["verdict"].upper(), needed))
             else:
                 lines.append("%s: no candidate (%s) - %s" % (row["host"], row["verdict"].upper(),
@@ -363,6 +368,8 @@ def summary_lines(report):
         what = "GPUs: %s%s" % (row["gpu_summary"], needed)
         if row.get("cpu_plan"):
             what = "CPU target: %s" % row["cpu_plan"]["text"]
+        if row.get("calibration"):
+            what += "; engine constants %s" % row["calibration"]
         lines.append("%s: %s (%s)%s" % (
             row["host"], row["verdict"].upper(), what,
             "" if row["verdict"] == "fits" else " - " + "; ".join(row["reasons"])))

@@ -62,6 +62,12 @@ def test_the_next_preflight_on_the_same_gpu_uses_what_the_trial_measured(tmp_pat
     assert "measured on h100-node-07, %s" % today in proc.stdout
     assert '"torch_total_gib": 78.25' in proc.stdout
     assert "calibration entry 0 ignored: measured with vllm 0.31.0 on h100-old" in proc.stdout
+    # Every rendering of the fleet report says so.
+    row = json.loads((reports / "preflight.json").read_text())["hosts"][0]
+    assert row["calibration"].startswith("measured on h100-node-07, %s (vLLM 0.32.0" % today), row["calibration"]
+    assert "- **localhost**: measured on h100-node-07" in (reports / "preflight.md").read_text()
+    assert "Engine constants measured on h100-node-07" in (reports / "preflight.html").read_text()
+    assert "engine constants measured on h100-node-07" in proc.stdout
 
     # Another GPU (A100 40GB): nothing measured there, so the modelled constants, no note.
     other = run(tmp_path, "-v", "--tags", "preflight", "-e", "llmops_hub_metadata=true",
@@ -69,6 +75,7 @@ def test_the_next_preflight_on_the_same_gpu_uses_what_the_trial_measured(tmp_pat
                 "-e", "llmops_target=gpu", fake_gpu="a100-pcie-40gb-x2.csv")
     assert other.returncode == 0, other.stdout[-4000:]
     assert "measured on h100-node-07" not in other.stdout and '"calibration_note"' not in other.stdout
+    assert json.loads((reports / "preflight.json").read_text())["hosts"][0]["calibration"] is None
 
 
 def test_a_gpu_trial_is_recorded_in_the_calibration_file(tmp_path):
