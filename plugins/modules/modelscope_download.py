@@ -19,7 +19,7 @@ description:
   - The module owns correctness, the SDK only moves bytes. The SDK downloads into a private staging directory
     C(<parent of the real model_dir>/.<name>.llmops-staging) (a real directory owned by the module's user, mode 0700,
     on the model directory's filesystem; anything else found at that name is removed first), never into the model
-    directory. Every file is hashed while its bytes arrive, from the very bytes the SDK writes: the module's runner
+    directory. Every file is hashed while its bytes arrive, from the very bytes the SDK writes; the module's runner
     in the SDK's process hashes each file in a thread of its own as it is written (no second read of the file) and
     reports the digest with the file's identity (device, inode, size, mtime); the module uses a digest only for the
     file it describes and hashes any other file itself (in parallel). It then checks in the staging directory that

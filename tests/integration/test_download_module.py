@@ -524,8 +524,8 @@ def test_a_streamed_digest_counts_only_for_the_very_file_it_describes(tmp_path):
     real.write_bytes(data)
     os.symlink(str(real), str(path))
     st = os.stat(str(real))
-    assert streamed_digests(str(tmp_path), entries, {"a.bin": [good[0], st.st_size, st.st_dev, st.st_ino,
-                                                              st.st_mtime_ns]}) == {}
+    linked = [good[0], st.st_size, st.st_dev, st.st_ino, st.st_mtime_ns]
+    assert streamed_digests(str(tmp_path), entries, {"a.bin": linked}) == {}
 
 
 def test_sdk_that_cannot_be_imported_says_so_first(local_hub, tmp_path):
