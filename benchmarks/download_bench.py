@@ -15,8 +15,11 @@
 2. Rerun (valid marker, no re-hash): time over the 1 GiB model against a 10 MB model; they should be about equal.
 3. Full verify (``verify: full``, every byte re-hashed): throughput.
 
+``--baseline REF`` also times, in every round, the module as it was at git ref REF (its ``plugins/`` taken with
+``git archive``), so a change is measured against the code before it in the same conditions.
+
 Usage: .venv/bin/python benchmarks/download_bench.py [--size 1GiB] [--small 10MB] [--rounds 3]
-       [--phases quiet,loaded] [--load N] [--no-ansible] [--workdir DIR]
+       [--phases quiet,loaded] [--load N] [--no-ansible] [--baseline REF] [--workdir DIR]
 Run from the repository root after scripts/setup.sh. Timings are wall-clock on this machine; nothing is asserted.
 """
 import argparse
@@ -62,14 +65,15 @@ def ansible_module(module, args, workdir):
     return elapsed, json.loads(proc.stdout)["plays"][0]["tasks"][0]["hosts"]["localhost"]
 
 
-def direct_module(module, args, workdir):
+def direct_module(module, args, workdir, collections=COLLECTIONS):
     """Run the module the way Ansible runs it on a target (its interpreter, its arguments), without the
-    controller: ``(seconds, result)``. The arguments file is private to ``workdir``."""
+    controller: ``(seconds, result)``. The arguments file is private to ``workdir``; ``collections`` is the folder
+    holding ``ansible_collections/llmops/deploy``."""
     args_file = os.path.join(workdir, "module-args.json")
     fd = os.open(args_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
         json.dump({"ANSIBLE_MODULE_ARGS": args}, handle)
-    env = dict(os.environ, PYTHONPATH=COLLECTIONS)
+    env = dict(os.environ, PYTHONPATH=collections)
     start = time.monotonic()
     proc = subprocess.run([PYTHON, "-m", MODULE_PACKAGE + module, args_file], cwd=workdir, env=env,
                           capture_output=True, text=True, check=False)
@@ -96,9 +100,20 @@ def run_module(endpoint, model_id, model_dir, workdir, **extra):
                           workdir)
 
 
-def run_direct(endpoint, model_id, model_dir, workdir, **extra):
+def run_direct(endpoint, model_id, model_dir, workdir, collections=COLLECTIONS, **extra):
     return direct_module("modelscope_download", module_args(endpoint, model_id, model_dir, workdir, **extra),
-                         workdir)
+                         workdir, collections)
+
+
+def baseline_tree(ref, workdir):
+    """The collection's ``plugins/`` at git ref ``ref``, under ``workdir``; the folder to put on PYTHONPATH."""
+    root = os.path.join(workdir, "baseline")
+    target = os.path.join(root, "ansible_collections", "llmops", "deploy")
+    shutil.rmtree(root, ignore_errors=True)
+    os.makedirs(target)
+    archive = subprocess.run(["git", "-C", REPO, "archive", ref, "plugins"], capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", target], input=archive, check=True)
+    return root
 
 
 def curl_all(endpoint, hub, model_id, target_dir):
@@ -145,7 +160,7 @@ def throughput_phase(name, opts, hub, model_id, workdir):
     """Alternating rounds of curl, the module process and (unless --no-ansible) the module through ansible."""
     big_dir = os.path.join(workdir, "models", model_id)
     curl_dir = os.path.join(workdir, "curl")
-    rows = {"curl": [], "module": [], "ansible": []}
+    rows = {"curl": [], "module": [], "ansible": [], "baseline": []}
     result = size = None
     for index in range(opts.rounds):
         os.makedirs(curl_dir, exist_ok=True)
@@ -160,6 +175,13 @@ def throughput_phase(name, opts, hub, model_id, workdir):
                     name, index + 1, curl_s, curl_cpu, mod_s, mod_cpu, result["sdk"]["seconds"],
                     result.get("verify_seconds", 0), result.get("hashed_while_downloading", 0),
                     result["files_fetched"], curl_s / mod_s))
+        if opts.baseline:
+            shutil.rmtree(big_dir, ignore_errors=True)
+            base_s, base_cpu, _result = timed(lambda: run_direct(hub.endpoint, model_id, big_dir, workdir,
+                                                                 collections=opts.baseline_tree))
+            rows["baseline"].append(base_s)
+            line += "; module process at %s %.2f s (%.2f CPU s), ratio %.2f" % (
+                opts.baseline, base_s, base_cpu, curl_s / base_s)
         if not opts.no_ansible:
             shutil.rmtree(big_dir, ignore_errors=True)
             ans_s, _cpu, _result = timed(lambda: run_module(hub.endpoint, model_id, big_dir, workdir))
@@ -178,6 +200,7 @@ def main():
     parser.add_argument("--load", type=int, default=2 * (os.cpu_count() or 1),
                         help="busy-loop processes during the loaded phase (default: 2 per core)")
     parser.add_argument("--no-ansible", action="store_true", help="do not time the module through ansible")
+    parser.add_argument("--baseline", metavar="REF", help="also time the module as it was at this git ref")
     parser.add_argument("--workdir", default=None)
     opts = parser.parse_args()
     phases = [p.strip() for p in opts.phases.split(",") if p.strip()]
@@ -186,6 +209,7 @@ def main():
         parser.error("--phases: use quiet and/or loaded, not %s" % ", ".join(sorted(unknown)))
     workdir = opts.workdir or tempfile.mkdtemp(prefix="llmops-bench-")
     os.makedirs(workdir, exist_ok=True)
+    opts.baseline_tree = baseline_tree(opts.baseline, workdir) if opts.baseline else None
     store = os.path.join(REPO, ".work", "bench-hub-store")
     hub = LocalHub(store, models=["bench:%s" % opts.size, "bench:%s" % opts.small]).start()
     gib = 2 ** 30
@@ -204,16 +228,17 @@ def main():
                 rows, size, result = throughput_phase(phase, opts, hub, big, workdir)
                 label = "quiet (no added load)"
             for key, what in (("curl", "curl, same files"), ("module", "module process (SDK + own sha256 + marker)"),
+                              ("baseline", "module process at %s" % opts.baseline),
                               ("ansible", "module through ansible (+ controller start-up)")):
                 if rows[key]:
                     seconds = statistics.median(rows[key])
                     table.append((label, what, seconds, size / gib / seconds))
-            for key in ("module", "ansible"):
+            for key, what in (("module", "module process"), ("baseline", "module process at %s" % opts.baseline),
+                              ("ansible", "through ansible")):
                 if rows[key]:
                     ratios = [c / m for c, m in zip(rows["curl"], rows[key])]
                     summary.append("%s, %s: module/curl throughput ratio, median of %d alternating rounds: %.2f "
-                                   "(rounds: %s)" % (label, "module process" if key == "module" else "through ansible",
-                                                     len(ratios), statistics.median(ratios),
+                                   "(rounds: %s)" % (label, what, len(ratios), statistics.median(ratios),
                                                      ", ".join("%.2f" % r for r in ratios)))
         if not os.path.isdir(big_dir):
             run_direct(hub.endpoint, big, big_dir, workdir)
