@@ -61,7 +61,7 @@ def run_play(hosts, playbook, model_id, endpoint, source, count, workdir):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--hosts", default="1,2,4", help="host counts, comma-separated (default 1,2,4)")
     parser.add_argument("--model", default="bench:64MiB",
                         help="a local hub model id or bench:SIZE (default bench:64MiB)")

@@ -38,13 +38,12 @@ LAYER_PACKAGES = ("openssh-server", "rsync", "python3-venv")
 SDK_PINS = ("modelscope==1.40.2", "modelscope-hub==0.5.1")
 
 
-def _run(argv, **kwargs):
-    kwargs.setdefault("check", True)
+def _run(argv, check=True, **kwargs):
     kwargs.setdefault("stdout", subprocess.PIPE)
     kwargs.setdefault("stderr", subprocess.STDOUT)
     kwargs.setdefault("universal_newlines", True)
     try:
-        return subprocess.run(argv, **kwargs)
+        return subprocess.run(argv, check=check, **kwargs)
     except subprocess.CalledProcessError as exc:
         raise RuntimeError("%s failed (rc %s): %s" % (" ".join(argv), exc.returncode, (exc.stdout or "")[-3000:]))
 

@@ -210,4 +210,3 @@ def updated_authorized_keys(text, add=(), remove=None):
             kept.append(line)
     new = "\n".join(kept) + ("\n" if kept else "")
     return new, new != (text if text.endswith("\n") or not text else text + "\n")
-

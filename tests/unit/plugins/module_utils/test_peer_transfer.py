@@ -148,4 +148,3 @@ def test_authorised_transfer_keys_are_restricted_and_withdrawn():
     left, changed = pt.updated_authorized_keys(
         text, remove=lambda ln: pt.is_transfer_line(ln, "/usr/bin/rrsync", "/opt/llmops/models/a b"))
     assert changed and left == other + "\n" + foreign + "\n"
-
