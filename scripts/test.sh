@@ -4,7 +4,9 @@
 #     ansible-lint (production profile) | ansible-test sanity | collection build + install + run
 #     | collection docs (ansible-doc of every plugin, antsibull-docs lint) | execution environment (ansible-builder)
 #     | pytest, fast tests (-m "not slow"), in parallel processes (pytest-xdist)
-#   Then: pytest, slow tests (-m slow: playbook runs, local hub + real SDK, vLLM engine, molecule test hosts, browser).
+#   Then: pytest, slow tests (-m slow: playbook runs, local hub + real SDK, vLLM engine, molecule test hosts, browser)
+#     in two worker processes: each test file is one unit (its engine or test host is started once, on one worker),
+#     each molecule scenario is its own unit, and the longest units start first (tests/conftest.py).
 # Each gate writes its own log (.ansible/test-logs/<gate-name>.log); a failed gate's log is printed. Prints each gate as
 # "==> name: ok" / "FAILED" with pytest's summary, and ends with "all gates passed" or "FAILED gates: ...".
 # Exits non-zero if any gate fails; pytest finding no test (exit 5) is a failure too.
@@ -21,8 +23,8 @@ rm -rf "$logs"
 mkdir -p "$logs" "$ANSIBLE_LOCAL_TEMP"
 
 # The vLLM engine venv the slow layer serves from is cached by its pins (scripts/engine-venv.sh); when it has to be
-# built, that starts now, so it is ready by the time the slow layer needs it (the tests call the script again, which
-# waits on the same lock and reuses the venv).
+# built, that starts now, so it is ready by the time the slow layer needs it (the tests that need it call the script
+# again, which waits on the same lock and reuses the venv: the slow layer does not wait for it as a whole).
 engine_pid=
 if [ -x scripts/engine-venv.sh ]; then
     scripts/engine-venv.sh >"$logs/engine-venv.log" 2>&1 &
@@ -85,12 +87,15 @@ start "execution environment" scripts/ee-create.sh
 start "pytest fast" pytest -m "not slow" -n auto --dist loadfile "$@"
 wait_all
 
+# Two workers (LLMOPS_SLOW_WORKERS) whatever the machine's cores: the slow tests spend much of their time waiting on
+# subprocesses (playbook runs, test hosts, the engine); no test depends on the number. tests/conftest.py decides the
+# units of work for --dist loadgroup (a file, or one molecule scenario) and starts the longest first.
+start "pytest slow" pytest -m slow -n "${LLMOPS_SLOW_WORKERS:-2}" --dist loadgroup --no-loadscope-reorder "$@"
+wait_all
 if [ -n "$engine_pid" ]; then
     # Its outcome is the slow tests' to judge (they say what is missing); its log is kept.
     wait "$engine_pid" || echo "engine-venv: exit $? (log: $logs/engine-venv.log)"
 fi
-start "pytest slow" pytest -m slow "$@"
-wait_all
 
 passed=0
 failures=0
