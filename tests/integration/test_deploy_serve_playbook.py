@@ -147,7 +147,10 @@ def test_deploy_serve_trial_then_rerun(node, tmp_path, local_hub):
     for text in (proc.stdout, markdown, html, json.dumps(report)):
         assert API_KEY not in text
     unit = serve["unit"]
-    assert API_KEY not in in_node(node, "systemctl", "cat", unit).stdout
+    unit_text = in_node(node, "systemctl", "cat", unit).stdout
+    assert API_KEY not in unit_text
+    # The unit names the revision the download verified: a new revision in the same directory restarts the engine.
+    assert 'Environment="LLMOPS_MODEL_REVISION=%s"' % row["revision"] in unit_text, unit_text
     assert API_KEY not in in_node(node, "sh", "-c", "cat /proc/[0-9]*/cmdline | tr '\\0' ' '").stdout
     before = unit_start(node, unit)
 
