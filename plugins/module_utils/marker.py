@@ -210,19 +210,28 @@ def manifest_matches_marker(entries, marker):
     return files_digest(entries) == marker.get("files_digest") and len(entries) == len(marker.get("files", []))
 
 
+def _file_problem(target, item):
+    """Why ``target`` is not the marker's ``item`` as far as its metadata tells (missing, not a regular file, another
+    size), or None."""
+    st = lstat_or_none(target)
+    if st is None:
+        return "%s is missing" % item["path"], None
+    if not stat.S_ISREG(st.st_mode):
+        return "%s is not a regular file" % item["path"], st
+    if st.st_size != item["size"]:
+        return "%s has %d bytes, expected %d" % (item["path"], st.st_size, item["size"]), st
+    return None, st
+
+
 def quick_check(model_dir, files):
     """Problems of a quick check: every file exists as a regular file with the marker's size and mtime_ns."""
     problems = []
     for item in files:
-        st = lstat_or_none(os.path.join(model_dir, item["path"]))
-        if st is None:
-            problems.append("%s is missing" % item["path"])
-        elif not stat.S_ISREG(st.st_mode):
-            problems.append("%s is not a regular file" % item["path"])
-        elif st.st_size != item["size"]:
-            problems.append("%s has %d bytes, expected %d" % (item["path"], st.st_size, item["size"]))
-        elif item.get("mtime_ns") is not None and st.st_mtime_ns != item["mtime_ns"]:
-            problems.append("%s was modified after it was verified (mtime changed)" % item["path"])
+        problem, st = _file_problem(os.path.join(model_dir, item["path"]), item)
+        if problem is None and item.get("mtime_ns") is not None and st.st_mtime_ns != item["mtime_ns"]:
+            problem = "%s was modified after it was verified (mtime changed)" % item["path"]
+        if problem:
+            problems.append(problem)
     return problems
 
 
@@ -231,13 +240,9 @@ def full_check(model_dir, files, hasher=sha256_file):
     problems = []
     for item in files:
         target = os.path.join(model_dir, item["path"])
-        st = lstat_or_none(target)
-        if st is None:
-            problems.append("%s is missing" % item["path"])
-        elif not stat.S_ISREG(st.st_mode):
-            problems.append("%s is not a regular file" % item["path"])
-        elif st.st_size != item["size"]:
-            problems.append("%s has %d bytes, expected %d" % (item["path"], st.st_size, item["size"]))
-        elif hasher(target) != item["sha256"]:
-            problems.append("%s does not match its sha256" % item["path"])
+        problem, _st = _file_problem(target, item)
+        if problem is None and hasher(target) != item["sha256"]:
+            problem = "%s does not match its sha256" % item["path"]
+        if problem:
+            problems.append(problem)
     return problems
