@@ -13,8 +13,9 @@ import os
 MIB = 2 ** 20
 
 
-def parse_meminfo(text):
-    """``/proc/meminfo`` text -> ``{'memory_total_mib': int, 'memory_available_mib': int or None}``."""
+def proc_fields(text):
+    """``Key:  value [kB]`` lines of a /proc file (meminfo, PID/status) -> ``{key: int}``, kB as bytes; lines whose
+    value is not a number are left out."""
     values = {}
     for line in text.splitlines():
         key, _sep, rest = line.partition(":")
@@ -22,6 +23,12 @@ def parse_meminfo(text):
         if parts and parts[0].isdigit():
             scale = 1024 if len(parts) > 1 and parts[1].lower() == "kb" else 1
             values[key.strip()] = int(parts[0]) * scale
+    return values
+
+
+def parse_meminfo(text):
+    """``/proc/meminfo`` text -> ``{'memory_total_mib': int, 'memory_available_mib': int or None}``."""
+    values = proc_fields(text)
     if "MemTotal" not in values:
         raise ValueError("/proc/meminfo has no MemTotal line")
     available = values.get("MemAvailable")
@@ -67,18 +74,6 @@ def probe_disk(path):
     }
 
 
-def _status_fields(text):
-    fields = {}
-    for line in text.splitlines():
-        key, _sep, rest = line.partition(":")
-        parts = rest.split()
-        if parts and parts[0].isdigit():
-            fields[key.strip()] = int(parts[0]) * (1024 if len(parts) > 1 and parts[1].lower() == "kb" else 1)
-        elif key.strip() == "PPid" and parts:
-            fields["PPid"] = int(parts[0]) if parts[0].isdigit() else 0
-    return fields
-
-
 def process_tree_memory(pid, proc_root="/proc"):
     """Memory of the process ``pid`` and all its descendants, as ``/proc/PID/status`` reports it.
 
@@ -97,7 +92,7 @@ def process_tree_memory(pid, proc_root="/proc"):
                 text = handle.read()
         except (IOError, OSError):
             continue  # ended meanwhile, or not ours to read
-        fields = _status_fields(text)
+        fields = proc_fields(text)
         name = ""
         for line in text.splitlines():
             if line.startswith("Name:"):
