@@ -235,19 +235,6 @@ def measured_from_engine(engine):
     return measured
 
 
-def _gpu_plan(plan):
-    """The GPU plan a preflight result holds: the model's, or the chosen candidate's."""
-    plan = plan or {}
-    if plan.get("gpu_plan"):
-        return plan["gpu_plan"]
-    selection = plan.get("selection") or {}
-    for evaluation in selection.get("evaluations") or []:
-        if evaluation.get("candidate") == selection.get("chosen_candidate") or (
-                evaluation.get("model") and evaluation.get("model") == selection.get("chosen_model")):
-            return evaluation.get("gpu_plan")
-    return None
-
-
 def trial_from_deployment(host, check, plan, serve, date=None):
     """One host's trial as a calibration entry to record, from what the deployment measured.
 
@@ -268,8 +255,8 @@ def trial_from_deployment(host, check, plan, serve, date=None):
     if not measured:
         return {"trial": None, "skipped": "the engine's log has none of the figures the calibration keeps"}
     args = dict((a["name"], a["value"]) for a in serve.get("args") or [] if isinstance(a, dict) and "name" in a)
-    gpu_plan = _gpu_plan(plan) or {}
-    memory = gpu_plan.get("engine_memory") or {}
+    # capacity_check's result holds the GPU plan of the model, or of the chosen candidate.
+    memory = (plan.get("gpu_plan") or {}).get("engine_memory") or {}
     modelled = dict((key.replace("_gib", "_bytes"), int(round(value * GIB)))
                     for key, value in (memory.get("modelled_gib") or {}).items()
                     if isinstance(value, (int, float)) and not isinstance(value, bool))
