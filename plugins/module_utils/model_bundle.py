@@ -7,24 +7,28 @@ Standard library only (runs on targets with Python >= 3.8). A bundle is a POSIX 
 member is ``llmops-bundle.json`` (the manifest: model, revision, selection, and every file's path, size and sha256,
 exactly the completion marker's) followed by one regular-file member per manifest entry, nothing else. The stream is
 written straight into parts of a chosen size (``<bundle>.part0000``, ``.part0001``...; one file when no size is
-given), so no second full copy of the model is ever on disk; a sidecar ``<bundle name>.json`` names the parts with
-their sizes and sha256.
+given), so no second full copy of the model is ever on disk; the caller writes a sidecar naming the parts with their
+sizes and the manifest's sha256.
 
-Export reads every file once, through ``O_NOFOLLOW``, and checks its sha256 against the marker while it is written
-into the stream. Import reads the stream once, refuses anything that is not a regular-file member the manifest names
-(links, devices, directories, unknown or repeated names, wrong sizes), writes each file into a private staging
-directory with ``O_EXCL | O_NOFOLLOW`` while hashing it, and reports every mismatch; the caller then switches the
-staging directory in (module_utils ``model_install``) and writes the same completion marker a hub download writes.
+Every byte is read once and hashed once. Export reads every file once, through ``O_NOFOLLOW``, into a few reused
+buffers; each buffer is hashed in a helper thread (``stream_hash.HashPipeline``) while the same buffer is written
+into the stream, and the file's sha256 must equal the marker's. Import reads the stream once: each file's bytes go
+into a new file of a private staging directory (``O_EXCL | O_NOFOLLOW``) and into that file's sha256 from the same
+buffer, and the digest is compared with the manifest before the caller moves anything into place (module_utils
+``model_install``). The parts carry no sha256 of their own any more (it was a second hash of every byte); what
+covers each byte instead: file data its file's sha256 from the hub, the manifest its sha256 in the sidecar, every tar
+header tar's own checksum plus the manifest's names and sizes, the padding and the end of the archive the rule that
+they are zeros. A file that fails is named with the part(s) its bytes came from.
 """
 
 import hashlib
-import io
 import json
 import os
 import stat
 import tarfile
 
 from ansible_collections.llmops.deploy.plugins.module_utils.marker import files_digest, marker_problems
+from ansible_collections.llmops.deploy.plugins.module_utils.stream_hash import CHUNK, HashPipeline
 
 BUNDLE_FORMAT = "llmops.deploy/model-bundle/v1"
 MANIFEST_MEMBER = "llmops-bundle.json"
@@ -87,9 +91,15 @@ def part_names(base, count, split):
     return ["%s.part%04d" % (base, i) for i in range(count)] if split else [base]
 
 
+def _write_all(fd, view):
+    while view:
+        view = view[os.write(fd, view):]
+
+
 class PartWriter(object):
     """A write-only stream that fills files of ``part_size`` bytes (None: one file). Parts are written under
-    temporary names and renamed by :meth:`commit`; :meth:`abort` removes them. ``parts`` holds name, size, sha256."""
+    temporary names, synced to disk and renamed by :meth:`commit`; :meth:`abort` removes them. ``parts`` holds
+    each part's name and size. Nothing is hashed here: the files' own sha256 cover their bytes."""
 
     def __init__(self, base, part_size=None, mode=0o644):
         self.base = base
@@ -97,7 +107,6 @@ class PartWriter(object):
         self.mode = mode
         self.parts = []
         self._fd = None
-        self._digest = None
         self._written = 0
         self._tmp_names = []
 
@@ -111,9 +120,8 @@ class PartWriter(object):
             pass
         self._fd = os.open(tmp, _CREATE_FLAGS, 0o600)
         self._tmp_names.append((tmp, final))
-        self._digest = hashlib.sha256()
         self._written = 0
-        self.parts.append({"name": os.path.basename(final), "size": 0, "sha256": None})
+        self.parts.append({"name": os.path.basename(final), "size": 0})
 
     def _close_part(self):
         if self._fd is not None:
@@ -121,7 +129,7 @@ class PartWriter(object):
             os.fsync(self._fd)
             os.close(self._fd)
             self._fd = None
-            self.parts[-1].update(size=self._written, sha256=self._digest.hexdigest())
+            self.parts[-1]["size"] = self._written
 
     def write(self, data):
         view = memoryview(data)
@@ -130,12 +138,8 @@ class PartWriter(object):
                 self._close_part()
                 self._open_next()
             room = len(view) if not self.part_size else min(len(view), self.part_size - self._written)
-            chunk = view[:room]
-            while chunk:
-                written = os.write(self._fd, chunk)
-                self._digest.update(chunk[:written])
-                self._written += written
-                chunk = chunk[written:]
+            _write_all(self._fd, view[:room])
+            self._written += room
             view = view[room:]
         return len(data)
 
@@ -163,55 +167,80 @@ class PartWriter(object):
         self._tmp_names = []
 
 
-class PartReader(io.RawIOBase):
-    """The parts, in order, read as one stream; each part's sha256 is computed on the way (``digests``)."""
+class PartReader(object):
+    """The parts, in order, read as one stream (:meth:`readinto`, :meth:`read`); each is opened with ``O_NOFOLLOW``
+    and must be a regular file. ``position`` counts the bytes read; :meth:`parts_holding` names the parts a range of
+    the stream came from. ``part_digests``: also compute each part's sha256 on the way (``digests``) - only for
+    bundles whose sidecar lists them (sidecar format v1), at the cost of a second hash of every byte."""
 
-    def __init__(self, paths):
-        super(PartReader, self).__init__()
+    def __init__(self, paths, part_digests=False):
         self.paths = list(paths)
+        self.part_digests = part_digests
         self.index = -1
-        self.handle = None
-        self.digests = []
+        self.fd = None
+        self.position = 0
+        self.starts = []
         self.sizes = []
+        self.digests = []
         self._digest = None
 
-    def readable(self):
-        return True
+    def _end_part(self):
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+            if self._digest is not None:
+                self.digests.append(self._digest.hexdigest())
+                self._digest = None
 
     def _next(self):
-        if self.handle is not None:
-            self.handle.close()
-            self.digests.append(self._digest.hexdigest())
-        self.index += 1
-        if self.index >= len(self.paths):
-            self.handle = None
+        self._end_part()
+        if self.index + 1 >= len(self.paths):
+            self.index = len(self.paths)
             return False
+        self.index += 1
         fd = os.open(self.paths[self.index], _READ_FLAGS)
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             os.close(fd)
             raise BundleError("%s is not a regular file" % self.paths[self.index])
+        self.fd = fd
+        self.starts.append(self.position)
         self.sizes.append(st.st_size)
-        self.handle = os.fdopen(fd, "rb")
-        self._digest = hashlib.sha256()
+        self._digest = hashlib.sha256() if self.part_digests else None
         return True
 
-    def readinto(self, buffer):
+    def readinto(self, view):
+        """Read into the writable buffer ``view`` (fewer bytes at the end of a part); 0 at the end of the last."""
         while True:
-            if self.handle is None and not self._next():
+            if self.fd is None and not self._next():
                 return 0
-            count = self.handle.readinto(buffer)
+            count = os.readv(self.fd, [view])
             if count:
-                self._digest.update(memoryview(buffer)[:count])
+                if self._digest is not None:
+                    self._digest.update(view[:count])
+                self.position += count
                 return count
-            if not self._next():
-                return 0
+            self._end_part()
+
+    def read(self, size):
+        """Up to ``size`` bytes (fewer only at the end of the stream)."""
+        buf = bytearray(size)
+        view = memoryview(buf)
+        got = 0
+        while got < size:
+            count = self.readinto(view[got:])
+            if not count:
+                break
+            got += count
+        return bytes(view[:got])
+
+    def parts_holding(self, start, end):
+        """Names of the parts that held the stream's bytes ``start`` to ``end`` (exclusive)."""
+        return [os.path.basename(self.paths[i]) for i, first in enumerate(self.starts)
+                if first < end and first + self.sizes[i] > start]
 
     def close(self):
-        if self.handle is not None:
-            self.handle.close()
-            self.handle = None
-        super(PartReader, self).close()
+        self._end_part()
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -236,15 +265,26 @@ def _padding(size):
     return b"\0" * (-size % BLOCK)
 
 
-def write_bundle(model_dir, manifest, stream):
-    """Write the tar stream of ``manifest`` (files read from ``model_dir``) into ``stream`` (``write(bytes)``).
+def is_sha256(value):
+    """Whether ``value`` is a lowercase hex sha256."""
+    return isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value)
 
-    The headers come from ``tarfile.TarInfo.tobuf`` (pax format, so any name is kept exactly); the data is copied in
-    large chunks straight to ``stream`` (tarfile's own stream writer re-copies its buffer on every small write).
+
+def manifest_bytes(manifest):
+    """The manifest member's bytes (what the sidecar's ``manifest_sha256`` is the sha256 of)."""
+    return json.dumps(manifest, indent=1, sort_keys=True).encode("utf-8")
+
+
+def write_bundle(model_dir, manifest, stream, chunk=CHUNK):
+    """Write the tar stream of ``manifest`` (files read from ``model_dir``) into ``stream`` (``write(bytes)``).
+    Returns the sha256 of the manifest member.
+
+    The headers come from ``tarfile.TarInfo.tobuf`` (pax format, so any name is kept exactly); the data is read into
+    reused buffers of ``chunk`` bytes and each buffer is written to ``stream`` while a helper thread hashes it.
     Every file is opened with ``O_NOFOLLOW``, must be a regular file of its listed size, and must hash to its listed
-    sha256 (checked while it is written). Raises BundleError naming every file that failed.
+    sha256. Raises BundleError naming every file that failed (the stream is then to be thrown away).
     """
-    data = json.dumps(manifest, indent=1, sort_keys=True).encode("utf-8")
+    data = manifest_bytes(manifest)
     problems = []
     written = 0
 
@@ -254,54 +294,55 @@ def write_bundle(model_dir, manifest, stream):
 
     written += emit(_member(MANIFEST_MEMBER, len(data)).tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape"))
     written += emit(data + _padding(len(data)))
-    for item in manifest["files"]:
-        try:
-            fd = os.open(os.path.join(model_dir, item["path"]), _READ_FLAGS)
-        except OSError as exc:
-            raise BundleError("%s cannot be read: %s" % (item["path"], exc.strerror))
-        try:
-            st = os.fstat(fd)
-            if not stat.S_ISREG(st.st_mode) or st.st_size != item["size"]:
-                raise BundleError("%s is not a regular file of %d bytes; export a directory whose completion "
-                                  "marker still holds" % (item["path"], item["size"]))
-            written += emit(_member(item["path"], item["size"]).tobuf(tarfile.PAX_FORMAT, "utf-8",
-                                                                      "surrogateescape"))
-            digest = hashlib.sha256()
-            count = 0
-            while count < item["size"]:
-                chunk = os.read(fd, min(COPY_CHUNK, item["size"] - count))
-                if not chunk:
-                    break
-                digest.update(chunk)
-                count += emit(chunk)
-            if count < item["size"]:
-                raise BundleError("%s ended after %d of %d bytes while it was read" % (item["path"], count,
-                                                                                       item["size"]))
-            written += count + emit(_padding(count))
-            if digest.hexdigest() != item["sha256"]:
-                problems.append(item["path"])
-        finally:
-            os.close(fd)
+    with HashPipeline(chunk) as pipe:
+        for item in manifest["files"]:
+            try:
+                fd = os.open(os.path.join(model_dir, item["path"]), _READ_FLAGS)
+            except OSError as exc:
+                raise BundleError("%s cannot be read: %s" % (item["path"], exc.strerror))
+            try:
+                st = os.fstat(fd)
+                if not stat.S_ISREG(st.st_mode) or st.st_size != item["size"]:
+                    raise BundleError("%s is not a regular file of %d bytes; export a directory whose completion "
+                                      "marker still holds" % (item["path"], item["size"]))
+                written += emit(_member(item["path"], item["size"]).tobuf(tarfile.PAX_FORMAT, "utf-8",
+                                                                          "surrogateescape"))
+                digest = hashlib.sha256()
+                count = 0
+                while count < item["size"]:
+                    index, view = pipe.take()
+                    try:
+                        got = os.readv(fd, [view[:min(len(view), item["size"] - count)]])
+                    except BaseException:
+                        pipe.give_back(index)
+                        raise
+                    if not got:
+                        pipe.give_back(index)
+                        break
+                    pipe.hash(digest, index, got)
+                    count += emit(view[:got])
+                pipe.wait()
+                if count < item["size"]:
+                    raise BundleError("%s ended after %d of %d bytes while it was read" % (item["path"], count,
+                                                                                           item["size"]))
+                written += count + emit(_padding(count))
+                if digest.hexdigest() != item["sha256"]:
+                    problems.append(item["path"])
+            finally:
+                os.close(fd)
     end = 2 * BLOCK
     end += -(written + end) % RECORD
     emit(b"\0" * end)
     if problems:
         raise BundleError("%d file(s) do not match their sha256 in the completion marker: %s; the bundle was not "
                           "written" % (len(problems), ", ".join(problems[:20])), problems)
+    return hashlib.sha256(data).hexdigest()
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # Import
 # ---------------------------------------------------------------------------------------------------------------
-def _read_exact(stream, size):
-    parts = []
-    while size > 0:
-        chunk = stream.read(min(size, COPY_CHUNK))
-        if not chunk:
-            raise BundleError("the bundle ends in the middle of a member (truncated or a part is missing)")
-        parts.append(chunk)
-        size -= len(chunk)
-    return b"".join(parts)
+TRUNCATED = "the bundle ends in the middle of a member (truncated or a part is missing)"
 
 
 def _pax_records(data):
@@ -326,40 +367,73 @@ def _pax_records(data):
 
 
 class TarReader(object):
-    """The members of a tar stream read front to back from ``stream`` (``read(n)``), without tarfile's stream
-    buffering. Headers are parsed by ``tarfile.TarInfo.frombuf``; pax records override path and size. Each member
-    is a TarInfo; its data is read with :meth:`read_data` (or skipped by the next :meth:`next`)."""
+    """The members of a tar stream read front to back from ``stream`` (``read(n)``, ``readinto(buffer)``), without
+    tarfile's stream buffering. Headers are parsed (and their checksum checked) by ``tarfile.TarInfo.frombuf``; pax
+    records override path and size; the padding after each member must be zeros. Each member is a TarInfo; its data
+    is read with :meth:`readinto` or :meth:`read_data` (or skipped by the next :meth:`next`). ``position`` counts the
+    bytes read from ``stream``."""
 
     def __init__(self, stream):
         self.stream = stream
         self.left = 0        # data bytes of the current member not read yet
         self.pad = 0
+        self.position = 0
+        self.name = None     # the current member
 
-    def _skip(self, count):
-        while count > 0:
-            chunk = self.stream.read(min(count, COPY_CHUNK))
+    def _read(self, size):
+        data = self.stream.read(size)
+        self.position += len(data)
+        return data
+
+    def _read_exact(self, size):
+        parts = []
+        while size > 0:
+            chunk = self._read(min(size, COPY_CHUNK))
             if not chunk:
-                raise BundleError("the bundle ends in the middle of a member (truncated or a part is missing)")
+                raise BundleError(TRUNCATED)
+            parts.append(chunk)
+            size -= len(chunk)
+        return b"".join(parts)
+
+    def _skip(self, count, zeros_after=None):
+        """Read past ``count`` bytes; with ``zeros_after`` (a member name) they are padding and must be zeros."""
+        while count > 0:
+            start = self.position
+            chunk = self._read(min(count, COPY_CHUNK))
+            if not chunk:
+                raise BundleError(TRUNCATED)
+            if zeros_after is not None and chunk.count(0) != len(chunk):
+                raise BundleError("the padding after %s holds bytes that are not zeros (stream offset %d%s): the "
+                                  "bundle is damaged" % (zeros_after, start, self.where(start, self.position)))
             count -= len(chunk)
+
+    def where(self, start, end):
+        """``' in <parts>'`` for the stream's bytes ``start`` to ``end`` when the stream knows its parts."""
+        holding = getattr(self.stream, "parts_holding", None)
+        names = holding(start, end) if holding is not None else []
+        return (" in %s" % ", ".join(names)) if names else ""
 
     def next(self):
         """The next member, or None at the end of the archive."""
-        self._skip(self.left + self.pad)
+        self._skip(self.left)
+        self._skip(self.pad, zeros_after=self.name)
         self.left = self.pad = 0
         pax = {}
         while True:
-            block = self.stream.read(BLOCK)
+            block = self._read(BLOCK)
             if len(block) < BLOCK:
-                block += _read_exact(self.stream, BLOCK - len(block)) if block else b""
+                block += self._read_exact(BLOCK - len(block)) if block else b""
             if not block or block == b"\0" * BLOCK:
                 return None
             try:
                 info = tarfile.TarInfo.frombuf(block, "utf-8", "surrogateescape")
             except tarfile.HeaderError as exc:
-                raise BundleError("the bundle holds a damaged tar header: %s" % exc)
+                start = self.position - BLOCK
+                raise BundleError("the bundle holds a damaged tar header at stream offset %d%s: %s" % (
+                    start, self.where(start, self.position), exc))
             if info.type in (tarfile.XHDTYPE, tarfile.XGLTYPE):
-                data = _read_exact(self.stream, info.size)
-                self._skip(-info.size % BLOCK)
+                data = self._read_exact(info.size)
+                self._skip(-info.size % BLOCK, zeros_after="a pax header")
                 if info.type == tarfile.XHDTYPE:
                     pax.update(_pax_records(data))
                 continue
@@ -374,21 +448,49 @@ class TarReader(object):
         # data follows regular files (and members of unknown types); links, devices and directories have none
         self.left = info.size if info.isreg() or info.type not in tarfile.SUPPORTED_TYPES else 0
         self.pad = -self.left % BLOCK
+        self.name = info.name
         return info
+
+    def readinto(self, view):
+        """Read the current member's data into the writable buffer ``view``: the count (0 at the member's end)."""
+        size = min(len(view), self.left)
+        if size <= 0:
+            return 0
+        count = self.stream.readinto(view[:size])
+        if not count:
+            raise BundleError(TRUNCATED)
+        self.left -= count
+        self.position += count
+        return count
 
     def read_data(self, size=COPY_CHUNK):
         """Up to ``size`` bytes of the current member's data (b'' at its end)."""
         if self.left <= 0:
             return b""
-        chunk = self.stream.read(min(size, self.left))
+        chunk = self._read(min(size, self.left))
         if not chunk:
-            raise BundleError("the bundle ends in the middle of a member (truncated or a part is missing)")
+            raise BundleError(TRUNCATED)
         self.left -= len(chunk)
         return chunk
 
+    def finish(self):
+        """After :meth:`next` returned None: read to the end of the stream, which must hold only zeros (the end of
+        the archive and the record's padding); the count read."""
+        count = 0
+        while True:
+            start = self.position
+            chunk = self._read(COPY_CHUNK)
+            if not chunk:
+                return count
+            if chunk.count(0) != len(chunk):
+                raise BundleError("the bundle holds bytes that are not zeros after its end of archive (stream offset "
+                                  "%d%s)" % (start, self.where(start, self.position)))
+            count += len(chunk)
 
-def read_manifest(tar):
-    """The first member of a :class:`TarReader`, as a checked manifest."""
+
+def read_manifest(tar, sha256=None):
+    """The first member of a :class:`TarReader`, as a checked manifest. ``sha256``: what the manifest member's
+    sha256 must be (the sidecar's ``manifest_sha256``)."""
     member = tar.next()
     if member is None or member.name != MANIFEST_MEMBER or not member.isreg():
         raise BundleError("not a model bundle: the first member is %r, expected %s" % (
@@ -396,6 +498,9 @@ def read_manifest(tar):
     if member.size > MAX_MANIFEST_BYTES:
         raise BundleError("the bundle manifest is larger than %d bytes" % MAX_MANIFEST_BYTES)
     data = b"".join(iter(tar.read_data, b""))
+    if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256:
+        raise BundleError("the bundle manifest does not match the manifest_sha256 of its sidecar: the bundle or the "
+                          "sidecar is damaged, or they are not of the same export")
     try:
         doc = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
@@ -418,59 +523,76 @@ def _create(root, rel):
     return os.open(target, _CREATE_FLAGS, 0o600)
 
 
-def extract_bundle(tar, manifest, staging_files, only=None):
+def _extract_one(tar, pipe, staging_files, entry):
+    """Write the current member into a new staging file, hashing the same buffers in ``pipe``'s helper thread.
+    ``(sha256, bytes, mtime_ns)``."""
+    digest = hashlib.sha256()
+    count = 0
+    fd = _create(staging_files, entry["path"])
+    try:
+        while True:
+            index, view = pipe.take()
+            try:
+                got = tar.readinto(view)
+            except BaseException:
+                pipe.give_back(index)
+                raise
+            if not got:
+                pipe.give_back(index)
+                break
+            pipe.hash(digest, index, got)
+            _write_all(fd, view[:got])
+            count += got
+        pipe.wait()
+        mtime_ns = os.fstat(fd).st_mtime_ns
+    finally:
+        os.close(fd)
+    return digest.hexdigest(), count, mtime_ns
+
+
+def extract_bundle(tar, manifest, staging_files, only=None, chunk=CHUNK):
     """Write the members of ``tar`` (a :class:`TarReader` past its manifest) into ``staging_files`` and verify each
-    one.
+    one against the manifest's sha256, hashed from the very buffers that are written (each byte read and hashed
+    once).
 
     ``only``: paths to write (others are read past and checked by size only: files already in place). Returns the
-    verified entries (with mtime_ns). Raises BundleError with every problem (nothing partial is returned).
+    verified entries (with mtime_ns). Raises BundleError with every problem (nothing partial is returned; a file
+    that failed is removed from the staging directory and named with the part(s) its bytes came from).
     """
     wanted = dict((f["path"], f) for f in manifest["files"])
     seen = set()
     good, problems = [], []
-    while True:
-        member = tar.next()
-        if member is None:
-            break
-        name = member.name
-        if name not in wanted:
-            problems.append("unexpected member %r (not in the manifest)" % name)
-            continue
-        if name in seen:
-            problems.append("%s appears twice" % name)
-            continue
-        seen.add(name)
-        entry = wanted[name]
-        if not member.isreg():
-            problems.append("%s is not a regular file in the bundle (type %r)" % (name, member.type))
-            continue
-        if member.size != entry["size"]:
-            problems.append("%s has %d bytes in the bundle, the manifest says %d" % (
-                name, member.size, entry["size"]))
-            continue
-        if only is not None and name not in only:
-            continue
-        digest = hashlib.sha256()
-        fd = _create(staging_files, name)
-        count = 0
-        try:
-            while True:
-                chunk = tar.read_data()
-                if not chunk:
-                    break
-                digest.update(chunk)
-                count += len(chunk)
-                view = memoryview(chunk)
-                while view:
-                    view = view[os.write(fd, view):]
-        finally:
-            os.close(fd)
-        path = os.path.join(staging_files, name)
-        if count != entry["size"] or digest.hexdigest() != entry["sha256"]:
-            problems.append("%s does not match its sha256 (%d bytes read)" % (name, count))
-            os.unlink(path)
-            continue
-        good.append(dict(entry, mtime_ns=os.lstat(path).st_mtime_ns))
+    with HashPipeline(chunk) as pipe:
+        while True:
+            member = tar.next()
+            if member is None:
+                break
+            name = member.name
+            if name not in wanted:
+                problems.append("unexpected member %r (not in the manifest)" % name)
+                continue
+            if name in seen:
+                problems.append("%s appears twice" % name)
+                continue
+            seen.add(name)
+            entry = wanted[name]
+            if not member.isreg():
+                problems.append("%s is not a regular file in the bundle (type %r)" % (name, member.type))
+                continue
+            if member.size != entry["size"]:
+                problems.append("%s has %d bytes in the bundle, the manifest says %d" % (
+                    name, member.size, entry["size"]))
+                continue
+            if only is not None and name not in only:
+                continue
+            start = tar.position
+            sha256, count, mtime_ns = _extract_one(tar, pipe, staging_files, entry)
+            if count != entry["size"] or sha256 != entry["sha256"]:
+                problems.append("%s does not match its sha256 (%d bytes read%s)" % (
+                    name, count, tar.where(start, tar.position)))
+                os.unlink(os.path.join(staging_files, name))
+                continue
+            good.append(dict(entry, mtime_ns=mtime_ns))
     missing = sorted(set(wanted) - seen)
     if missing:
         problems.append("%d file(s) of the manifest are not in the bundle: %s" % (

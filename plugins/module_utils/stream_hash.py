@@ -2,8 +2,8 @@
 # Copyright (c) llmops.deploy developers
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """sha256 of files: one file (:func:`sha256_file`), many files at once (:func:`hash_files`), digests computed while
-a file was written (:func:`streamed_digests`), and files followed while another process writes them
-(:class:`FollowHasher`).
+a file was written (:func:`streamed_digests`), files followed while another process writes them
+(:class:`FollowHasher`), and bytes hashed in a helper thread while this one copies them (:class:`HashPipeline`).
 
 Standard library only (runs on targets with Python >= 3.8). Reading a downloaded file again after the download
 doubles the disk traffic (140 GB read back is minutes) and, on a busy machine, costs as much CPU as the download
@@ -21,12 +21,18 @@ itself. So the bytes are hashed while they arrive:
   written. A file that was deleted and started again is followed again from its first byte; a file that shrank
   under the reader is read again from the start.
 
+* :class:`HashPipeline` hashes bytes this process copies itself (a bundle written or read by ``model_bundle``): the
+  copy reads into one of a few reused buffers, hands it to a helper thread that updates the file's sha256, and writes
+  the very same buffer while the helper hashes it; a buffer is refilled only once the helper is done with it. Each
+  byte is read once and hashed once, and the hashing runs beside the copy instead of after it.
+
 Anything else is hashed again by :func:`hash_files` (in parallel across files). The check against the listed size and
 sha256 is never skipped: only *when* the bytes are read changes.
 """
 
 import hashlib
 import os
+import queue
 import stat
 import threading
 
@@ -278,3 +284,81 @@ def hash_files(root, paths, workers=2, hasher=sha256_file):
     for thread in threads:
         thread.join()
     return results
+
+
+class HashPipeline(object):
+    """sha256 of bytes this thread copies, computed in one helper thread beside the copy.
+
+    ``depth`` buffers of ``chunk`` bytes are reused for the whole run. The copy loop takes a free buffer
+    (:meth:`take`), reads into it, hands the bytes read to the helper (:meth:`hash`: ``digest.update`` runs there;
+    hashlib releases the GIL) and writes the same buffer meanwhile; it must not touch the buffer after writing it.
+    :meth:`take` blocks until the helper is done with a buffer, and :meth:`wait` until every digest handed over is
+    up to date, so a digest is read only after :meth:`wait`. Use as a context manager (the helper ends on exit).
+    """
+
+    def __init__(self, chunk=CHUNK, depth=4):
+        self.chunk = int(chunk)
+        self.depth = max(2, int(depth))
+        self._views = [memoryview(bytearray(self.chunk)) for _index in range(self.depth)]
+        self._free = queue.Queue()
+        for index in range(self.depth):
+            self._free.put(index)
+        self._jobs = queue.Queue()
+        self._thread = None
+        self._error = None
+        self.bytes_hashed = 0
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+    def take(self):
+        """``(index, view)``: a buffer the helper no longer reads."""
+        index = self._free.get()
+        return index, self._views[index]
+
+    def give_back(self, index):
+        """Return a buffer taken with :meth:`take` and not handed to :meth:`hash`."""
+        self._free.put(index)
+
+    def hash(self, digest, index, count):
+        """Update ``digest`` with the first ``count`` bytes of buffer ``index``, in the helper thread; the buffer
+        comes back to the free ones when that is done."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._work, name="llmops-hash-pipeline")
+            self._thread.daemon = True
+            self._thread.start()
+        self._jobs.put((digest, index, count))
+
+    def _work(self):
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            digest, index, count = job
+            try:
+                if self._error is None:
+                    digest.update(self._views[index][:count])
+                    self.bytes_hashed += count
+            except Exception as exc:  # pylint: disable=broad-except
+                self._error = exc
+            finally:
+                self._free.put(index)
+
+    def wait(self):
+        """Block until the helper has hashed everything handed to it (every buffer is free again)."""
+        taken = [self._free.get() for _index in range(self.depth)]
+        for index in taken:
+            self._free.put(index)
+        if self._error is not None:
+            raise self._error
+
+    def close(self):
+        """End the helper thread (after the work handed to it)."""
+        if self._thread is not None:
+            self._jobs.put(None)
+            self._thread.join()
+            self._thread = None

@@ -25,16 +25,21 @@ description:
     followed by the files. The stream is written straight into parts of O(part_size) bytes
     (C(<bundle>.tar.part0000), C(.part0001)...; one file C(<bundle>.tar) when O(part_size) is not given) for
     removable media;
-    no second full copy of the model is ever written. A sidecar C(<bundle>.json) lists the parts with their size and
-    sha256.
-  - Export reads every file once (C(O_NOFOLLOW)) and checks it against the marker's sha256 while it is written; a
-    directory whose files no longer match its marker is refused and no bundle is left behind.
+    no second full copy of the model is ever written. A sidecar C(<bundle>.json) lists the parts with their size,
+    and the sha256 of the manifest.
+  - Every byte is read once and hashed once. Export reads every file once (C(O_NOFOLLOW)) and checks it against the
+    marker's sha256, hashed from the same buffers that are written into the bundle (in a helper thread, beside the
+    copy); a directory whose files no longer match its marker is refused and no bundle is left behind.
   - Import reads the parts once as one stream. Every member must be a regular file the manifest names, of its listed
     size; links, devices, directories, unknown or repeated names are refused. Files are written into the same private
-    staging directory downloads use (C(.<name>.llmops-staging), mode 0700), hashed on the way, and switched into the
-    model directory only when every one of them matched (the previous revision stays whole until then, see
-    M(llmops.deploy.modelscope_download)). The parts' sha256 from the sidecar are checked on the way too, so a damaged
-    part is named.
+    staging directory downloads use (C(.<name>.llmops-staging), mode 0700), each hashed from the very bytes written,
+    and switched into the model directory only when every one of them matched the manifest's sha256 (the previous
+    revision stays whole until then, see M(llmops.deploy.modelscope_download)). A file that does not match is named
+    with the part(s) its bytes came from. The manifest must match its sha256 in the sidecar, every tar header its
+    checksum, and the padding and the end of the archive must be zeros, so a damaged byte anywhere that matters is
+    refused.
+  - Bundles whose sidecar lists a sha256 per part (written by earlier development versions) are still imported, and
+    those part digests checked too (a second hash of every byte, for those bundles only).
   - Runs are serialised per model directory with the lock M(llmops.deploy.modelscope_download) uses.
 author:
   - llmops.deploy developers (@llmops)
@@ -142,11 +147,11 @@ bytes_total:
   type: int
   sample: 15231233024
 parts:
-  description: The bundle's parts (name, size, sha256).
+  description: The bundle's parts (name, size).
   returned: success
   type: list
   elements: dict
-  sample: [{"name": "Qwen2.5-7B-Instruct.tar.part0000", "size": 4294967296, "sha256": "3f..."}]
+  sample: [{"name": "Qwen2.5-7B-Instruct.tar.part0000", "size": 4294967296}]
 sidecar:
   description: Path of the sidecar that lists the parts.
   returned: success
@@ -184,7 +189,8 @@ from ansible_collections.llmops.deploy.plugins.module_utils.hub_manifest import 
 from ansible_collections.llmops.deploy.plugins.module_utils.marker import (
     build_marker, marker_files, marker_path, quick_check, read_marker)
 from ansible_collections.llmops.deploy.plugins.module_utils.model_bundle import (
-    BundleError, PartReader, PartWriter, TarReader, bundle_manifest, extract_bundle, read_manifest, write_bundle)
+    BundleError, PartReader, PartWriter, TarReader, bundle_manifest, extract_bundle, is_sha256, read_manifest,
+    write_bundle)
 from ansible_collections.llmops.deploy.plugins.module_utils.model_install import (
     InstallError, install_verified, sync_attributes)
 from ansible_collections.llmops.deploy.plugins.module_utils.tree_safety import (
@@ -192,8 +198,9 @@ from ansible_collections.llmops.deploy.plugins.module_utils.tree_safety import (
     target_tree_problems)
 
 MODULE_VERSION = "0.1.0"
-SIDECAR_FORMAT = "llmops.deploy/model-bundle-parts/v1"
-PIPE_CHUNK = 4 * 1024 * 1024
+SIDECAR_FORMAT = "llmops.deploy/model-bundle-parts/v2"
+#: Sidecars of earlier development versions: a sha256 per part instead of the manifest's (still imported).
+SIDECAR_FORMAT_V1 = "llmops.deploy/model-bundle-parts/v1"
 
 
 def build_module():
@@ -264,8 +271,11 @@ class Bundle(object):
             return None
         except (OSError, ValueError) as exc:
             self.fail("the bundle sidecar %s cannot be read: %s" % (self.sidecar, exc))
-        if not isinstance(doc, dict) or doc.get("format") != SIDECAR_FORMAT or not isinstance(doc.get("parts"), list):
+        if not isinstance(doc, dict) or doc.get("format") not in (SIDECAR_FORMAT, SIDECAR_FORMAT_V1) \
+                or not isinstance(doc.get("parts"), list):
             self.fail("%s is not a bundle sidecar (format %s)" % (self.sidecar, SIDECAR_FORMAT))
+        if doc["format"] == SIDECAR_FORMAT and not is_sha256(doc.get("manifest_sha256")):
+            self.fail("the bundle sidecar %s has no valid manifest_sha256" % self.sidecar)
         for part in doc["parts"]:
             if not isinstance(part, dict) or not isinstance(part.get("name"), str) or "/" in part["name"] \
                     or part["name"].startswith("."):
@@ -330,8 +340,8 @@ class Bundle(object):
 
     def export_is_current(self, sidecar, manifest):
         p = self.params
-        if (sidecar.get("files_digest"), sidecar.get("revision"), sidecar.get("part_size")) != (
-                manifest["files_digest"], manifest["revision"], self.part_size):
+        if (sidecar.get("format"), sidecar.get("files_digest"), sidecar.get("revision"), sidecar.get("part_size")) != (
+                SIDECAR_FORMAT, manifest["files_digest"], manifest["revision"], self.part_size):
             return False
         base = os.path.dirname(self.bundle)
         for part in sidecar["parts"]:
@@ -346,7 +356,7 @@ class Bundle(object):
     def write_parts(self, manifest):
         writer = PartWriter(self.data, self.part_size)
         try:
-            write_bundle(self.model_dir, manifest, writer)
+            manifest_sha256 = write_bundle(self.model_dir, manifest, writer)
             parts = writer.commit()
         except BundleError as exc:
             writer.abort()
@@ -357,7 +367,8 @@ class Bundle(object):
         self.remove_stale_parts(parts)
         sidecar = {"format": SIDECAR_FORMAT, "model_id": manifest["model_id"], "revision": manifest["revision"],
                    "files_digest": manifest["files_digest"], "files_count": manifest["files_count"],
-                   "bytes_total": manifest["bytes_total"], "part_size": self.part_size, "parts": parts}
+                   "bytes_total": manifest["bytes_total"], "part_size": self.part_size, "parts": parts,
+                   "manifest_sha256": manifest_sha256}
         tmp = "%s.tmp-%d" % (self.sidecar, os.getpid())
         with open(tmp, "w") as handle:
             json.dump(sidecar, handle, indent=1, sort_keys=True)
@@ -414,11 +425,12 @@ class Bundle(object):
             os.makedirs(os.path.dirname(self.model_dir), exist_ok=True)
         lock = self.lock(shared=self.module.check_mode)
         reader = None
+        part_digests = bool(sidecar) and sidecar["format"] == SIDECAR_FORMAT_V1
         try:
             try:
-                reader = PartReader(paths)
+                reader = PartReader(paths, part_digests=part_digests)
                 tar = TarReader(reader)
-                manifest = read_manifest(tar)
+                manifest = read_manifest(tar, sha256=sidecar.get("manifest_sha256") if sidecar else None)
             except (BundleError, OSError) as exc:
                 self.fail("cannot read the bundle %s: %s" % (self.bundle, getattr(exc, "message", exc)))
             if p["model_id"] and manifest["model_id"] != p["model_id"]:
@@ -460,17 +472,16 @@ class Bundle(object):
             started = time.monotonic()
             try:
                 staged = extract_bundle(tar, manifest, staging_files, only=set(e["path"] for e in todo))
-                while reader.read(PIPE_CHUNK):    # to the end of the last part (tar padding), for its sha256
-                    pass
-                digests = reader.digests
+                tar.finish()                      # to the end of the last part: zeros only
+                reader.close()
             except BundleError as exc:
                 self.fail("cannot import %s: %s; nothing was put into %s" % (
                     self.bundle, exc.message, self.model_dir))
             except OSError as exc:
                 self.fail("cannot import %s: the bundle is damaged or truncated (%s); nothing was put into %s" % (
                     self.bundle, exc, self.model_dir))
-            if sidecar:
-                bad = [part["name"] for part, digest in zip(sidecar["parts"], digests)
+            if part_digests:
+                bad = [part["name"] for part, digest in zip(sidecar["parts"], reader.digests)
                        if part.get("sha256") != digest]
                 if bad:
                     self.fail("part(s) %s do not match their sha256 in %s; nothing was put into %s" % (

@@ -3,9 +3,11 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """model_bundle end to end: a hub download exported in parts, carried, imported with full verification into the same
 marker a hub download writes (real ``ansible`` runs, the local hub, the real SDK for the first download)."""
+import io
 import json
 import os
 import subprocess
+import tarfile
 
 import pytest
 
@@ -78,13 +80,22 @@ def test_damaged_or_incomplete_parts_are_refused_and_nothing_changes(downloaded,
     prefix = str(media / "llama")
     res = bundle(state="export", path=str(downloaded), bundle=prefix, part_size="1MiB")
     assert res["changed"], res.get("msg")
-    part = media / res["parts"][1]["name"]
+    assert all(set(p) == {"name", "size"} for p in res["parts"])     # no second hash of the parts
+    sidecar = json.loads((media / "llama.json").read_text())
+    assert len(sidecar["manifest_sha256"]) == 64
+    # one flipped byte in the middle of the largest file's data, wherever tar puts it
+    with tarfile.open(fileobj=io.BytesIO(b"".join((media / p["name"]).read_bytes() for p in res["parts"]))) as tar:
+        largest = max(tar.getmembers(), key=lambda m: m.size)
+    at = largest.offset_data + largest.size // 2
+    index = at // (1024 * 1024)
+    part = media / res["parts"][index]["name"]
     data = bytearray(part.read_bytes())
-    data[len(data) // 2] ^= 0xFF
+    data[at % (1024 * 1024)] ^= 0x01
     part.write_bytes(bytes(data))
     target = tmp_path / "air-gapped" / "Llama"
     res = bundle(state="import", path=str(target), bundle=prefix)
     assert res["failed"] and "nothing was put into" in res["msg"], res["msg"]
+    assert "%s does not match its sha256" % largest.name in res["msg"] and part.name in res["msg"], res["msg"]
     assert not (target / MARKER).exists() and all_files(target) == []
 
     part.write_bytes(bytes(data[:1000]))                  # copied incompletely

@@ -1,7 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) llmops.deploy developers
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""model_bundle: manifest checks, parts, export of a marked directory and a strict, verified import."""
+"""model_bundle: manifest checks, parts, export of a marked directory and a strict, verified import in which every
+byte is read once and hashed once, and a damaged byte is refused wherever it is."""
 
 import hashlib
 import io
@@ -33,42 +34,129 @@ def make_model(root, files=None):
     return marker
 
 
-def export(tmp_path, part_size=None):
+def export(tmp_path, part_size=None, chunk=mb.CHUNK):
+    """``(manifest, parts, manifest_sha256)`` of a bundle of FILES written into ``tmp_path``."""
     src = tmp_path / "src"
     marker = make_model(src)
     manifest = mb.bundle_manifest(marker)
     writer = mb.PartWriter(str(tmp_path / "b.tar"), part_size)
-    mb.write_bundle(str(src), manifest, writer)
-    return manifest, writer.commit()
+    manifest_sha256 = mb.write_bundle(str(src), manifest, writer, chunk=chunk)
+    return manifest, writer.commit(), manifest_sha256
 
 
-def test_parts_hold_the_whole_stream_and_their_digests(tmp_path):
-    manifest, parts = export(tmp_path, part_size=100000)
+def read_parts(tmp_path, parts):
+    return b"".join((tmp_path / p["name"]).read_bytes() for p in parts)
+
+
+def test_parts_hold_the_whole_stream(tmp_path):
+    # a buffer smaller than the big file: it is read, hashed and written in many rounds through the pipeline
+    manifest, parts, manifest_sha256 = export(tmp_path, part_size=100000, chunk=4096)
     assert len(parts) > 3 and all(p["size"] == 100000 for p in parts[:-1])
-    paths = [str(tmp_path / p["name"]) for p in parts]
-    whole = b"".join(open(p, "rb").read() for p in paths)
-    assert [hashlib.sha256(open(p, "rb").read()).hexdigest() for p in paths] == [p["sha256"] for p in parts]
+    whole = read_parts(tmp_path, parts)
+    assert sum(p["size"] for p in parts) == len(whole) and len(whole) % mb.RECORD == 0
     with tarfile.open(fileobj=io.BytesIO(whole)) as tar:      # any tar reads a bundle
         names = tar.getnames()
         assert tar.extractfile("model.safetensors").read() == FILES["model.safetensors"]
+        assert hashlib.sha256(tar.extractfile(mb.MANIFEST_MEMBER).read()).hexdigest() == manifest_sha256
     assert names == [mb.MANIFEST_MEMBER] + [f["path"] for f in manifest["files"]]
-    assert len(whole) % mb.RECORD == 0
     assert not [n for n in os.listdir(str(tmp_path)) if ".tmp-" in n]
 
 
-def test_import_verifies_every_file_and_reads_each_part_once(tmp_path):
-    manifest, parts = export(tmp_path, part_size=70000)
+@pytest.mark.parametrize("chunk", [mb.CHUNK, 1000])
+def test_import_verifies_every_file_and_reads_each_part_once(tmp_path, chunk):
+    manifest, parts, manifest_sha256 = export(tmp_path, part_size=70000)
     reader = mb.PartReader([str(tmp_path / p["name"]) for p in parts])
     tar = mb.TarReader(reader)
-    assert mb.read_manifest(tar) == manifest
+    assert mb.read_manifest(tar, sha256=manifest_sha256) == manifest
     staging = tmp_path / "staging"
     staging.mkdir()
-    good = mb.extract_bundle(tar, manifest, str(staging))
-    while reader.read(1 << 20):
-        pass
+    good = mb.extract_bundle(tar, manifest, str(staging), chunk=chunk)
+    assert tar.finish() > 0
     assert sorted(g["path"] for g in good) == sorted(FILES)
-    assert (staging / "model.safetensors").read_bytes() == FILES["model.safetensors"]
-    assert reader.digests == [p["sha256"] for p in parts]
+    for rel, data in FILES.items():
+        assert (staging / rel).read_bytes() == data
+    # every byte of every part read once, none twice; no part digest computed (only v1 sidecars ask for them)
+    assert reader.position == tar.position == sum(p["size"] for p in parts)
+    assert reader.digests == []
+
+
+def test_part_digests_of_older_sidecars_are_computed_on_request(tmp_path):
+    _manifest, parts, _sha = export(tmp_path, part_size=70000)
+    paths = [str(tmp_path / p["name"]) for p in parts]
+    reader = mb.PartReader(paths, part_digests=True)
+    while reader.read(50000):
+        pass
+    assert reader.digests == [hashlib.sha256(open(p, "rb").read()).hexdigest() for p in paths]
+
+
+def import_parts(tmp_path, parts, manifest, manifest_sha256=None):
+    """Import the bundle ``parts`` into a fresh staging directory: the BundleError raised (None: accepted)."""
+    staging = tmp_path / "staging"
+    staging.mkdir(exist_ok=True)
+    reader = mb.PartReader([str(tmp_path / p["name"]) for p in parts])
+    try:
+        tar = mb.TarReader(reader)
+        mb.read_manifest(tar, sha256=manifest_sha256)
+        mb.extract_bundle(tar, manifest, str(staging))
+        tar.finish()
+    except mb.BundleError as exc:
+        return exc
+    finally:
+        reader.close()
+    return None
+
+
+def flip(tmp_path, parts, offset):
+    """Flip one byte at ``offset`` of the whole stream, in whichever part holds it."""
+    for part in parts:
+        if offset < part["size"]:
+            path = tmp_path / part["name"]
+            data = bytearray(path.read_bytes())
+            data[offset] ^= 0x01
+            path.write_bytes(bytes(data))
+            return part["name"]
+        offset -= part["size"]
+    raise AssertionError("offset past the end")
+
+
+def offsets(tmp_path, parts):
+    """``{name: (header offset, data offset, size)}`` of the bundle's members, as tarfile sees them."""
+    with tarfile.open(fileobj=io.BytesIO(read_parts(tmp_path, parts))) as tar:
+        return dict((m.name, (m.offset, m.offset_data, m.size)) for m in tar.getmembers())
+
+
+def test_a_flipped_byte_inside_a_file_is_refused_naming_the_file_and_its_part(tmp_path):
+    manifest, parts, manifest_sha256 = export(tmp_path, part_size=70000)
+    _header, data_at, size = offsets(tmp_path, parts)["model.safetensors"]
+    part = flip(tmp_path, parts, data_at + size // 2)
+    exc = import_parts(tmp_path, parts, manifest, manifest_sha256)
+    starts = [sum(p["size"] for p in parts[:i]) for i in range(len(parts))]
+    holding = [p["name"] for p, first in zip(parts, starts) if first < data_at + size and first + p["size"] > data_at]
+    assert part in holding and len(holding) == 5                # 300000 bytes across parts of 70000
+    assert exc is not None and exc.problems == [
+        "model.safetensors does not match its sha256 (300000 bytes read in %s)" % ", ".join(holding)]
+    # the bad file is not left in the staging directory; the module then installs nothing
+    assert not (tmp_path / "staging" / "model.safetensors").exists()
+
+
+@pytest.mark.parametrize("where, fragment", [
+    ("header", "damaged tar header"),
+    ("padding", "padding after config.json holds bytes that are not zeros"),
+    ("end", "after its end of archive"),
+    ("manifest", "does not match the manifest_sha256"),
+])
+def test_a_flipped_byte_outside_the_files_is_refused_too(tmp_path, where, fragment):
+    manifest, parts, manifest_sha256 = export(tmp_path, part_size=70000)
+    members = offsets(tmp_path, parts)
+    header, data_at, size = members["config.json"]
+    total = sum(p["size"] for p in parts)
+    at = {"header": header + 100, "padding": data_at + size + 3, "end": total - 7,
+          "manifest": members[mb.MANIFEST_MEMBER][1] + 20}[where]
+    part = flip(tmp_path, parts, at)
+    exc = import_parts(tmp_path, parts, manifest, manifest_sha256)
+    assert exc is not None and fragment in exc.message, exc
+    if where != "manifest":
+        assert part in exc.message
 
 
 def test_export_refuses_a_file_that_no_longer_matches_its_marker(tmp_path):
@@ -77,8 +165,9 @@ def test_export_refuses_a_file_that_no_longer_matches_its_marker(tmp_path):
     with open(str(src / "model.safetensors"), "r+b") as handle:
         handle.write(b"X")
     writer = mb.PartWriter(str(tmp_path / "b.tar"))
-    with pytest.raises(mb.BundleError, match="model.safetensors"):
-        mb.write_bundle(str(src), mb.bundle_manifest(marker), writer)
+    with pytest.raises(mb.BundleError, match="model.safetensors") as info:
+        mb.write_bundle(str(src), mb.bundle_manifest(marker), writer, chunk=4096)
+    assert info.value.problems == ["model.safetensors"]
     writer.abort()
     assert os.listdir(str(tmp_path)) == ["src"]
 
@@ -152,7 +241,7 @@ def test_long_and_unicode_names_and_what_tar_writes_are_read(tmp_path):
 
 
 def test_truncated_bundle_is_refused(tmp_path):
-    manifest, parts = export(tmp_path)
+    manifest, parts, _sha = export(tmp_path)
     data = open(str(tmp_path / parts[0]["name"]), "rb").read()
     tar = mb.TarReader(io.BytesIO(data[:len(data) // 2]))
     mb.read_manifest(tar)

@@ -2,13 +2,17 @@
 # Copyright (c) llmops.deploy developers
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """stream_hash: one file hashed in chunks; files hashed while a writer appends to them, stepped by hand (no threads,
-no timing)."""
+no timing); bytes hashed in a helper thread beside the copy (HashPipeline), ordered by events, not by durations."""
 
 import hashlib
 import os
+import threading
 import time
 
-from ansible_collections.llmops.deploy.plugins.module_utils.stream_hash import FollowHasher, hash_files, sha256_file
+import pytest
+
+from ansible_collections.llmops.deploy.plugins.module_utils.stream_hash import (
+    FollowHasher, HashPipeline, hash_files, sha256_file)
 
 
 def sha(data):
@@ -115,3 +119,64 @@ def test_sha256_file_small_chunks(tmp_path):
     data = os.urandom(10000)
     (tmp_path / "f").write_bytes(data)
     assert sha256_file(str(tmp_path / "f"), chunk_size=333) == sha(data)
+
+
+def test_pipeline_hashes_what_is_copied_through_its_buffers():
+    data = os.urandom(100003)
+    copied = bytearray()
+    digests = [hashlib.sha256(), hashlib.sha256()]        # two "files", one helper thread for both
+    with HashPipeline(chunk=4096, depth=3) as pipe:
+        for digest, part in zip(digests, (data[:50000], data[50000:])):
+            pos = 0
+            while pos < len(part):
+                index, view = pipe.take()
+                count = min(len(view), len(part) - pos)
+                view[:count] = part[pos:pos + count]      # "read" into the buffer
+                pipe.hash(digest, index, count)
+                copied += view[:count]                    # "write" the same buffer meanwhile
+                pos += count
+            pipe.wait()
+    assert bytes(copied) == data and pipe.bytes_hashed == len(data)
+    assert [d.hexdigest() for d in digests] == [sha(data[:50000]), sha(data[50000:])]
+
+
+class BlockingDigest(object):
+    """A digest whose update waits for ``release`` (so the test sees the buffer held by the helper)."""
+
+    def __init__(self, fail=False):
+        self.release = threading.Event()
+        self.entered = threading.Event()
+        self.fail = fail
+        self.data = b""
+
+    def update(self, view):
+        self.entered.set()
+        self.release.wait()
+        if self.fail:
+            raise ValueError("digest failed")
+        self.data += bytes(view)
+
+
+def test_a_buffer_is_not_handed_out_again_while_the_helper_hashes_it():
+    with HashPipeline(chunk=8, depth=2) as pipe:
+        digest = BlockingDigest()
+        index, view = pipe.take()
+        view[:3] = b"abc"
+        pipe.hash(digest, index, 3)
+        assert digest.entered.wait(60)                    # the helper holds the buffer now
+        other, _view = pipe.take()
+        assert other != index and pipe._free.empty()      # the one being hashed is not free
+        pipe.give_back(other)
+        digest.release.set()
+        pipe.wait()
+        assert digest.data == b"abc" and pipe._free.qsize() == 2
+
+
+def test_an_error_in_the_helper_is_raised_by_wait():
+    with HashPipeline(chunk=8, depth=2) as pipe:
+        digest = BlockingDigest(fail=True)
+        digest.release.set()
+        index, _view = pipe.take()
+        pipe.hash(digest, index, 4)
+        with pytest.raises(ValueError, match="digest failed"):
+            pipe.wait()
