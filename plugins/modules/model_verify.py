@@ -24,6 +24,10 @@ description:
     O(expected_params) and O(precision)) claims. Names round their sizes (7B for 7.6e9 parameters), hence
     O(params_tolerance). Packed GPTQ/AWQ and bitsandbytes 4-bit weights are unpacked using C(config.json)'s
     C(quantization_config).
+  - Nothing below the directory is followed, even if it changes during the run (the directory itself may be a
+    symlink): a symlink (to a file or a directory) and a special file (fifo, socket, device) are refused, never read,
+    named in RV(refused) and in a warning. They count as missing where a check needs them (a symlinked
+    C(config.json) or shard is a problem). The same listing serves M(llmops.deploy.modelscope_info) with O(path).
   - Fails listing every problem found; all facts are returned either way.
   - Waits for a running download of the same directory (shared lock on its lock file) so it never reads a mix.
 author:
@@ -133,8 +137,15 @@ revision:
   returned: always
   type: str
   sample: master
+refused:
+  description: Entries below the directory that were neither followed nor read (symlinks, fifos, sockets, devices,
+    directories that cannot be opened), each with its path and the reason.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"path": "tokenizer.json", "reason": "a symlink"}]
 files:
-  description: Number of regular files in the directory (marker and partial files excluded).
+  description: Number of regular files in the directory (marker, partial files and refused entries excluded).
   returned: always
   type: int
   sample: 14
@@ -298,6 +309,7 @@ def main():
         claimed_precision=claimed_precision,
         params_ratio=round(comparison["params_ratio"], 4) if comparison["params_ratio"] is not None else None,
         pickle_files=facts["pickle_files"], code_files=facts["code_files"], remote_code=facts["remote_code"],
+        refused=facts["refused"],
     )
     for warning in warnings:
         module.warn(warning)

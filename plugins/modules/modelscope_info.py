@@ -76,8 +76,12 @@ options:
   path:
     description:
       - A local model directory to read instead of the hub (offline mode, no network).
-      - Symlinks to files are followed; symlinked directories are not. SDK partial files (C(*.incomplete)) are not
-        counted.
+      - Read the way M(llmops.deploy.model_verify) reads it (one listing, module_utils C(model_dir_check)). The
+        directory itself may be a symlink. Below it, nothing is followed, even if it changes during the run: a symlink
+        (to a file or a directory) and a special file (fifo, socket, device) are refused, never read, named in
+        RV(refused) and in a warning, and are not among the model's files. A model whose files are symlinks (such as
+        a Hugging Face cache snapshot) must be copied to a real directory first. SDK partial files (C(*.incomplete))
+        are not counted.
     type: path
   max_header_bytes:
     description:
@@ -288,6 +292,15 @@ range_ignored:
   returned: success
   type: bool
   sample: false
+refused:
+  description:
+    - With O(path), the entries below the directory that were neither followed nor read (symlinks to files or
+      directories, fifos, sockets, devices, directories that cannot be opened), each with its path and the reason.
+      They are not among RV(files). Empty in hub mode.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"path": "model-00001-of-00002.safetensors", "reason": "a symlink"}]
 metadata_warnings:
   description: Everything noticed that does not stop the module (also emitted as warnings).
   returned: success
@@ -301,8 +314,9 @@ from ansible_collections.llmops.deploy.plugins.module_utils.hub_client import (
     HUB_CLIENT_ARGSPEC, HubClient, check_client_options)
 from ansible_collections.llmops.deploy.plugins.module_utils.hub_manifest import (
     HubError, ManifestError, normalize_endpoint, normalize_patterns, split_model_id, validate_revision)
+from ansible_collections.llmops.deploy.plugins.module_utils.model_dir_check import ModelDirError, ModelDirSource
 from ansible_collections.llmops.deploy.plugins.module_utils.model_metadata import (
-    HubSource, LocalSource, MetadataError, check_limit, collect_metadata)
+    HubSource, MetadataError, check_limit, collect_metadata)
 
 
 def build_module():
@@ -355,7 +369,7 @@ class Info(object):
                 validate_revision(p["revision"])
             if p["path"]:
                 self.result["path"] = p["path"]
-                return LocalSource(p["path"], model_id=p["model_id"], revision=p["revision"])
+                return ModelDirSource(p["path"], model_id=p["model_id"], revision=p["revision"])
             self.result["endpoint"] = normalize_endpoint(p["endpoint"])
             self.result["revision_requested"] = p["revision"] or "master"
             problems = check_client_options(p)
@@ -375,17 +389,29 @@ class Info(object):
 
     def run(self):
         source = self.source()
+        local = source.kind == "local"
         try:
             source.load()
-            if source.kind == "local":
-                self.result["path"] = source.path
+            if local:
+                self.result.update(path=source.path, refused=source.refused)
             facts = collect_metadata(source, self.include, self.exclude, self.params["max_header_bytes"])
-        except (ManifestError, HubError, MetadataError) as exc:
-            self.fail("cannot read %s: %s" % (self.where(source), exc.message))
+        except (ManifestError, HubError, MetadataError, ModelDirError) as exc:
+            self.fail("cannot read %s: %s%s" % (self.where(source), exc.message, refused_note(source)))
+        finally:
+            if local:
+                source.close()
         for warning in facts["metadata_warnings"]:
             self.module.warn(self.scrub(warning))
-        self.result.update(facts)
+        self.result.update(facts, refused=source.refused if local else [])
         self.module.exit_json(**self.result)
+
+
+def refused_note(source):
+    """On a failure, the entries a model directory had refused (the likely cause of a file the index misses)."""
+    if source.kind != "local" or not source.refused:
+        return ""
+    return " (refused, not followed or read: %s)" % ", ".join(
+        "%s is %s" % (item["path"], item["reason"]) for item in source.refused)
 
 
 def main():

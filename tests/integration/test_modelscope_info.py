@@ -307,6 +307,31 @@ def test_offline_on_a_downloaded_directory_matches_the_hub(local_hub, tmp_path):
     assert offline["bytes_read"] == sum(f["header_bytes"] for f in offline["safetensors_files"])
 
 
+def test_offline_and_model_verify_refuse_the_same_symlink_out_of_the_directory(tmp_path):
+    """modelscope_info(path=) and model_verify read a directory through one listing: a symlinked file pointing out of
+    it is followed by neither, and both name it."""
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    (model_dir / "config.json").write_text(json.dumps({"architectures": ["LlamaForCausalLM"]}))
+    head = big_safetensors_head(8)
+    (model_dir / "model.safetensors").write_bytes(head + b"\0" * 16)
+    outside = tmp_path / "outside.safetensors"
+    outside.write_bytes(big_safetensors_head(1000) + b"\0" * 2000)
+    os.symlink(str(outside), str(model_dir / "extra.safetensors"))
+    refused = [{"path": "extra.safetensors", "reason": "a symlink"}]
+
+    info = run_module("modelscope_info", {"path": str(model_dir)})
+    assert not info.get("failed"), info
+    assert info["refused"] == refused and [f["path"] for f in info["files"]] == ["config.json", "model.safetensors"]
+    assert info["params"] == 8 and info["bytes_read"] == len(head)                 # the outside file was not read
+    assert any("extra.safetensors (a symlink)" in w for w in info["warnings"])
+
+    verified = run_module("model_verify", {"path": str(model_dir), "verify": "none", "expected_params": 8})
+    assert not verified.get("failed"), verified
+    assert verified["refused"] == refused and verified["params"] == 8 and verified["files"] == 2
+    assert any("extra.safetensors (a symlink)" in w for w in verified["warnings"])
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Playbook: modelscope_info -> model_sizing (detailed)
 # ---------------------------------------------------------------------------------------------------------------

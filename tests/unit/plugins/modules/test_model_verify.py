@@ -145,3 +145,22 @@ def test_waits_for_a_running_download_then_fails(tmp_path, run):
     with dir_lock.DirLock(dir_lock.lock_path_for(str(tmp_path / "m")), 1):
         res = run(path=str(tmp_path / "m"), lock_timeout=0)
     assert res["failed"] and "another run holds the lock" in res["msg"]
+
+
+def test_symlinks_are_refused_and_named(tmp_path, run):
+    model = tmp_path / "m"
+    model.mkdir()
+    make_dir(model)
+    (tmp_path / "secret.txt").write_bytes(b"s")
+    os.symlink(str(tmp_path / "secret.txt"), str(model / "README.md"))
+    res = run(path=str(model))
+    assert not res.get("failed"), res.get("msg")
+    assert res["refused"] == [{"path": "README.md", "reason": "a symlink"}] and res["files"] == 4
+    assert ("not followed or read (links and special files below the model directory are refused): README.md "
+            "(a symlink)") in res["_warnings"]
+    shard = "model-00002-of-00002.safetensors"
+    os.rename(str(model / shard), str(tmp_path / shard))
+    os.symlink(str(tmp_path / shard), str(model / shard))
+    res = run(path=str(model))
+    assert res["failed"] and "%s is not a regular file" % shard in res["problems"]
+    assert {"path": shard, "reason": "a symlink"} in res["refused"]

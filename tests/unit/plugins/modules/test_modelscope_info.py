@@ -142,3 +142,38 @@ def test_local_mode_bad_path(monkeypatch, tmp_path):
     failed, result = info(monkeypatch, path=str(tmp_path / "missing"))
     assert failed and result["msg"].startswith("cannot read the model directory %s: path %s is not valid" % (
         tmp_path / "missing", tmp_path / "missing"))
+
+
+def test_local_mode_refuses_a_symlink_out_of_the_directory(monkeypatch, tmp_path):
+    repo = tiny_repo()
+    model = tmp_path / "model"
+    write_repo(model, repo)
+    (tmp_path / "secret.txt").write_bytes(b"s" * 4096)
+    os.symlink(str(tmp_path / "secret.txt"), str(model / "notes.txt"))
+    failed, result = info(monkeypatch, path=str(model))
+    assert not failed, result["msg"]
+    assert result["refused"] == [{"path": "notes.txt", "reason": "a symlink"}]
+    assert [f["path"] for f in result["files"]] == sorted(repo)
+    assert result["total_bytes"] == sum(len(d) for d in repo.values())
+    assert ("not followed or read (links and special files below the model directory are refused): notes.txt "
+            "(a symlink)") in result["_warnings"]
+
+
+def test_local_mode_a_symlinked_shard_fails_naming_it(monkeypatch, tmp_path):
+    repo = tiny_repo()
+    model = tmp_path / "model"
+    write_repo(model, repo)
+    shard = "model-00002-of-00002.safetensors"
+    os.rename(str(model / shard), str(tmp_path / shard))
+    os.symlink(str(tmp_path / shard), str(model / shard))
+    failed, result = info(monkeypatch, path=str(model))
+    assert failed and result["refused"] == [{"path": shard, "reason": "a symlink"}]
+    assert result["msg"] == (
+        "cannot read the model directory %s: the model's shard index does not match its files: "
+        "model.safetensors.index.json names shard %s, which is not among the model's files (refused, not followed "
+        "or read: %s is a symlink)" % (model, shard, shard))
+
+
+def test_hub_mode_refuses_nothing(monkeypatch, hub):
+    failed, result = info(monkeypatch, model_id=MODEL, endpoint=ENDPOINT)
+    assert not failed and result["refused"] == []
