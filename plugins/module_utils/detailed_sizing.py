@@ -59,7 +59,9 @@ NOMINAL_LARGE_GPU_MIB = 81559    # H100 80GB: the profiling batch of GPUs of 70 
 # FP8 (DeepSeek/Qwen 'fp8' with 128x128 blocks, compressed-tensors per-channel or per-tensor): 8 bits and one fp32
 # scale per block/channel/tensor: 8 + 32 / 16384 bits at most for blocks; counted as 8 (under 0.03 %).
 # bitsandbytes NF4: 4 bits + one absmax per 64 weights: fp32 (32/64 = 0.5 bit) or, with double quantisation, 8-bit
-# absmax plus one fp32 per 256 absmax (8/64 + 32/16384 = 0.127 bit). bitsandbytes int8: 8 bits + one fp32 per row.
+# absmax plus one fp32 per 256 absmax (8/64 + 32/16384 = 0.127 bit) in the files; in GPU memory always 4.5 bits, as
+# vLLM dequantizes the double-quantised absmax to fp32 when it loads them (precision.RESIDENT_BITS; the format's
+# ``stored_bits`` size the disk). bitsandbytes int8: 8 bits + one fp32 per row.
 # MXFP4 (gpt-oss): 4-bit values with one 8-bit shared exponent per 32: 4.25 bits (OpenAI's gpt-oss model card).
 # GGUF (llama.cpp, embeddings quantised too): ggml block formats are exact (Q8_0 34 bytes / 32 weights = 8.5 bits,
 # Q4_0 18/32 = 4.5, Q4_K 144/256 = 4.5, Q5_K 176/256 = 5.5, Q6_K 210/256 = 6.5625, Q2_K 84/256 = 2.625,
@@ -107,7 +109,7 @@ def resolve_format(facts, precision, model_info=None, explicit_precision=False):
         elif fmt == "bnb-4bit":
             extra = Fraction(8, 64) + Fraction(32, 64 * 256) if quant["double_quant"] else Fraction(32, 64)
             result.update(name="bitsandbytes NF4%s" % (" (double quant)" if quant["double_quant"] else ""),
-                          bits=4 + extra)
+                          bits=sizing.precisions.RESIDENT_BITS["bnb-4bit"], stored_bits=4 + extra)
         elif fmt == "bnb-8bit":
             result.update(name="bitsandbytes int8", bits=Fraction(8))
         else:  # mxfp4
@@ -132,8 +134,8 @@ def resolve_format(facts, precision, model_info=None, explicit_precision=False):
         return result
     if precision == "int4":
         if name_quant == "nf4" or (name_quant or "").startswith("bnb"):
-            bits = 4 + Fraction(8, 64) + Fraction(32, 64 * 256)
-            result.update(name="bitsandbytes NF4", bits=bits,
+            result.update(name="bitsandbytes NF4", bits=sizing.precisions.RESIDENT_BITS["bnb-4bit"],
+                          stored_bits=4 + Fraction(8, 64) + Fraction(32, 64 * 256),
                           source="estimated: bitsandbytes NF4 with double quantisation (from the model name)")
         else:
             group = GROUPED_INT_DEFAULT_GROUP
@@ -222,6 +224,10 @@ def weights_requirement(facts, fmt, summary=None):
         src = "estimated: %s parameters read from the safetensors headers x %s (%s); the checkpoint is %s" % (
             "{:,}".format(summary["params_total"]), _bits_text(fmt), fmt["name"], have or "of mixed dtypes")
         return dict(scaled, source=src, params=summary["params_total"], params_source="read: safetensors headers")
+    if fmt.get("stored_bits", fmt["bits"]) != fmt["bits"]:
+        # The headers count the stored bytes; the engine holds more of this format (fp32 absmax).
+        exact += estimate["bytes"] - weights_from_config(facts, dict(fmt, bits=fmt["stored_bits"]))["bytes"]
+        src += "; in GPU memory %s bits per quantised weight (%s)" % (_fmt_bits(fmt["bits"]), fmt["name"])
     ratio = Fraction(exact, estimate["bytes"])
     parts = {"split": int(estimate["split"] * ratio), "replicated": int(estimate["replicated"] * ratio)}
     parts["kv_proj"] = exact - parts["split"] - parts["replicated"]
@@ -457,6 +463,11 @@ def requirements(spec):
                                           float(engine_memory.DRIVER_RESERVED_FRACTION * 100))),
     }
     disk = summary["data_bytes"] if summary else weights["bytes"]
+    disk_source = "read: safetensors headers" if summary else weights["source"]
+    if not summary and fmt.get("stored_bits", fmt["bits"]) != fmt["bits"]:
+        disk = weights_from_config(facts, dict(fmt, bits=fmt["stored_bits"]))["bytes"]
+        disk_source = "estimated: %s parameters computed from config.json x %s (%s, as stored)" % (
+            "{:,}".format(facts["params"]["total"]), _bits_text(dict(fmt, bits=fmt["stored_bits"])), fmt["name"])
     return {
         "method": "detailed",
         "params": params,
@@ -474,7 +485,7 @@ def requirements(spec):
                           "(see breakdown)" % util,
             "cpu_memory": "weights x 2 (guide 2.1: loading and scheduling), on the %s weights" % (
                 "exact" if weights["source"].startswith("read") else "estimated"),
-            "disk": ("read: safetensors headers" if summary else weights["source"]),
+            "disk": disk_source,
         },
         "breakdown": breakdown,
         "weight_format": fmt["name"],

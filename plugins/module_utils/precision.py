@@ -115,6 +115,13 @@ STORAGE_FORMATS = {
     "bnb-8bit": ("int8", Fraction(8), "bitsandbytes int8"),
     "mxfp4": ("int4", Fraction(17, 4), "MXFP4"),
 }
+# Bits per quantised weight the engine holds where that differs from what the checkpoint stores. vLLM's
+# bitsandbytes loader dequantizes the double-quantised absmax to fp32 when it loads the weights
+# (model_loader/bitsandbytes_loader.py dequantize_dq, vLLM PR #19742, June 2025): one fp32 absmax per block of 64
+# 4-bit weights, 4 + 32 / 64 bits, as checkpoints without double quantisation store it.
+RESIDENT_BITS = {
+    "bnb-4bit": Fraction(4) + Fraction(32, 64),
+}
 # model_names' quantization values -> storage format.
 NAME_FORMATS = {
     "awq": "awq", "gptq": "gptq-int4", "gptq-int4": "gptq-int4", "gptq-int8": "gptq-int8", "fp8": "fp8",

@@ -173,9 +173,9 @@ def _seed_method(spec):
     req = seed_requirements(count, canonical)
     stored = quantized_weights_by_name(resolved)
     if stored is not None:
-        weights = stored["bytes"]
+        weights = stored["resident_bytes"]
         req.update(param_memory_bytes=weights, gpu_memory_bytes=int(math.ceil(weights * SEED_GPU_FACTOR)),
-                   cpu_memory_bytes=int(math.ceil(weights * SEED_CPU_FACTOR)), disk_bytes=weights)
+                   cpu_memory_bytes=int(math.ceil(weights * SEED_CPU_FACTOR)), disk_bytes=stored["bytes"])
         req["basis"] = dict(req["basis"], param_memory=stored["source"], disk="the stored weights (%s)" % (
             stored["format_name"]), gpu_memory="parameter memory x 1.5 (guide 2.1), on the stored weights",
             cpu_memory="parameter memory x 2 (guide 2.1), on the stored weights")
@@ -333,7 +333,8 @@ def quantized_weights_by_name(resolved):
     With the model's shapes (its config.json when given, else the line's published shapes,
     architecture.reference_config): quantised linear weights at the format's bits (group scales and zero points, FP8
     scales, bitsandbytes absmax) and embeddings, lm_head, norms and vision tower at 16 bits. Without them: the name's
-    size, every parameter at the format's bits.
+    size, every parameter at the format's bits. ``resident_bytes`` is what the engine holds of them
+    (precision.RESIDENT_BITS: bitsandbytes 4-bit keeps fp32 absmax in GPU memory), ``bytes`` what the files store.
     """
     fmt = resolved.get("weight_format")
     if fmt not in precisions.STORAGE_FORMATS or (resolved.get("model_info") is None and
@@ -343,6 +344,10 @@ def quantized_weights_by_name(resolved):
     fmt_precision, bits, name = precisions.STORAGE_FORMATS[fmt]
     if fmt_precision != resolved["precision"]:
         return None
+    resident_bits = precisions.RESIDENT_BITS.get(fmt, bits)
+    resident_note = "" if resident_bits == bits else (
+        "; in GPU memory %s bits: vLLM dequantizes the double-quantised absmax to fp32 when it loads them" % (
+            _fmt_fraction(resident_bits)))
     from ansible_collections.llmops.deploy.plugins.module_utils import architecture
     reference = None
     if isinstance(resolved.get("config"), dict):
@@ -353,19 +358,21 @@ def quantized_weights_by_name(resolved):
         count = resolved["params"]
         stored = int(math.ceil(Fraction(count) * bits / 8))
         source = "estimated: %s parameters (the name's size) x %s bits (%s, scales included; no published shapes " \
-            "for this line, so embeddings are counted as quantised)" % (
-                "{:,}".format(count), _fmt_fraction(bits), name)
-        return {"bytes": stored, "params": count, "format_name": name, "format_source": resolved[
-            "weight_format_source"], "source": source}
+            "for this line, so embeddings are counted as quantised)%s" % (
+                "{:,}".format(count), _fmt_fraction(bits), name, resident_note)
+        return {"bytes": stored, "resident_bytes": int(math.ceil(Fraction(count) * resident_bits / 8)),
+                "params": count, "format_name": name, "format_source": resolved["weight_format_source"],
+                "source": source}
     breakdown = architecture.parse_config(reference)["params"]
     unquantized = breakdown["unquantized"]
     quantized = breakdown["total"] - unquantized
     stored = int(math.ceil(quantized * bits / 8 + unquantized * 2))
     source = ("estimated: %s (%s parameters): %s quantised parameters x %s bits (%s, scales and zero points "
-              "included) + %s embedding/lm_head/norm parameters at 16 bits" % (
+              "included) + %s embedding/lm_head/norm parameters at 16 bits%s" % (
                   reference["_reference"], "{:,}".format(breakdown["total"]), "{:,}".format(quantized),
-                  _fmt_fraction(bits), name, "{:,}".format(unquantized)))
-    return {"bytes": stored, "params": breakdown["total"], "format_name": name,
+                  _fmt_fraction(bits), name, "{:,}".format(unquantized), resident_note))
+    return {"bytes": stored, "resident_bytes": int(math.ceil(quantized * resident_bits / 8 + unquantized * 2)),
+            "params": breakdown["total"], "format_name": name,
             "format_source": resolved["weight_format_source"], "source": source}
 
 
