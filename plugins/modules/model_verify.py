@@ -25,7 +25,7 @@ description:
     O(params_tolerance). Packed GPTQ/AWQ and bitsandbytes 4-bit weights are unpacked using C(config.json)'s
     C(quantization_config).
   - Nothing below the directory is followed, even if it changes during the run (the directory itself may be a
-    symlink): a symlink (to a file or a directory) and a special file (fifo, socket, device) are refused, never read,
+    symlink); a symlink (to a file or a directory) and a special file (fifo, socket, device) are refused, never read,
     named in RV(refused) and in a warning. They count as missing where a check needs them (a symlinked
     C(config.json) or shard is a problem). The same listing serves M(llmops.deploy.modelscope_info) with O(path).
   - Fails listing every problem found; all facts are returned either way.

@@ -77,7 +77,7 @@ options:
     description:
       - A local model directory to read instead of the hub (offline mode, no network).
       - Read the way M(llmops.deploy.model_verify) reads it (one listing, module_utils C(model_dir_check)). The
-        directory itself may be a symlink. Below it, nothing is followed, even if it changes during the run: a symlink
+        directory itself may be a symlink. Below it, nothing is followed, even if it changes during the run; a symlink
         (to a file or a directory) and a special file (fifo, socket, device) are refused, never read, named in
         RV(refused) and in a warning, and are not among the model's files. A model whose files are symlinks (such as
         a Hugging Face cache snapshot) must be copied to a real directory first. SDK partial files (C(*.incomplete))
