@@ -345,7 +345,8 @@ class Info(object):
         self.module = module
         self.params = module.params
         self.result = {"changed": False, "model_id": self.params["model_id"],
-                       "revision_requested": self.params["revision"], "endpoint": None, "path": None}
+                       "revision_requested": self.params["revision"], "endpoint": None, "path": None,
+                       "refused": []}
 
     def scrub(self, text):
         token = self.params.get("token")
@@ -402,7 +403,7 @@ class Info(object):
                 source.close()
         for warning in facts["metadata_warnings"]:
             self.module.warn(self.scrub(warning))
-        self.result.update(facts, refused=source.refused if local else [])
+        self.result.update(facts)
         self.module.exit_json(**self.result)
 
 
