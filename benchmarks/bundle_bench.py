@@ -4,16 +4,20 @@ A generated model (default 1 GiB) is downloaded once from the local hub with mod
 ``--rounds`` times:
 
 * export: ``model_bundle state=export part_size=<part>`` (reads every file once, checks each sha256 against the
-  marker while it writes the tar stream into parts) against ``tar -cf - | split -b <part>``;
+  marker while it writes the tar stream into parts, parts synced to disk) against ``tar -cf - | split -b <part>``;
 * import: ``model_bundle state=import`` into a fresh directory (one pass over the parts: every member checked, every
-  file hashed, the parts' sha256 checked, the marker written) against ``cat parts | tar -xf -`` (no verification)
+  file hashed from the bytes it writes, the marker written) against ``cat parts | tar -xf -`` (no verification)
   and against ``cat parts | tar -xf -`` followed by ``sha256sum -c`` (the same verification, a second pass).
+
+``--baseline REF`` also times, in every round, the export and the import of the module as it was at git ref REF (its
+``plugins/`` taken with ``git archive``; it imports its own export), so a change is measured against the code before
+it in the same conditions.
 
 Each comparison is made on the machine as it is (``quiet``) and under ``--load`` busy loops started by this script
 (``loaded``, default 2 per core, children of this script like in download_bench.py).
 
 Usage: .venv/bin/python benchmarks/bundle_bench.py [--size 1GiB] [--part 256MiB] [--rounds 3]
-       [--phases quiet,loaded] [--load N] [--workdir DIR]
+       [--phases quiet,loaded] [--load N] [--baseline REF] [--workdir DIR]
 Run from the repository root after scripts/setup.sh. Medians of wall-clock seconds; nothing is asserted.
 """
 import argparse
@@ -29,14 +33,15 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 sys.path.insert(0, os.path.join(REPO, "benchmarks"))
 
-from download_bench import BusyLoops, direct_module, run_module  # noqa: E402
+from download_bench import COLLECTIONS, BusyLoops, baseline_tree, direct_module, run_module  # noqa: E402
 from tools.local_hub import LocalHub  # noqa: E402
 from tools.local_hub.models import parse_size  # noqa: E402
 
 
-def bundle(workdir, **args):
-    """Seconds of one model_bundle run, as the process Ansible runs on the target (no controller start-up)."""
-    return direct_module("model_bundle", args, workdir)[0]
+def bundle(workdir, collections=COLLECTIONS, **args):
+    """Seconds of one model_bundle run, as the process Ansible runs on the target (no controller start-up);
+    ``collections``: the folder holding the collection to run (a baseline's)."""
+    return direct_module("model_bundle", args, workdir, collections)[0]
 
 
 def shell(cmd):
@@ -58,6 +63,7 @@ def main():
     parser.add_argument("--phases", default="quiet,loaded", help="comma-separated: quiet, loaded")
     parser.add_argument("--load", type=int, default=2 * (os.cpu_count() or 1),
                         help="busy-loop processes during the loaded phase (default: 2 per core)")
+    parser.add_argument("--baseline", metavar="REF", help="also time the module as it was at this git ref")
     parser.add_argument("--workdir", default=None)
     opts = parser.parse_args()
     phases = [p.strip() for p in opts.phases.split(",") if p.strip()]
@@ -65,6 +71,7 @@ def main():
         parser.error("--phases: use quiet and/or loaded")
     workdir = opts.workdir or tempfile.mkdtemp(prefix="llmops-bundle-bench-")
     part = parse_size(opts.part)
+    opts.baseline_tree = baseline_tree(opts.baseline, workdir) if opts.baseline else None
     hub = LocalHub(os.path.join(REPO, ".work", "bench-hub-store"), models=["bench:%s" % opts.size]).start()
     try:
         model_id = hub.model_ids[0]
@@ -94,8 +101,17 @@ def main():
 def rounds(opts, workdir, source, part, sums):
     """Alternating rounds of export / tar -c / import / tar -x / tar -x + sha256sum: ``{case: [seconds]}``."""
     media, tar_media = os.path.join(workdir, "media"), os.path.join(workdir, "tar-media")
-    times = dict((k, []) for k in ("export", "tar_c", "import", "tar_x", "tar_x_sha"))
+    keys = ("export", "base_export", "tar_c", "import", "base_import", "tar_x", "tar_x_sha")
+    times = dict((k, []) for k in keys if opts.baseline or not k.startswith("base_"))
     for _round in range(opts.rounds):
+        if opts.baseline:
+            fresh(media)
+            times["base_export"].append(bundle(workdir, opts.baseline_tree, state="export", path=source,
+                                               bundle=os.path.join(media, "m"), part_size=opts.part))
+            target = os.path.join(workdir, "imported", "m")
+            shutil.rmtree(os.path.dirname(target), ignore_errors=True)
+            times["base_import"].append(bundle(workdir, opts.baseline_tree, state="import", path=target,
+                                               bundle=os.path.join(media, "m")))
         fresh(media)
         times["export"].append(bundle(workdir, state="export", path=source, bundle=os.path.join(media, "m"),
                                       part_size=opts.part))
@@ -117,22 +133,29 @@ def rounds(opts, workdir, source, part, sums):
 def report(opts, label, times, total):
     gib = 2 ** 30
     rows = [("model_bundle export, parts of %s (sha256 checked against the marker)" % opts.part, "export"),
+            ("model_bundle export at %s" % opts.baseline, "base_export"),
             ("tar -cf - | split -b %s" % opts.part, "tar_c"),
-            ("model_bundle import (every file and part verified, marker written)", "import"),
+            ("model_bundle import (every file verified, marker written)", "import"),
+            ("model_bundle import at %s" % opts.baseline, "base_import"),
             ("cat parts | tar -xf - (no verification)", "tar_x"),
             ("cat parts | tar -xf - && sha256sum -c", "tar_x_sha")]
     print()
     print("| Case (%s, %s, median of %d) | Seconds | GiB/s |" % (opts.size, label, opts.rounds))
     print("|---|---|---|")
     for name, key in rows:
+        if key not in times:
+            continue
         seconds = statistics.median(times[key])
         print("| %s | %.2f | %.2f |" % (name, seconds, total / gib / seconds))
     print()
-    print("%s: export / tar: %.2f; import / (tar + sha256sum): %.2f; import / tar alone: %.2f (throughput ratios, "
-          "medians; model_bundle timed as the module process, its start-up included)" % (
-              label, statistics.median(times["tar_c"]) / statistics.median(times["export"]),
-              statistics.median(times["tar_x_sha"]) / statistics.median(times["import"]),
-              statistics.median(times["tar_x"]) / statistics.median(times["import"])), flush=True)
+    med = dict((key, statistics.median(values)) for key, values in times.items())
+    for who, prefix in (("this checkout", ""), ("at %s" % opts.baseline, "base_")):
+        if prefix + "export" not in med:
+            continue
+        print("%s, %s: export / tar: %.2f; import / (tar + sha256sum): %.2f; import / tar alone: %.2f (throughput "
+              "ratios, medians; model_bundle timed as the module process, its start-up included)" % (
+                  label, who, med["tar_c"] / med[prefix + "export"], med["tar_x_sha"] / med[prefix + "import"],
+                  med["tar_x"] / med[prefix + "import"]), flush=True)
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ import json
 import os
 import stat
 import tarfile
+import threading
 
 from ansible_collections.llmops.deploy.plugins.module_utils.marker import files_digest, marker_problems
 from ansible_collections.llmops.deploy.plugins.module_utils.stream_hash import CHUNK, HashPipeline
@@ -98,8 +99,9 @@ def _write_all(fd, view):
 
 class PartWriter(object):
     """A write-only stream that fills files of ``part_size`` bytes (None: one file). Parts are written under
-    temporary names, synced to disk and renamed by :meth:`commit`; :meth:`abort` removes them. ``parts`` holds
-    each part's name and size. Nothing is hashed here: the files' own sha256 cover their bytes."""
+    temporary names and renamed by :meth:`commit` once every one of them is on disk; :meth:`abort` removes them.
+    A full part is synced (``fsync``) and closed by a thread of its own while the next part is written. ``parts``
+    holds each part's name and size. Nothing is hashed here: the files' own sha256 cover their bytes."""
 
     def __init__(self, base, part_size=None, mode=0o644):
         self.base = base
@@ -109,6 +111,8 @@ class PartWriter(object):
         self._fd = None
         self._written = 0
         self._tmp_names = []
+        self._syncers = []
+        self._sync_errors = []
 
     def _open_next(self):
         index = len(self.parts)
@@ -123,13 +127,32 @@ class PartWriter(object):
         self._written = 0
         self.parts.append({"name": os.path.basename(final), "size": 0})
 
+    def _sync_and_close(self, fd):
+        try:
+            os.fsync(fd)
+        except OSError as exc:
+            self._sync_errors.append(exc)
+        finally:
+            os.close(fd)
+
     def _close_part(self):
         if self._fd is not None:
-            os.fchmod(self._fd, self.mode)
-            os.fsync(self._fd)
-            os.close(self._fd)
-            self._fd = None
+            fd, self._fd = self._fd, None
             self.parts[-1]["size"] = self._written
+            try:
+                os.fchmod(fd, self.mode)
+            except OSError:
+                os.close(fd)
+                raise
+            syncer = threading.Thread(target=self._sync_and_close, args=(fd,), name="llmops-part-sync")
+            syncer.daemon = True
+            syncer.start()
+            self._syncers.append(syncer)
+
+    def _join_syncers(self):
+        for syncer in self._syncers:
+            syncer.join()
+        self._syncers = []
 
     def write(self, data):
         view = memoryview(data)
@@ -150,6 +173,9 @@ class PartWriter(object):
         if self._fd is None and not self.parts:
             self._open_next()
         self._close_part()
+        self._join_syncers()
+        if self._sync_errors:
+            raise self._sync_errors[0]
         for tmp, final in self._tmp_names:
             os.replace(tmp, final)
         self._tmp_names = []
@@ -159,6 +185,7 @@ class PartWriter(object):
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+        self._join_syncers()
         for tmp, _final in self._tmp_names:
             try:
                 os.unlink(tmp)

@@ -3,6 +3,7 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """model_bundle end to end: a hub download exported in parts, carried, imported with full verification into the same
 marker a hub download writes (real ``ansible`` runs, the local hub, the real SDK for the first download)."""
+import hashlib
 import io
 import json
 import os
@@ -108,3 +109,40 @@ def test_export_refuses_a_directory_without_a_valid_marker(downloaded, tmp_path)
     res = bundle(state="export", path=str(downloaded), bundle=str(tmp_path / "b"))
     assert res["failed"] and "no completion marker" in res["msg"]
     assert not [n for n in os.listdir(str(tmp_path)) if n.startswith("b")]
+
+
+def test_sidecars_name_the_manifest_and_older_ones_are_still_checked(downloaded, tmp_path):
+    media = tmp_path / "usb"
+    media.mkdir()
+    prefix = str(media / "llama")
+    res = bundle(state="export", path=str(downloaded), bundle=prefix, part_size="1MiB")
+    assert res["changed"], res.get("msg")
+    sidecar_path = media / "llama.json"
+    sidecar = json.loads(sidecar_path.read_text())
+    target = tmp_path / "air-gapped" / "Llama"
+
+    # a sidecar whose manifest digest is not the bundle's: refused before anything is written
+    sidecar_path.write_text(json.dumps(dict(sidecar, manifest_sha256="0" * 64)))
+    res = bundle(state="import", path=str(target), bundle=prefix)
+    assert res["failed"] and "does not match the manifest_sha256" in res["msg"], res["msg"]
+    assert all_files(target) == []
+
+    # a sidecar of the earlier format (a sha256 per part): still imported, its part digests still checked
+    digests = [hashlib.sha256((media / p["name"]).read_bytes()).hexdigest() for p in sidecar["parts"]]
+    old = dict((k, v) for k, v in sidecar.items() if k != "manifest_sha256")
+    old.update(format="llmops.deploy/model-bundle-parts/v1",
+               parts=[dict(p, sha256=d) for p, d in zip(sidecar["parts"], digests)])
+    old["parts"][-1]["sha256"] = "f" * 64
+    sidecar_path.write_text(json.dumps(old))
+    res = bundle(state="import", path=str(target), bundle=prefix)
+    assert res["failed"] and "part(s) %s do not match" % old["parts"][-1]["name"] in res["msg"], res["msg"]
+    assert not (target / MARKER).exists() and all_files(target) == []
+    old["parts"][-1]["sha256"] = digests[-1]
+    sidecar_path.write_text(json.dumps(old))
+    res = bundle(state="import", path=str(target), bundle=prefix, model_id=LLAMA)
+    assert res["changed"] and res["files_written"] == res["files"], res.get("msg")
+    assert marker_of(target)["files_digest"] == marker_of(downloaded)["files_digest"]
+
+    # an export over an older sidecar writes the current format
+    res = bundle(state="export", path=str(downloaded), bundle=prefix, part_size="1MiB")
+    assert res["changed"] and json.loads(sidecar_path.read_text())["format"] == sidecar["format"]

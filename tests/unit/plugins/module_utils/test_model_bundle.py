@@ -249,3 +249,21 @@ def test_truncated_bundle_is_refused(tmp_path):
     staging.mkdir()
     with pytest.raises(mb.BundleError, match="truncated"):
         mb.extract_bundle(tar, manifest, str(staging))
+
+
+def test_a_part_that_cannot_be_synced_fails_the_commit_and_leaves_nothing(tmp_path, monkeypatch):
+    src = tmp_path / "src"
+    manifest = mb.bundle_manifest(make_model(src))
+    media = tmp_path / "media"
+    media.mkdir()
+    writer = mb.PartWriter(str(media / "b.tar"), 100000)
+    mb.write_bundle(str(src), manifest, writer)
+
+    def no_space(_fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(mb.os, "fsync", no_space)     # a full or removed medium, which cannot be made here
+    with pytest.raises(OSError, match="No space left"):
+        writer.commit()
+    writer.abort()
+    assert os.listdir(str(media)) == []
