@@ -1,7 +1,8 @@
 """Bundle figures of llmops.deploy.model_bundle against plain `tar` of the same directory (issue 9). Prints a table.
 
-A generated model (default 1 GiB) is downloaded once from the local hub with modelscope_download, then, alternating
-``--rounds`` times:
+A generated model (default 1 GiB, one weight shard at that size) is downloaded once from the local hub with
+modelscope_download (or, with ``--files N``, N files of random bytes with a completion marker written by the
+collection's marker code: the shape of a large model, many shards), then, alternating ``--rounds`` times:
 
 * export: ``model_bundle state=export part_size=<part>`` (reads every file once, checks each sha256 against the
   marker while it writes the tar stream into parts, parts synced to disk) against ``tar -cf - | split -b <part>``;
@@ -17,10 +18,11 @@ Each comparison is made on the machine as it is (``quiet``) and under ``--load``
 (``loaded``, default 2 per core, children of this script like in download_bench.py).
 
 Usage: .venv/bin/python benchmarks/bundle_bench.py [--size 1GiB] [--part 256MiB] [--rounds 3]
-       [--phases quiet,loaded] [--load N] [--baseline REF] [--workdir DIR]
+       [--phases quiet,loaded] [--load N] [--files N] [--baseline REF] [--workdir DIR]
 Run from the repository root after scripts/setup.sh. Medians of wall-clock seconds; nothing is asserted.
 """
 import argparse
+import hashlib
 import os
 import shutil
 import statistics
@@ -36,6 +38,9 @@ sys.path.insert(0, os.path.join(REPO, "benchmarks"))
 from download_bench import COLLECTIONS, BusyLoops, baseline_tree, direct_module, run_module  # noqa: E402
 from tools.local_hub import LocalHub  # noqa: E402
 from tools.local_hub.models import parse_size  # noqa: E402
+
+sys.path.insert(0, COLLECTIONS)
+from ansible_collections.llmops.deploy.plugins.module_utils.marker import build_marker, write_marker  # noqa: E402
 
 
 def bundle(workdir, collections=COLLECTIONS, **args):
@@ -55,6 +60,27 @@ def fresh(path):
     os.makedirs(path)
 
 
+def generated_model(root, size, count):
+    """``count`` files of random bytes, ``size`` in all, and their completion marker under ``root``."""
+    os.makedirs(root)
+    entries = []
+    for index in range(count):
+        rel = "model-%05d-of-%05d.safetensors" % (index + 1, count)
+        path = os.path.join(root, rel)
+        digest = hashlib.sha256()
+        left = size // count + (1 if index < size % count else 0)
+        with open(path, "wb") as handle:
+            while left:
+                block = os.urandom(min(left, 64 * 1024 * 1024))
+                digest.update(block)
+                handle.write(block)
+                left -= len(block)
+        st = os.stat(path)
+        entries.append({"path": rel, "size": st.st_size, "sha256": digest.hexdigest(), "mtime_ns": st.st_mtime_ns})
+    write_marker(root, build_marker("bench/generated-%d-files" % count, "master", "0" * 40, "http://127.0.0.1:9",
+                                    [], [], entries, "bench"))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", default="1GiB")
@@ -63,6 +89,8 @@ def main():
     parser.add_argument("--phases", default="quiet,loaded", help="comma-separated: quiet, loaded")
     parser.add_argument("--load", type=int, default=2 * (os.cpu_count() or 1),
                         help="busy-loop processes during the loaded phase (default: 2 per core)")
+    parser.add_argument("--files", type=int, default=0,
+                        help="N > 0: N files of random bytes (many shards) instead of the hub's one-shard model")
     parser.add_argument("--baseline", metavar="REF", help="also time the module as it was at this git ref")
     parser.add_argument("--workdir", default=None)
     opts = parser.parse_args()
@@ -72,13 +100,17 @@ def main():
     workdir = opts.workdir or tempfile.mkdtemp(prefix="llmops-bundle-bench-")
     part = parse_size(opts.part)
     opts.baseline_tree = baseline_tree(opts.baseline, workdir) if opts.baseline else None
-    hub = LocalHub(os.path.join(REPO, ".work", "bench-hub-store"), models=["bench:%s" % opts.size]).start()
-    try:
-        model_id = hub.model_ids[0]
-        source = os.path.join(workdir, "models", model_id)
-        run_module(hub.endpoint, model_id, source, workdir)
-    finally:
-        hub.stop()
+    if opts.files > 0:
+        source = os.path.join(workdir, "models", "generated")
+        generated_model(source, parse_size(opts.size), opts.files)
+    else:
+        hub = LocalHub(os.path.join(REPO, ".work", "bench-hub-store"), models=["bench:%s" % opts.size]).start()
+        try:
+            model_id = hub.model_ids[0]
+            source = os.path.join(workdir, "models", model_id)
+            run_module(hub.endpoint, model_id, source, workdir)
+        finally:
+            hub.stop()
     try:
         total = sum(os.path.getsize(os.path.join(b, f)) for b, _d, fs in os.walk(source) for f in fs)
         sums = os.path.join(workdir, "SHA256SUMS")
@@ -140,7 +172,8 @@ def report(opts, label, times, total):
             ("cat parts | tar -xf - (no verification)", "tar_x"),
             ("cat parts | tar -xf - && sha256sum -c", "tar_x_sha")]
     print()
-    print("| Case (%s, %s, median of %d) | Seconds | GiB/s |" % (opts.size, label, opts.rounds))
+    shape = "%d files" % opts.files if opts.files > 0 else "hub model"
+    print("| Case (%s, %s, %s, median of %d) | Seconds | GiB/s |" % (opts.size, shape, label, opts.rounds))
     print("|---|---|---|")
     for name, key in rows:
         if key not in times:

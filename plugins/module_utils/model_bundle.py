@@ -302,17 +302,23 @@ def manifest_bytes(manifest):
     return json.dumps(manifest, indent=1, sort_keys=True).encode("utf-8")
 
 
-def write_bundle(model_dir, manifest, stream, chunk=CHUNK):
+def hash_workers():
+    """Helper threads that hash files at once: one per core, at most 4 (the copy itself needs little CPU)."""
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def write_bundle(model_dir, manifest, stream, chunk=CHUNK, workers=None):
     """Write the tar stream of ``manifest`` (files read from ``model_dir``) into ``stream`` (``write(bytes)``).
     Returns the sha256 of the manifest member.
 
     The headers come from ``tarfile.TarInfo.tobuf`` (pax format, so any name is kept exactly); the data is read into
-    reused buffers of ``chunk`` bytes and each buffer is written to ``stream`` while a helper thread hashes it.
-    Every file is opened with ``O_NOFOLLOW``, must be a regular file of its listed size, and must hash to its listed
-    sha256. Raises BundleError naming every file that failed (the stream is then to be thrown away).
+    reused buffers of ``chunk`` bytes and each buffer is written to ``stream`` while a helper thread hashes it
+    (``workers`` helpers, consecutive files on different ones). Every file is opened with ``O_NOFOLLOW``, must be a
+    regular file of its listed size, and must hash to its listed sha256. Raises BundleError naming every file that
+    failed (the stream is then to be thrown away).
     """
     data = manifest_bytes(manifest)
-    problems = []
+    digests = []
     written = 0
 
     def emit(chunk):
@@ -321,8 +327,8 @@ def write_bundle(model_dir, manifest, stream, chunk=CHUNK):
 
     written += emit(_member(MANIFEST_MEMBER, len(data)).tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape"))
     written += emit(data + _padding(len(data)))
-    with HashPipeline(chunk) as pipe:
-        for item in manifest["files"]:
+    with HashPipeline(chunk, workers=workers or hash_workers()) as pipe:
+        for lane, item in enumerate(manifest["files"]):
             try:
                 fd = os.open(os.path.join(model_dir, item["path"]), _READ_FLAGS)
             except OSError as exc:
@@ -346,17 +352,17 @@ def write_bundle(model_dir, manifest, stream, chunk=CHUNK):
                     if not got:
                         pipe.give_back(index)
                         break
-                    pipe.hash(digest, index, got)
+                    pipe.hash(digest, index, got, lane)
                     count += emit(view[:got])
-                pipe.wait()
                 if count < item["size"]:
                     raise BundleError("%s ended after %d of %d bytes while it was read" % (item["path"], count,
                                                                                            item["size"]))
                 written += count + emit(_padding(count))
-                if digest.hexdigest() != item["sha256"]:
-                    problems.append(item["path"])
+                digests.append((item, digest))
             finally:
                 os.close(fd)
+        pipe.wait()
+    problems = [item["path"] for item, digest in digests if digest.hexdigest() != item["sha256"]]
     end = 2 * BLOCK
     end += -(written + end) % RECORD
     emit(b"\0" * end)
@@ -550,9 +556,9 @@ def _create(root, rel):
     return os.open(target, _CREATE_FLAGS, 0o600)
 
 
-def _extract_one(tar, pipe, staging_files, entry):
-    """Write the current member into a new staging file, hashing the same buffers in ``pipe``'s helper thread.
-    ``(sha256, bytes, mtime_ns)``."""
+def _extract_one(tar, pipe, lane, staging_files, entry):
+    """Write the current member into a new staging file while helper ``lane`` of ``pipe`` hashes the same buffers.
+    ``(digest, bytes, mtime_ns)``: the digest is complete once ``pipe.wait()`` returned."""
     digest = hashlib.sha256()
     count = 0
     fd = _create(staging_files, entry["path"])
@@ -567,20 +573,19 @@ def _extract_one(tar, pipe, staging_files, entry):
             if not got:
                 pipe.give_back(index)
                 break
-            pipe.hash(digest, index, got)
+            pipe.hash(digest, index, got, lane)
             _write_all(fd, view[:got])
             count += got
-        pipe.wait()
         mtime_ns = os.fstat(fd).st_mtime_ns
     finally:
         os.close(fd)
-    return digest.hexdigest(), count, mtime_ns
+    return digest, count, mtime_ns
 
 
-def extract_bundle(tar, manifest, staging_files, only=None, chunk=CHUNK):
+def extract_bundle(tar, manifest, staging_files, only=None, chunk=CHUNK, workers=None):
     """Write the members of ``tar`` (a :class:`TarReader` past its manifest) into ``staging_files`` and verify each
     one against the manifest's sha256, hashed from the very buffers that are written (each byte read and hashed
-    once).
+    once; ``workers`` helper threads, consecutive files on different ones).
 
     ``only``: paths to write (others are read past and checked by size only: files already in place). Returns the
     verified entries (with mtime_ns). Raises BundleError with every problem (nothing partial is returned; a file
@@ -588,8 +593,8 @@ def extract_bundle(tar, manifest, staging_files, only=None, chunk=CHUNK):
     """
     wanted = dict((f["path"], f) for f in manifest["files"])
     seen = set()
-    good, problems = [], []
-    with HashPipeline(chunk) as pipe:
+    good, problems, written = [], [], []
+    with HashPipeline(chunk, workers=workers or hash_workers()) as pipe:
         while True:
             member = tar.next()
             if member is None:
@@ -613,12 +618,14 @@ def extract_bundle(tar, manifest, staging_files, only=None, chunk=CHUNK):
             if only is not None and name not in only:
                 continue
             start = tar.position
-            sha256, count, mtime_ns = _extract_one(tar, pipe, staging_files, entry)
-            if count != entry["size"] or sha256 != entry["sha256"]:
-                problems.append("%s does not match its sha256 (%d bytes read%s)" % (
-                    name, count, tar.where(start, tar.position)))
-                os.unlink(os.path.join(staging_files, name))
-                continue
+            digest, count, mtime_ns = _extract_one(tar, pipe, len(written), staging_files, entry)
+            written.append((entry, digest, count, mtime_ns, tar.where(start, tar.position)))
+        pipe.wait()
+    for entry, digest, count, mtime_ns, where in written:
+        if count != entry["size"] or digest.hexdigest() != entry["sha256"]:
+            problems.append("%s does not match its sha256 (%d bytes read%s)" % (entry["path"], count, where))
+            os.unlink(os.path.join(staging_files, entry["path"]))
+        else:
             good.append(dict(entry, mtime_ns=mtime_ns))
     missing = sorted(set(wanted) - seen)
     if missing:

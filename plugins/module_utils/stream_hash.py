@@ -24,7 +24,8 @@ itself. So the bytes are hashed while they arrive:
 * :class:`HashPipeline` hashes bytes this process copies itself (a bundle written or read by ``model_bundle``): the
   copy reads into one of a few reused buffers, hands it to a helper thread that updates the file's sha256, and writes
   the very same buffer while the helper hashes it; a buffer is refilled only once the helper is done with it. Each
-  byte is read once and hashed once, and the hashing runs beside the copy instead of after it.
+  byte is read once and hashed once, the hashing runs beside the copy instead of after it, and with several helpers
+  consecutive files are hashed on different cores at once.
 
 Anything else is hashed again by :func:`hash_files` (in parallel across files). The check against the listed size and
 sha256 is never skipped: only *when* the bytes are read changes.
@@ -287,25 +288,28 @@ def hash_files(root, paths, workers=2, hasher=sha256_file):
 
 
 class HashPipeline(object):
-    """sha256 of bytes this thread copies, computed in one helper thread beside the copy.
+    """sha256 of bytes this thread copies, computed in helper threads beside the copy.
 
-    ``depth`` buffers of ``chunk`` bytes are reused for the whole run. The copy loop takes a free buffer
-    (:meth:`take`), reads into it, hands the bytes read to the helper (:meth:`hash`: ``digest.update`` runs there;
+    ``depth`` buffers of ``chunk`` bytes per helper are reused for the whole run. The copy loop takes a free buffer
+    (:meth:`take`), reads into it, hands the bytes read to a helper (:meth:`hash`: ``digest.update`` runs there;
     hashlib releases the GIL) and writes the same buffer meanwhile; it must not touch the buffer after writing it.
-    :meth:`take` blocks until the helper is done with a buffer, and :meth:`wait` until every digest handed over is
-    up to date, so a digest is read only after :meth:`wait`. Use as a context manager (the helper ends on exit).
+    :meth:`take` blocks until a buffer is free again, :meth:`wait` until every digest handed over is up to date,
+    so a digest is read only after :meth:`wait`. ``workers`` helpers (lanes) hash different files at the same time:
+    all the buffers of one digest must go to the same lane (they are hashed in the order given). Use as a context
+    manager (the helpers end on exit).
     """
 
-    def __init__(self, chunk=CHUNK, depth=4):
+    def __init__(self, chunk=CHUNK, depth=4, workers=1):
         self.chunk = int(chunk)
-        self.depth = max(2, int(depth))
+        self.workers = max(1, int(workers))
+        self.depth = max(2, int(depth)) * self.workers
         self._views = [memoryview(bytearray(self.chunk)) for _index in range(self.depth)]
         self._free = queue.Queue()
         for index in range(self.depth):
             self._free.put(index)
-        self._jobs = queue.Queue()
-        self._thread = None
+        self._lanes = [None] * self.workers
         self._error = None
+        self._count_lock = threading.Lock()
         self.bytes_hashed = 0
 
     def __enter__(self):
@@ -316,7 +320,7 @@ class HashPipeline(object):
         return False
 
     def take(self):
-        """``(index, view)``: a buffer the helper no longer reads."""
+        """``(index, view)``: a buffer no helper reads."""
         index = self._free.get()
         return index, self._views[index]
 
@@ -324,32 +328,36 @@ class HashPipeline(object):
         """Return a buffer taken with :meth:`take` and not handed to :meth:`hash`."""
         self._free.put(index)
 
-    def hash(self, digest, index, count):
-        """Update ``digest`` with the first ``count`` bytes of buffer ``index``, in the helper thread; the buffer
-        comes back to the free ones when that is done."""
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._work, name="llmops-hash-pipeline")
-            self._thread.daemon = True
-            self._thread.start()
-        self._jobs.put((digest, index, count))
+    def hash(self, digest, index, count, lane=0):
+        """Update ``digest`` with the first ``count`` bytes of buffer ``index`` in helper ``lane`` (modulo
+        ``workers``); the buffer comes back to the free ones when that is done."""
+        lane %= self.workers
+        if self._lanes[lane] is None:
+            jobs = queue.Queue()
+            thread = threading.Thread(target=self._work, args=(jobs,), name="llmops-hash-pipeline-%d" % lane)
+            thread.daemon = True
+            thread.start()
+            self._lanes[lane] = (jobs, thread)
+        self._lanes[lane][0].put((digest, index, count))
 
-    def _work(self):
+    def _work(self, jobs):
         while True:
-            job = self._jobs.get()
+            job = jobs.get()
             if job is None:
                 return
             digest, index, count = job
             try:
                 if self._error is None:
                     digest.update(self._views[index][:count])
-                    self.bytes_hashed += count
+                    with self._count_lock:
+                        self.bytes_hashed += count
             except Exception as exc:  # pylint: disable=broad-except
                 self._error = exc
             finally:
                 self._free.put(index)
 
     def wait(self):
-        """Block until the helper has hashed everything handed to it (every buffer is free again)."""
+        """Block until the helpers have hashed everything handed to them (every buffer is free again)."""
         taken = [self._free.get() for _index in range(self.depth)]
         for index in taken:
             self._free.put(index)
@@ -357,8 +365,9 @@ class HashPipeline(object):
             raise self._error
 
     def close(self):
-        """End the helper thread (after the work handed to it)."""
-        if self._thread is not None:
-            self._jobs.put(None)
-            self._thread.join()
-            self._thread = None
+        """End the helper threads (after the work handed to them)."""
+        for lane in self._lanes:
+            if lane is not None:
+                lane[0].put(None)
+                lane[1].join()
+        self._lanes = [None] * self.workers

@@ -62,15 +62,15 @@ def test_parts_hold_the_whole_stream(tmp_path):
     assert not [n for n in os.listdir(str(tmp_path)) if ".tmp-" in n]
 
 
-@pytest.mark.parametrize("chunk", [mb.CHUNK, 1000])
-def test_import_verifies_every_file_and_reads_each_part_once(tmp_path, chunk):
+@pytest.mark.parametrize("chunk, workers", [(mb.CHUNK, 1), (1000, 1), (1000, 3)])
+def test_import_verifies_every_file_and_reads_each_part_once(tmp_path, chunk, workers):
     manifest, parts, manifest_sha256 = export(tmp_path, part_size=70000)
     reader = mb.PartReader([str(tmp_path / p["name"]) for p in parts])
     tar = mb.TarReader(reader)
     assert mb.read_manifest(tar, sha256=manifest_sha256) == manifest
     staging = tmp_path / "staging"
     staging.mkdir()
-    good = mb.extract_bundle(tar, manifest, str(staging), chunk=chunk)
+    good = mb.extract_bundle(tar, manifest, str(staging), chunk=chunk, workers=workers)
     assert tar.finish() > 0
     assert sorted(g["path"] for g in good) == sorted(FILES)
     for rel, data in FILES.items():
@@ -166,7 +166,7 @@ def test_export_refuses_a_file_that_no_longer_matches_its_marker(tmp_path):
         handle.write(b"X")
     writer = mb.PartWriter(str(tmp_path / "b.tar"))
     with pytest.raises(mb.BundleError, match="model.safetensors") as info:
-        mb.write_bundle(str(src), mb.bundle_manifest(marker), writer, chunk=4096)
+        mb.write_bundle(str(src), mb.bundle_manifest(marker), writer, chunk=4096, workers=2)
     assert info.value.problems == ["model.safetensors"]
     writer.abort()
     assert os.listdir(str(tmp_path)) == ["src"]

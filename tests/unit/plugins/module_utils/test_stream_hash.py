@@ -121,23 +121,25 @@ def test_sha256_file_small_chunks(tmp_path):
     assert sha256_file(str(tmp_path / "f"), chunk_size=333) == sha(data)
 
 
-def test_pipeline_hashes_what_is_copied_through_its_buffers():
+@pytest.mark.parametrize("workers", [1, 2, 3])
+def test_pipeline_hashes_what_is_copied_through_its_buffers(workers):
     data = os.urandom(100003)
+    pieces = [data[:50000], data[50000:50001], data[50001:]]
     copied = bytearray()
-    digests = [hashlib.sha256(), hashlib.sha256()]        # two "files", one helper thread for both
-    with HashPipeline(chunk=4096, depth=3) as pipe:
-        for digest, part in zip(digests, (data[:50000], data[50000:])):
+    digests = [hashlib.sha256() for _piece in pieces]   # three "files", each on its own lane when there are lanes
+    with HashPipeline(chunk=4096, depth=3, workers=workers) as pipe:
+        for lane, (digest, piece) in enumerate(zip(digests, pieces)):
             pos = 0
-            while pos < len(part):
+            while pos < len(piece):
                 index, view = pipe.take()
-                count = min(len(view), len(part) - pos)
-                view[:count] = part[pos:pos + count]      # "read" into the buffer
-                pipe.hash(digest, index, count)
+                count = min(len(view), len(piece) - pos)
+                view[:count] = piece[pos:pos + count]     # "read" into the buffer
+                pipe.hash(digest, index, count, lane)
                 copied += view[:count]                    # "write" the same buffer meanwhile
                 pos += count
-            pipe.wait()
+        pipe.wait()                                       # once, at the end: files overlap in the helpers
     assert bytes(copied) == data and pipe.bytes_hashed == len(data)
-    assert [d.hexdigest() for d in digests] == [sha(data[:50000]), sha(data[50000:])]
+    assert [d.hexdigest() for d in digests] == [sha(p) for p in pieces]
 
 
 class BlockingDigest(object):
