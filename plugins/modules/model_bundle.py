@@ -28,8 +28,10 @@ description:
     no second full copy of the model is ever written. A sidecar C(<bundle>.json) lists the parts with their size,
     and the sha256 of the manifest.
   - Every byte is read once and hashed once. Export reads every file once (C(O_NOFOLLOW)) and checks it against the
-    marker's sha256, hashed from the same buffers that are written into the bundle (in a helper thread, beside the
-    copy); a directory whose files no longer match its marker is refused and no bundle is left behind.
+    marker's sha256, hashed from the same buffers that are written into the bundle (in helper threads beside the
+    copy, consecutive files on different cores); a directory whose files no longer match its marker is refused and
+    no bundle is left behind. Each full part is synced to disk while the next one is written; the sidecar is
+    written once every part is.
   - Import reads the parts once as one stream. Every member must be a regular file the manifest names, of its listed
     size; links, devices, directories, unknown or repeated names are refused. Files are written into the same private
     staging directory downloads use (C(.<name>.llmops-staging), mode 0700), each hashed from the very bytes written,
