@@ -19,7 +19,8 @@ Each comparison is made on the machine as it is (``quiet``) and under ``--load``
 
 Usage: .venv/bin/python benchmarks/bundle_bench.py [--size 1GiB] [--part 256MiB] [--rounds 3]
        [--phases quiet,loaded] [--load N] [--files N] [--baseline REF] [--workdir DIR]
-Run from the repository root after scripts/setup.sh. Medians of wall-clock seconds; nothing is asserted.
+Run from the repository root after scripts/setup.sh. Medians of wall-clock seconds, and of the CPU seconds (user +
+system) of every process of the case, which other work on the machine disturbs far less; nothing is asserted.
 """
 import argparse
 import hashlib
@@ -35,7 +36,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 sys.path.insert(0, os.path.join(REPO, "benchmarks"))
 
-from download_bench import COLLECTIONS, BusyLoops, baseline_tree, direct_module, run_module  # noqa: E402
+from download_bench import COLLECTIONS, BusyLoops, baseline_tree, child_cpu, direct_module, run_module  # noqa: E402
 from tools.local_hub import LocalHub  # noqa: E402
 from tools.local_hub.models import parse_size  # noqa: E402
 
@@ -44,15 +45,18 @@ from ansible_collections.llmops.deploy.plugins.module_utils.marker import build_
 
 
 def bundle(workdir, collections=COLLECTIONS, **args):
-    """Seconds of one model_bundle run, as the process Ansible runs on the target (no controller start-up);
-    ``collections``: the folder holding the collection to run (a baseline's)."""
-    return direct_module("model_bundle", args, workdir, collections)[0]
+    """``(wall seconds, CPU seconds)`` of one model_bundle run, as the process Ansible runs on the target (no
+    controller start-up); ``collections``: the folder holding the collection to run (a baseline's)."""
+    cpu = child_cpu()
+    return direct_module("model_bundle", args, workdir, collections)[0], child_cpu() - cpu
 
 
 def shell(cmd):
+    """``(wall seconds, CPU seconds)`` of a bash pipeline (every process of it)."""
+    cpu = child_cpu()
     start = time.monotonic()
     subprocess.run(["bash", "-o", "pipefail", "-c", cmd], check=True)
-    return time.monotonic() - start
+    return time.monotonic() - start, child_cpu() - cpu
 
 
 def fresh(path):
@@ -131,7 +135,7 @@ def main():
 
 
 def rounds(opts, workdir, source, part, sums):
-    """Alternating rounds of export / tar -c / import / tar -x / tar -x + sha256sum: ``{case: [seconds]}``."""
+    """Alternating rounds of export / tar -c / import / tar -x / tar -x + sha256sum: ``{case: [(wall, CPU)]}``."""
     media, tar_media = os.path.join(workdir, "media"), os.path.join(workdir, "tar-media")
     keys = ("export", "base_export", "tar_c", "import", "base_import", "tar_x", "tar_x_sha")
     times = dict((k, []) for k in keys if opts.baseline or not k.startswith("base_"))
@@ -158,7 +162,8 @@ def rounds(opts, workdir, source, part, sums):
             times[key].append(shell("cat %s/m.tar.part* | tar -C %s -xf -%s" % (
                 tar_media, dest, check.replace("DEST", dest))))
         print("round %d: %s; load average %.1f" % (_round + 1, ", ".join(
-            "%s %.2f s" % (k, v[-1]) for k, v in times.items()), os.getloadavg()[0]), flush=True)
+            "%s %.2f s (CPU %.2f)" % (k, v[-1][0], v[-1][1]) for k, v in times.items()), os.getloadavg()[0]),
+              flush=True)
     return times
 
 
@@ -173,15 +178,16 @@ def report(opts, label, times, total):
             ("cat parts | tar -xf - && sha256sum -c", "tar_x_sha")]
     print()
     shape = "%d files" % opts.files if opts.files > 0 else "hub model"
-    print("| Case (%s, %s, %s, median of %d) | Seconds | GiB/s |" % (opts.size, shape, label, opts.rounds))
-    print("|---|---|---|")
+    print("| Case (%s, %s, %s, median of %d) | Seconds | GiB/s | CPU seconds |" % (
+        opts.size, shape, label, opts.rounds))
+    print("|---|---|---|---|")
+    med = dict((key, statistics.median(wall for wall, _cpu in values)) for key, values in times.items())
     for name, key in rows:
         if key not in times:
             continue
-        seconds = statistics.median(times[key])
-        print("| %s | %.2f | %.2f |" % (name, seconds, total / gib / seconds))
+        print("| %s | %.2f | %.2f | %.2f |" % (name, med[key], total / gib / med[key],
+                                               statistics.median(cpu for _wall, cpu in times[key])))
     print()
-    med = dict((key, statistics.median(values)) for key, values in times.items())
     for who, prefix in (("this checkout", ""), ("at %s" % opts.baseline, "base_")):
         if prefix + "export" not in med:
             continue
