@@ -41,7 +41,7 @@ Pure functions, standard library only (runs on targets with Python >= 3.8).
 """
 
 from ansible_collections.llmops.deploy.plugins.module_utils import capacity, gpu_catalog, model_names, scenarios, sizing
-from ansible_collections.llmops.deploy.plugins.module_utils import parameter_count
+from ansible_collections.llmops.deploy.plugins.module_utils import check_spec, parameter_count
 from ansible_collections.llmops.deploy.plugins.module_utils import precision as precisions
 from ansible_collections.llmops.deploy.plugins.module_utils.sizing_errors import SizingInputError
 
@@ -717,83 +717,10 @@ def check_candidates(specs, hardware, size_options, reserve=sizing.DEFAULT_RESER
 
 # capacity_check's options, as data: the shared model/sizing options (sizing.model_spec_argument_spec) and its own.
 # The module and the controller-side capacity_plan filter validate with the same spec.
-CANDIDATE_OPTIONS = dict(
-    key=dict(type="str", no_log=False),
-    label=dict(type="str"),
-    model=dict(type="str"),
-    params=dict(type="raw"),
-    precision=dict(type="str"),
-    precision_source=dict(type="str", choices=["name", "given", "default"]),
-    config=dict(type="dict"),
-    config_path=dict(type="path"),
-    weights=dict(type="dict"),
-    disk_required_bytes=dict(type="int"),
-)
-CHECK_REQUIRED_ONE_OF = [tuple(group) + ("candidates",) for group in sizing.MODEL_SPEC_REQUIRED_ONE_OF]
-CHECK_MUTUALLY_EXCLUSIVE = sizing.MODEL_SPEC_MUTUALLY_EXCLUSIVE + [
-    ("candidates", name) for name in ("model", "params", "config", "config_path", "weights")]
 FAIL_LEVELS = {"insufficient": ("insufficient",), "tight": ("tight", "insufficient"), "never": ()}
 # Hardware parts, as capacity_check's hardware option declares them, and how a missing one is named.
 HARDWARE_PARTS = (("gpus", "gpus (or gpu_model and gpu_count)"), ("memory_total_mib", "memory_total_mib (host RAM)"),
                   ("cpu_cores", "cpu_cores"), ("disk_free_mib", "disk_free_mib (free disk)"))
-
-
-# The declared hardware's keys and types, checked by the argument spec (capacity_check and the capacity_plan filter
-# alike): unknown keys and wrong types are refused naming the key; values are then checked by
-# capacity.normalize_hardware.
-GPU_OPTIONS = dict(
-    index=dict(type="int"),
-    vendor=dict(type="str"),
-    name=dict(type="str"),
-    uuid=dict(type="str"),
-    pci_bus_id=dict(type="str"),
-    driver_version=dict(type="str"),
-    memory_total_mib=dict(type="int"),
-    memory_used_mib=dict(type="int"),
-    memory_free_mib=dict(type="int"),
-    compute_capability=dict(type="raw"),
-    arch=dict(type="str"),
-    unified_memory=dict(type="bool"),
-    gpu_class=dict(type="str"),
-)
-HARDWARE_OPTIONS = dict(
-    gpus=dict(type="list", elements="dict", options=GPU_OPTIONS),
-    gpu_model=dict(type="str"),
-    gpu_count=dict(type="int"),
-    memory_total_mib=dict(type="int"),
-    cpu_cores=dict(type="int"),
-    disk_free_mib=dict(type="int"),
-    disk_path=dict(type="str"),
-)
-
-
-def declared_hardware(hardware):
-    """The declared hardware without the keys the argument spec filled with None (absent means: probe it)."""
-    if hardware is None:
-        return None
-    out = dict((k, v) for k, v in hardware.items() if v is not None)
-    if out.get("gpus") is not None:
-        out["gpus"] = [dict((k, v) for k, v in gpu.items() if v is not None) for gpu in out["gpus"]]
-    return out
-
-
-def check_argument_spec():
-    """capacity_check's argument spec (a fresh copy each call)."""
-    spec = sizing.model_spec_argument_spec()
-    spec.update(
-        target=dict(type="str", choices=["gpu", "cpu"], default="gpu"),
-        model_dir=dict(type="path", default="/opt/llmops/models"),
-        disk_required_bytes=dict(type="int"),
-        hardware=dict(type="dict", options=dict((key, dict(value)) for key, value in HARDWARE_OPTIONS.items()),
-                      mutually_exclusive=[["gpus", "gpu_model"], ["gpus", "gpu_count"]]),
-        probe=dict(type="bool", default=True),
-        candidates=dict(type="list", elements="dict", options=dict(
-            (key, dict(value)) for key, value in CANDIDATE_OPTIONS.items())),
-        scenario=dict(type="str"),
-        fail_on=dict(type="str", choices=["insufficient", "tight", "never"], default="insufficient"),
-        calibrations=dict(type="list", elements="dict"),
-    )
-    return spec
 
 
 def pick_calibration(calibrations, gpus):
@@ -832,7 +759,7 @@ def judge_host(options, probe=None):
         specs = normalize_candidates(p["candidates"])
     else:
         sized = sizing.size_model(**sizing.size_model_options(p))
-    declared = capacity.normalize_hardware(declared_hardware(p.get("hardware")))
+    declared = capacity.normalize_hardware(check_spec.declared_hardware(p.get("hardware")))
     # Keep only what was declared, so the rest is probed.
     declared = dict((k, v) for k, v in declared.items() if v is not None)
     if probe is None:

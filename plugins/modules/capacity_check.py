@@ -31,6 +31,7 @@ description:
   - With O(candidates), the host is probed once and every candidate model is judged against that one probe; one is
     chosen with the rules of P(llmops.deploy.select_model#filter) (scenario band, precision support, fits before
     tight, the guide's precision advice). The top-level result is then the chosen candidate's.
+  - With O(judge=controller), the host is only probed and the judgement is left to the controller (see O(judge)).
   - Planning uses total device memory. Memory already used by other processes on a live host is reported and warned
     about.
 author:
@@ -142,6 +143,18 @@ options:
         C(disk_free_mib)) must then be declared.
     type: bool
     default: true
+  judge:
+    description:
+      - Where the judgement is made. V(host) probes and judges here and returns the full result.
+      - V(controller) only probes (the parts O(hardware) does not declare) and returns C(hardware), C(probed),
+        C(gpu_source) and C(options), the judgement options as given. Registered from every host, these are what the
+        P(llmops.deploy.capacity_plans#filter) filter judges on the controller in one call, with the same code and
+        the same result as V(host). Only the probing code runs on the host, so a fleet is probed at about the cost of
+        a ping (the preflight role does this).
+      - The options are checked on the host all the same, so bad input fails before anything is probed.
+    type: str
+    choices: [host, controller]
+    default: host
   candidates:
     description:
       - Candidate models to judge against this host's one probe, and to choose from. Each is sized with the sizing
@@ -250,6 +263,18 @@ EXAMPLES = r"""
       disk_free_mib: 4000000
   delegate_to: localhost
 
+- name: Probe every host, then judge the whole fleet once on the controller
+  llmops.deploy.capacity_check:
+    model: Qwen/Qwen2.5-72B-Instruct-AWQ
+    judge: controller
+  register: probe
+
+- name: Judge every probed host in one call
+  ansible.builtin.set_fact:
+    plans: "{{ dict(ansible_play_hosts | zip(ansible_play_hosts | map('extract', hostvars, 'probe')))
+               | llmops.deploy.capacity_plans }}"
+  run_once: true
+
 - name: Probe the host once and choose among candidate models
   llmops.deploy.capacity_check:
     candidates: "{{ ['Qwen/Qwen2.5-32B-Instruct', 'Qwen/Qwen2.5-32B-Instruct-GPTQ-Int8', 'Qwen/Qwen2.5-7B-Instruct']
@@ -262,17 +287,17 @@ EXAMPLES = r"""
 RETURN = r"""
 verdict:
   description: Overall verdict, the worst of the resources.
-  returned: always
+  returned: unless O(judge=controller)
   type: str
   sample: fits
 gpus_needed:
   description: Power-of-two GPU count that holds the model with the reserve; 0 for O(target=cpu); null without usable GPUs.
-  returned: always
+  returned: unless O(judge=controller)
   type: int
   sample: 2
 target:
   description: What the model was planned to run on, V(gpu) or V(cpu) (O(target)).
-  returned: always
+  returned: unless O(judge=controller)
   type: str
   sample: gpu
 gpu_plan:
@@ -281,7 +306,7 @@ gpu_plan:
     C(valid_tensor_parallel_sizes), C(excluded_tensor_parallel_sizes), C(kv_heads_per_gpu), C(kv_heads_replicated),
     C(max_context_length), C(max_concurrency), C(fit_configuration) (for the configuration this host can run),
     C(engine_memory) and C(start_refused).
-  returned: always
+  returned: unless O(judge=controller)
   type: dict
   sample: {"gpus": 2, "gpus_minimum": 2, "nodes": 1, "tensor_parallel_size": 2, "pipeline_parallel_size": 1,
            "gpu_name": "NVIDIA A100-SXM4-80GB", "description": "2 x NVIDIA A100-SXM4-80GB (80.0 GiB each), tensor parallel 2"}
@@ -314,19 +339,19 @@ gpu_plan:
 resources:
   description: Per resource (C(gpu_memory), C(cpu_memory), C(cpu_cores), C(disk)) the requirement, with reserve,
     what is available, the verdict and the reason.
-  returned: always
+  returned: unless O(judge=controller)
   type: dict
   sample: {"cpu_memory": {"resource": "cpu_memory", "unit": "GB", "required": 128.0, "required_with_reserve": 153.6,
            "available": 1081.9, "verdict": "fits", "reason": "host RAM: needs 128.0 GB (153.6 with reserve), has 1081.9 GB"}}
 reasons:
   description: Why the verdict is not V(fits), one sentence per resource; a single line when everything fits.
-  returned: always
+  returned: unless O(judge=controller)
   type: list
   elements: str
   sample: ["GPU memory: needs 96.0 GB (115.2 GB with reserve) = 2 x A100 (80.0 GiB each); host has 1 x A100 (85.9 GB)"]
 details:
   description: One sentence per resource, whatever its verdict.
-  returned: always
+  returned: unless O(judge=controller)
   type: list
   elements: str
   sample: ["host RAM: needs 128.0 GB (153.6 with reserve), has 1081.9 GB"]
@@ -350,7 +375,7 @@ gpu_source:
 sizing:
   description: The full sizing result, as M(llmops.deploy.model_sizing) returns it (of the chosen candidate with
     O(candidates); null when none is chosen).
-  returned: always
+  returned: unless O(judge=controller)
   type: dict
   sample: {"params": 32000000000, "precision": "fp16", "gpu_memory_gb": 96.0, "cpu_memory_gb": 128.0, "cpu_cores": 32}
 selection:
@@ -359,30 +384,40 @@ selection:
       used), C(chosen_model), C(chosen_candidate), C(justification), C(verdict), C(ranked), C(rejected) (with the
       rule and reason of each) and C(evaluations) (one per candidate, in order).
     - With one model, the model is the only candidate; it is chosen where it can be deployed.
-  returned: always
+  returned: unless O(judge=controller)
   type: dict
   sample: {"chosen": "Qwen/Qwen2.5-32B-Instruct-GPTQ-Int8", "verdict": "fits", "rejected": [{"key":
            "Qwen/Qwen2.5-32B-Instruct", "rule": "resources", "reason": "needs 96.0 GB of GPU memory, host has 85.899 GB"}]}
 verdicts:
   description: Candidate key -> its verdict on this host (V(fits), V(tight), V(insufficient) or V(failed)).
-  returned: when O(candidates) is given
+  returned: when O(candidates) is given, unless O(judge=controller)
   type: dict
   sample: {"Qwen/Qwen2.5-32B-Instruct": "insufficient", "Qwen/Qwen2.5-32B-Instruct-GPTQ-Int8": "fits"}
+options:
+  description:
+    - With O(judge=controller), the judgement options as given (those left unset are not in it), for
+      P(llmops.deploy.capacity_plans#filter) beside C(hardware).
+  returned: when O(judge=controller)
+  type: dict
+  sample: {"model": "Qwen/Qwen2.5-72B-Instruct-AWQ", "method": "auto", "reserve": 0.2, "target": "gpu",
+           "fail_on": "insufficient", "model_dir": "/opt/llmops/models"}
 """
 
 import traceback
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.llmops.deploy.plugins.module_utils import gpu_facts, host_resources, model_selection
+from ansible_collections.llmops.deploy.plugins.module_utils import check_spec, gpu_facts, host_resources
 from ansible_collections.llmops.deploy.plugins.module_utils.sizing_errors import SizingInputError
 
 
 def build_module():
+    spec = check_spec.check_argument_spec()
+    spec["judge"] = dict(type="str", choices=["host", "controller"], default="host")
     return AnsibleModule(
-        argument_spec=model_selection.check_argument_spec(),
-        required_one_of=model_selection.CHECK_REQUIRED_ONE_OF,
-        mutually_exclusive=model_selection.CHECK_MUTUALLY_EXCLUSIVE,
+        argument_spec=spec,
+        required_one_of=check_spec.CHECK_REQUIRED_ONE_OF,
+        mutually_exclusive=check_spec.CHECK_MUTUALLY_EXCLUSIVE,
         supports_check_mode=True,
     )
 
@@ -393,7 +428,8 @@ def probe_missing(module, declared):
     probed = []
     warnings = []
     gpu_source = None
-    if hardware.get("gpus") is None and module.params["target"] == "gpu":
+    gpus_declared = hardware.get("gpus") is not None or hardware.get("gpu_model") is not None
+    if not gpus_declared and module.params["target"] == "gpu":
 
         def which(name):
             return module.get_bin_path(name, opt_dirs=list(gpu_facts.TOOL_EXTRA_DIRS.get(name, ())))
@@ -421,9 +457,30 @@ def probe_missing(module, declared):
     return hardware, probed, gpu_source, warnings
 
 
+def probe_for_controller(module, p):
+    """judge=controller: probe the parts not declared and return what capacity_plans judges with, nothing more."""
+    if not p["probe"]:
+        module.fail_json(msg="judge=controller probes the host; with probe=false there is nothing to do here: "
+                             "judge the declared hardware with the llmops.deploy.capacity_plan filter instead",
+                         field="judge")
+    try:
+        hardware, probed, gpu_source, warnings = probe_missing(module, p["hardware"] or {})
+    except gpu_facts.GpuFactsError as exc:
+        module.fail_json(msg=str(exc))
+    for warning in warnings:
+        module.warn(warning)
+    options = dict((key, value) for key, value in module.params.items()
+                   if value is not None and key not in ("hardware", "probe", "judge"))
+    module.exit_json(changed=False, hardware=hardware, probed=probed, gpu_source=gpu_source, options=options)
+
+
 def main():
     module = build_module()
-    p = dict(module.params, hardware=model_selection.declared_hardware(module.params["hardware"]))
+    p = dict(module.params, hardware=check_spec.declared_hardware(module.params["hardware"]))
+    if p["judge"] == "controller":
+        probe_for_controller(module, p)
+    # The judgement's code is compiled only where it runs (judge=controller does not need it on the host).
+    from ansible_collections.llmops.deploy.plugins.module_utils import model_selection
     try:
         result, warnings = model_selection.judge_host(
             p, (lambda declared: probe_missing(module, declared)) if p["probe"] else None)

@@ -374,3 +374,42 @@ def test_capacity_plans_judges_a_fleet_each_host_with_its_own_hardware():
     assert plans["a"]["selection"]["chosen"] == plans["c"]["selection"]["chosen"] == "Qwen/Qwen2.5-32B-Instruct"
     assert plans["b"]["selection"]["chosen"] == "Qwen/Qwen2.5-32B-Instruct-GPTQ-Int8"
     assert plans["d"]["failed"] and "not declared" in plans["d"]["msg"]
+
+
+def _probed_gpus(serial):
+    return [{"index": i, "vendor": "nvidia", "name": "NVIDIA H100 80GB HBM3", "uuid": "GPU-%s-%d" % (serial, i),
+             "pci_bus_id": "00000000:%02X:00.0" % (serial * 8 + i), "memory_total_mib": 81559, "memory_used_mib": 0,
+             "compute_capability": "9.0"} for i in range(8)]
+
+
+def test_capacity_plans_judges_hosts_that_differ_only_by_gpu_serials_once_each_with_its_own():
+    """Probed hosts with the same GPUs, RAM, cores and disk are judged once; each plan still names its own GPUs and
+    equals what judging that host alone gives."""
+    from ansible_collections.llmops.deploy.plugins.filter.model_selection import capacity_plan, capacity_plans, \
+        model_candidates
+
+    options = {"candidates": model_candidates(PROD, "bf16", check_args=True), "scenario": "enterprise",
+               "fail_on": "never"}
+    base = {"memory_total_mib": 2097152, "cpu_cores": 112, "disk_free_mib": 7000000}
+    inputs = dict(("node%d" % n, {"hardware": dict(base, gpus=_probed_gpus(n)), "options": options,
+                                  "probed": ["gpus"], "gpu_source": "nvidia-smi"}) for n in range(3))
+    inputs["busy"] = {"hardware": dict(base, gpus=_probed_gpus(9)), "options": options, "probed": ["gpus"],
+                      "gpu_source": "nvidia-smi"}
+    inputs["busy"]["hardware"]["gpus"][0]["memory_used_mib"] = 70000
+    plans = capacity_plans(inputs)
+    for host, item in inputs.items():
+        alone = capacity_plan(item["hardware"], options)
+        assert plans[host] == dict(alone, probed=["gpus"], gpu_source="nvidia-smi"), host
+        assert [g["uuid"] for g in plans[host]["hardware"]["gpus"]] == [g["uuid"] for g in item["hardware"]["gpus"]]
+    # used memory is read by the judgement: the busy host is not given the idle hosts' plan
+    assert plans["busy"]["hardware"]["gpus"][0]["memory_used_mib"] == 70000
+
+
+def test_capacity_plans_keeps_an_unreachable_or_failed_probe_as_the_hosts_plan():
+    from ansible_collections.llmops.deploy.plugins.filter.model_selection import capacity_plans
+
+    plans = capacity_plans({
+        "gone": {"unreachable": True, "changed": False, "msg": "Failed to connect to the host via ssh"},
+        "broken": {"failed": True, "msg": "nvidia-smi: NVIDIA-SMI has failed"}})
+    assert plans["gone"]["unreachable"] and "ssh" in plans["gone"]["msg"]
+    assert plans["broken"]["failed"] and "NVIDIA-SMI" in plans["broken"]["msg"]

@@ -313,3 +313,65 @@ def test_every_returned_key_is_documented(monkeypatch, args):
         if args.get("gpu_memory_utilization") == 1.0:
             assert result["gpu_plan"]["start_refused"].startswith("gpu_memory_utilization 1.0 leaves")
             assert result["gpu_plan"]["engine_memory"]["starts"] is False
+
+
+# ----------------------------------------------------------------------------------------- judge=controller
+CANDIDATE_NAMES = ["Qwen/Qwen2.5-32B-Instruct", "Qwen/Qwen2.5-32B-Instruct-GPTQ-Int8", "Qwen/Qwen2.5-7B-Instruct"]
+
+
+def _candidates():
+    from ansible_collections.llmops.deploy.plugins.filter.model_selection import model_candidates
+    return model_candidates(CANDIDATE_NAMES, "bf16", check_args=True)
+
+
+@pytest.mark.parametrize("options", [
+    {"params": "70B", "precision": "fp8", "hardware": FULL_HOST},
+    {"candidates": "CANDIDATES", "scenario": "enterprise", "fail_on": "never", "hardware": {"cpu_cores": 64}},
+])
+def test_judged_on_the_controller_the_result_is_the_hosts_own(monkeypatch, nvidia_smi, options):
+    """judge=controller only probes; capacity_plans then gives what judge=host gives on the same host."""
+    from ansible_collections.llmops.deploy.plugins.filter.model_selection import capacity_plans
+
+    nvidia_smi("h100-80gb-hbm3-x8.csv")
+    if options.get("candidates") == "CANDIDATES":
+        options = dict(options, candidates=_candidates())
+    monkeypatch.setattr(host_resources, "probe_memory", lambda: {"memory_total_mib": 2063937})
+    monkeypatch.setattr(host_resources, "probe_disk", lambda path: {"disk_free_mib": 3500000})
+    failed, on_host = run_module(monkeypatch, capacity_check, options)
+    assert not failed
+    failed, probe = run_module(monkeypatch, capacity_check, dict(options, judge="controller"))
+    assert not failed
+    # only the probe comes back: no verdict, no sizing
+    assert set(k for k in probe if not k.startswith("_")) - {"invocation"} == {
+        "changed", "hardware", "probed", "gpu_source", "options"}
+    assert probe["probed"] == on_host["probed"] and probe["gpu_source"] == "nvidia-smi"
+    assert "hardware" not in probe["options"] and "judge" not in probe["options"]
+    plan = capacity_plans({"node": probe})["node"]
+    for key in set(k for k in on_host if not k.startswith("_")) - {"invocation"}:
+        assert plan[key] == on_host[key], key
+
+
+def test_judge_controller_imports_no_judgement_code_on_the_host(monkeypatch, nvidia_smi):
+    """What a host compiles for judge=controller is the probe: the judgement's modules are never imported."""
+    import subprocess
+    import sys
+    code = ("import sys; from ansible_collections.llmops.deploy.plugins.modules import capacity_check; "
+            "print(sorted(m.rsplit('.', 1)[1] for m in sys.modules if '.module_utils.' in m and 'llmops' in m))")
+    out = subprocess.run([sys.executable, "-c", code], check=True, stdout=subprocess.PIPE, text=True,
+                         env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))).stdout
+    loaded = set(json.loads(out.replace("'", '"')))
+    assert {"check_spec", "gpu_facts", "host_resources"} <= loaded
+    assert not loaded & {"model_selection", "capacity", "model_names", "detailed_sizing", "architecture"}, loaded
+
+
+def test_judge_controller_needs_probing(monkeypatch):
+    failed, result = run_module(monkeypatch, capacity_check, {
+        "params": "7B", "judge": "controller", "probe": False, "hardware": declared(gpu_model="H100", gpu_count=1)})
+    assert failed and result["field"] == "judge" and "capacity_plan filter" in result["msg"]
+
+
+def test_judge_controller_still_refuses_bad_options_on_the_host(monkeypatch):
+    monkeypatch.setattr(basic.AnsibleModule, "run_command", lambda *a, **k: pytest.fail("probed before checking"))
+    failed, result = run_module(monkeypatch, capacity_check, {"params": "7B", "judge": "controller",
+                                                              "fail_on": "sometimes"})
+    assert failed and "fail_on" in result["msg"] and "insufficient, tight, never" in result["msg"]

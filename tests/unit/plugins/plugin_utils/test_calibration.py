@@ -135,8 +135,8 @@ def _published(name):
 
 def _check_options(meta, root, **extra):
     import json
-    from ansible_collections.llmops.deploy.plugins.module_utils import model_selection
-    options = dict((key, spec.get("default")) for key, spec in model_selection.check_argument_spec().items())
+    from ansible_collections.llmops.deploy.plugins.module_utils import check_spec
+    options = dict((key, spec.get("default")) for key, spec in check_spec.check_argument_spec().items())
     with open(os.path.join(root, meta["config"])) as handle:
         config = json.load(handle)
     options.update(model=meta["model"], method="detailed", config=config, context_length=meta["max_model_len"],
