@@ -15,9 +15,8 @@ refuses anything else), and of every ``*.safetensors`` file only the header is r
 A hub that ignores Range (answers 200 with the whole file) is read only as far as the header goes, then the connection
 is closed: the body is never downloaded.
 
-From a directory (:class:`LocalSource`) the same facts come from the filesystem with no network at all: sizes from
-``stat``; sha256 only where modelscope_download's completion marker vouches for the file (same size and mtime as
-when it was verified), never computed.
+From a directory the same facts come from ``model_dir_check.ModelDirSource`` (the one listing and reader of a model
+directory, which follows no link below it), with no network at all.
 
 :func:`collect_metadata` turns either source into one result: the selected files and their exact download size, the
 config, the ``weights`` summary that the sizing code's ``weights`` option takes (``safetensors_header.
@@ -26,10 +25,8 @@ number of bytes of weight files actually read.
 """
 
 import json
-import os
 import re
 import socket
-import stat
 import time
 
 from ansible_collections.llmops.deploy.plugins.module_utils.architecture import parse_config, text_config
@@ -37,12 +34,11 @@ from ansible_collections.llmops.deploy.plugins.module_utils.file_kinds import cl
 from ansible_collections.llmops.deploy.plugins.module_utils.hub_client import HubClient, fetch_manifest
 from ansible_collections.llmops.deploy.plugins.module_utils.hub_manifest import (
     HubError, file_url, normalize_endpoint, select_entries, split_model_id, validate_revision)
-from ansible_collections.llmops.deploy.plugins.module_utils.marker import MARKER_NAME, RESERVED_NAMES, read_marker
+from ansible_collections.llmops.deploy.plugins.module_utils.marker import RESERVED_NAMES
 from ansible_collections.llmops.deploy.plugins.module_utils.safetensors_header import (
-    MAX_HEADER_BYTES, HeaderError, header_length, parse_header_bytes, read_header, summarize_headers)
+    MAX_HEADER_BYTES, HeaderError, header_length, parse_header_bytes, summarize_headers)
 from ansible_collections.llmops.deploy.plugins.module_utils.shard_index import check_index
 from ansible_collections.llmops.deploy.plugins.module_utils.sizing_errors import SizingInputError
-from ansible_collections.llmops.deploy.plugins.module_utils.tree_safety import PARTIAL_SUFFIX
 
 CONFIG_NAME = "config.json"
 INDEX_SUFFIX = ".safetensors.index.json"
@@ -262,116 +258,6 @@ class HubSource(object):
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# A local directory
-# ---------------------------------------------------------------------------------------------------------------
-def local_files(model_dir):
-    """``(files, partials)``: every regular file under ``model_dir`` (symlinks to files followed, symlinked
-    directories not) as sorted repo-relative paths with their ``os.stat``, without the completion marker; SDK partial
-    files (``*.incomplete``) apart."""
-    files, partials = [], []
-    for root, dirs, names in os.walk(model_dir, followlinks=False):
-        dirs.sort()
-        for name in names:
-            full = os.path.join(root, name)
-            rel = os.path.relpath(full, model_dir).replace(os.sep, "/")
-            if rel == MARKER_NAME:
-                continue
-            try:
-                st = os.stat(full)
-            except OSError:
-                continue
-            if not stat.S_ISREG(st.st_mode):
-                continue
-            (partials if rel.endswith(PARTIAL_SUFFIX) else files).append((rel, st))
-    files.sort(key=lambda item: item[0])
-    return files, sorted(p for p, _st in partials)
-
-
-class LocalSource(object):
-    """A model directory on this host. No network. sha256 comes only from a valid completion marker, for files
-    whose size and mtime are those it verified."""
-
-    kind = "local"
-
-    def __init__(self, model_dir, model_id=None, revision=None):
-        self.path = os.path.abspath(model_dir)
-        self.model_id = model_id
-        self.revision_requested = revision
-        self.revision = None
-        self.entries = None
-        self.requests = 0
-        self.weight_bytes_read = 0
-        self.range_ignored = False
-        self.marker = None
-        self.warnings = []
-
-    def load(self):
-        try:
-            st = os.stat(self.path)
-        except OSError as exc:
-            raise MetadataError("path %s is not valid: %s; expected a local model directory" % (self.path, exc))
-        if not stat.S_ISDIR(st.st_mode):
-            raise MetadataError("path %s is not valid: not a directory; expected a local model directory" % self.path)
-        files, partials = local_files(self.path)
-        if partials:
-            self.warnings.append("partial downloads present (not counted): %s" % ", ".join(partials))
-        marker, reason = read_marker(self.path)
-        known = {}
-        if marker is not None and self.model_id and marker["model_id"] != self.model_id:
-            self.warnings.append("the completion marker is for %s, not %s: sha256 not taken from it" % (
-                marker["model_id"], self.model_id))
-            marker = None
-        if marker is not None:
-            self.marker = marker
-            self.model_id = self.model_id or marker["model_id"]
-            self.revision = marker["revision"]
-            recorded = (marker["revision"], marker["revision_requested"])
-            if self.revision_requested and self.revision_requested not in recorded:
-                self.warnings.append("the directory holds revision %s (%s), not %s" % (
-                    marker["revision_requested"], marker["revision"], self.revision_requested))
-            known = dict((f["path"], f) for f in marker["files"])
-        elif reason != "no completion marker":
-            self.warnings.append("%s: sha256 not available" % reason)
-        entries = []
-        for rel, fst in files:
-            vouched = known.get(rel)
-            sha = None
-            if vouched and vouched["size"] == fst.st_size and vouched.get("mtime_ns") == fst.st_mtime_ns:
-                sha = vouched["sha256"]
-            elif vouched:
-                self.warnings.append("%s changed since the completion marker verified it: sha256 not available" % rel)
-            entries.append({"path": rel, "size": fst.st_size, "sha256": sha})
-        self.entries = entries
-        return self
-
-    def _full(self, path):
-        return os.path.join(self.path, *path.split("/"))
-
-    def read_small(self, path, size, limit):
-        if size > limit:
-            raise MetadataError("%s: %d bytes, more than the %d-byte limit for a metadata file" % (path, size, limit))
-        try:
-            with open(self._full(path), "rb") as handle:
-                data = handle.read(limit + 1)
-        except (IOError, OSError) as exc:
-            raise MetadataError("%s: cannot be read: %s" % (path, exc))
-        if len(data) > limit:
-            raise MetadataError("%s: more than the %d-byte limit for a metadata file" % (path, limit))
-        return data
-
-    def read_header(self, path, size, max_header_bytes=MAX_HEADER_BYTES):
-        try:
-            header = read_header(self._full(path), max_header=max_header_bytes)
-        except HeaderError as exc:
-            raise MetadataError("%s: not a valid safetensors header: %s" % (path, exc))
-        except (IOError, OSError) as exc:
-            raise MetadataError("%s: cannot be read: %s" % (path, exc))
-        count = 8 + header["header_size"]
-        self.weight_bytes_read += count
-        return header, count
-
-
-# ---------------------------------------------------------------------------------------------------------------
 # The result
 # ---------------------------------------------------------------------------------------------------------------
 def _load_json(data, path):
@@ -422,7 +308,7 @@ def bytes_by_dtype(headers):
 
 
 def collect_metadata(source, include=None, exclude=None, max_header_bytes=MAX_HEADER_BYTES):
-    """Everything modelscope_info returns, from a loaded :class:`HubSource` or :class:`LocalSource`.
+    """Everything modelscope_info returns, from a loaded :class:`HubSource` or ``model_dir_check.ModelDirSource``.
 
     Raises MetadataError (inconsistent or unreadable model), HubError (the hub refused or failed).
     """

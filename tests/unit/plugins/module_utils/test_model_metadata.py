@@ -18,7 +18,7 @@ import pytest
 from ansible_collections.llmops.deploy.plugins.module_utils import detailed_sizing, marker, sizing
 from ansible_collections.llmops.deploy.plugins.module_utils.hub_manifest import HubError, ManifestError
 from ansible_collections.llmops.deploy.plugins.module_utils.model_metadata import (
-    FIRST_READ_BYTES, MAX_CONFIG_BYTES, HubSource, LocalSource, MetadataError, collect_metadata, parse_content_range)
+    FIRST_READ_BYTES, MAX_CONFIG_BYTES, HubSource, MetadataError, collect_metadata, parse_content_range)
 from ansible_collections.llmops.deploy.plugins.module_utils.shard_index import check_index
 
 from safetensors_layout import tensor_layout
@@ -539,7 +539,7 @@ def test_max_header_bytes_is_checked():
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# A local directory
+# A local directory: helpers the module tests use (the reading itself is model_dir_check's, tested there)
 # ---------------------------------------------------------------------------------------------------------------
 def write_repo(root, repo):
     for path, data in repo.items():
@@ -558,87 +558,3 @@ def write_marker(root, repo, model_id=MODEL):
                       "mtime_ns": st.st_mtime_ns})
     marker.write_marker(str(root), marker.build_marker(
         model_id, "master", "c0ffee", "http://hub.test:8080", [], [], files, "test"))
-
-
-def no_network(*args, **kwargs):
-    raise AssertionError("the local source must not touch the network")
-
-
-def test_local_directory_without_marker(tmp_path, monkeypatch):
-    monkeypatch.setattr("socket.socket.connect", no_network)
-    repo = tiny_repo()
-    write_repo(tmp_path, repo)
-    (tmp_path / "model-00001-of-00002.safetensors.incomplete").write_bytes(b"partial")
-    result = collect_metadata(LocalSource(str(tmp_path)).load())
-    assert result["source"] == "local" and result["model_id"] is None and result["revision"] is None
-    assert [f["path"] for f in result["files"]] == sorted(repo)
-    assert all(f["sha256"] is None for f in result["files"])
-    assert result["download_bytes"] == sum(len(d) for d in repo.values())
-    assert result["params"] == PARAMS and result["config"] == CONFIG and result["http_requests"] == 0
-    assert result["bytes_read"] == sum(f["header_bytes"] for f in result["safetensors_files"])
-    assert result["bytes_read"] < sum(len(repo[f["path"]]) for f in result["safetensors_files"])
-    assert any("partial downloads present (not counted): model-00001-of-00002.safetensors.incomplete" in w
-               for w in result["metadata_warnings"])
-
-
-def test_local_directory_with_a_marker_gives_sha256_of_unchanged_files(tmp_path):
-    repo = tiny_repo()
-    write_repo(tmp_path, repo)
-    write_marker(tmp_path, repo)
-    with open(str(tmp_path / "README.md"), "ab") as handle:
-        handle.write(b"edited\n")
-    result = collect_metadata(LocalSource(str(tmp_path), model_id=MODEL).load())
-    sha = dict((f["path"], f["sha256"]) for f in result["files"])
-    assert sha["config.json"] == hashlib.sha256(repo["config.json"]).hexdigest()
-    assert sha["README.md"] is None
-    assert ".llmops-complete.json" not in sha
-    assert result["model_id"] == MODEL and result["revision"] == "c0ffee"
-    assert "README.md changed since the completion marker verified it: sha256 not available" in (
-        result["metadata_warnings"])
-
-
-def test_local_marker_for_another_model_or_revision_is_reported(tmp_path):
-    repo = tiny_repo()
-    write_repo(tmp_path, repo)
-    write_marker(tmp_path, repo, model_id="acme/other")
-    result = collect_metadata(LocalSource(str(tmp_path), model_id=MODEL).load())
-    assert all(f["sha256"] is None for f in result["files"])
-    assert "the completion marker is for acme/other, not %s: sha256 not taken from it" % MODEL in (
-        result["metadata_warnings"])
-    result = collect_metadata(LocalSource(str(tmp_path), revision="v9").load())
-    assert result["model_id"] == "acme/other"
-    assert "the directory holds revision master (c0ffee), not v9" in result["metadata_warnings"]
-
-
-def test_local_symlinked_files_are_followed_and_symlinked_dirs_are_not(tmp_path):
-    repo = tiny_repo()
-    blobs = tmp_path / "blobs"
-    write_repo(blobs, repo)
-    model = tmp_path / "model"
-    model.mkdir()
-    for path in repo:
-        os.symlink(str(blobs / path), str(model / path))
-    os.symlink(str(blobs), str(model / "linked-dir"))
-    result = collect_metadata(LocalSource(str(model)).load())
-    assert [f["path"] for f in result["files"]] == sorted(repo) and result["params"] == PARAMS
-
-
-@pytest.mark.parametrize("make, words", [
-    (lambda p: None, "No such file or directory"),
-    (lambda p: p.write_text("x"), "not a directory"),
-])
-def test_local_path_must_be_a_directory(tmp_path, make, words):
-    target = tmp_path / "model"
-    make(target)
-    with pytest.raises(MetadataError) as info:
-        LocalSource(str(target)).load()
-    assert info.value.message.startswith("path %s is not valid: " % target) and words in info.value.message
-
-
-def test_local_malformed_header_names_the_file(tmp_path):
-    repo = tiny_repo()
-    repo["model-00002-of-00002.safetensors"] = struct.pack("<Q", 4) + b"nope"
-    write_repo(tmp_path, repo)
-    with pytest.raises(MetadataError) as info:
-        collect_metadata(LocalSource(str(tmp_path)).load())
-    assert info.value.message.startswith("model-00002-of-00002.safetensors: not a valid safetensors header")
