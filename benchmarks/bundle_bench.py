@@ -161,9 +161,8 @@ def rounds(opts, workdir, source, part, sums):
             fresh(dest)
             times[key].append(shell("cat %s/m.tar.part* | tar -C %s -xf -%s" % (
                 tar_media, dest, check.replace("DEST", dest))))
-        print("round %d: %s; load average %.1f" % (_round + 1, ", ".join(
-            "%s %.2f s (CPU %.2f)" % (k, v[-1][0], v[-1][1]) for k, v in times.items()), os.getloadavg()[0]),
-              flush=True)
+        last = ", ".join("%s %.2f s (CPU %.2f)" % (k, v[-1][0], v[-1][1]) for k, v in times.items())
+        print("round %d: %s; load average %.1f" % (_round + 1, last, os.getloadavg()[0]), flush=True)
     return times
 
 
