@@ -11,14 +11,15 @@ given), so no second full copy of the model is ever on disk; the caller writes a
 sizes and the manifest's sha256.
 
 Every byte is read once and hashed once. Export reads every file once, through ``O_NOFOLLOW``, into a few reused
-buffers; each buffer is hashed in a helper thread (``stream_hash.HashPipeline``) while the same buffer is written
-into the stream, and the file's sha256 must equal the marker's. Import reads the stream once: each file's bytes go
-into a new file of a private staging directory (``O_EXCL | O_NOFOLLOW``) and into that file's sha256 from the same
-buffer, and the digest is compared with the manifest before the caller moves anything into place (module_utils
-``model_install``). The parts carry no sha256 of their own any more (it was a second hash of every byte); what
-covers each byte instead: file data its file's sha256 from the hub, the manifest its sha256 in the sidecar, every tar
-header tar's own checksum plus the manifest's names and sizes, the padding and the end of the archive the rule that
-they are zeros. A file that fails is named with the part(s) its bytes came from.
+buffers; each buffer is hashed in a helper thread (``stream_hash.HashPipeline``; consecutive files on different
+helpers) while the same buffer is written into the stream, and the file's sha256 must equal the marker's. Import
+reads the stream once: each file's bytes go into a new file of a private staging directory (``O_EXCL |
+O_NOFOLLOW``) and into that file's sha256 from the same buffer, and the digest is compared with the manifest before
+the caller moves anything into place (module_utils ``model_install``). The parts carry no sha256 of their own any
+more (it was a second hash of every byte); what covers each byte instead: file data its file's sha256 from the hub,
+the manifest its sha256 in the sidecar, every tar header tar's own checksum plus the manifest's names and sizes, the
+padding and the end of the archive the rule that they are zeros. A file that fails is named with the part(s) its
+bytes came from.
 """
 
 import hashlib

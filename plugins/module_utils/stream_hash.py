@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """sha256 of files: one file (:func:`sha256_file`), many files at once (:func:`hash_files`), digests computed while
 a file was written (:func:`streamed_digests`), files followed while another process writes them
-(:class:`FollowHasher`), and bytes hashed in a helper thread while this one copies them (:class:`HashPipeline`).
+(:class:`FollowHasher`), and bytes hashed in helper threads while this one copies them (:class:`HashPipeline`).
 
 Standard library only (runs on targets with Python >= 3.8). Reading a downloaded file again after the download
 doubles the disk traffic (140 GB read back is minutes) and, on a busy machine, costs as much CPU as the download

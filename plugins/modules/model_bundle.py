@@ -99,9 +99,9 @@ options:
     description: Octal mode of the imported directory and its subdirectories, for example C('0755').
     type: raw
 notes:
-  - An export is unchanged when the sidecar already describes the same files, revision and part size
-    and every part is there with its recorded size; an import is unchanged when the model directory already holds the
-    bundle's files under a valid marker.
+  - An export is unchanged when the sidecar (of the current format) already describes the same files, revision and
+    part size and every part is there with its recorded size; an import is unchanged when the model directory
+    already holds the bundle's files under a valid marker.
 seealso:
   - module: llmops.deploy.modelscope_download
   - module: llmops.deploy.model_verify
