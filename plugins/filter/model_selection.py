@@ -117,9 +117,11 @@ def capacity_plan(hardware, options=None, **kwargs):
     return result
 
 
-def capacity_plans(inputs):
-    """``{host: {hardware, options}} | capacity_plans`` -> ``{host: capacity_plan(hardware, options)}``: a fleet
-    judged in one call (one import of this code on the controller instead of one per host).
+def capacity_plans(inputs, common=None):
+    """``{host: {hardware, options}} | capacity_plans(common)`` -> ``{host: capacity_plan(hardware, options)}``: a
+    fleet judged in one call (one import of this code on the controller instead of one per host). ``common``: options
+    for every host (the candidates, the calibrations, hub metadata: read once on the controller, not sent to each
+    host); a host's own option of the same name wins.
 
     An item may be what ``capacity_check`` with ``judge=controller`` registered on the host: its ``probed`` and
     ``gpu_source`` are then kept in that host's plan, and a host that was unreachable or whose probe failed keeps
@@ -131,9 +133,13 @@ def capacity_plans(inputs):
     # Plain copies: what Ansible hands a filter carries tags (origin, trust) on every value, which make each string
     # and number operation of the judgement several times slower (2.0 s against 0.55 s for 100 hosts x 6 candidates).
     try:
-        inputs = json.loads(json.dumps(inputs))
+        inputs, common = json.loads(json.dumps([inputs, common]))
     except (TypeError, ValueError):
         pass  # not JSON data: judged as it is (a host whose item cannot be read fails with its own message)
+    if common is not None and not isinstance(common, dict):
+        raise AnsibleFilterError("llmops.deploy.capacity_plans: common: expected a dict of capacity_check options, "
+                                 "got %r" % (common,))
+    common = dict((key, value) for key, value in (common or {}).items() if value is not None)
     plans = {}
     # Hosts of one group usually declare the same hardware and options: each distinct pair is judged once.
     judged = {}
@@ -144,13 +150,13 @@ def capacity_plans(inputs):
         if "options" not in item and (item.get("unreachable") or item.get("failed")):
             plans[host] = dict(item)
             continue
+        options = dict(common, **(item.get("options") or {})) if common else item.get("options")
         try:
-            key = json.dumps([_without_identity(item.get("hardware")), item.get("options")], sort_keys=True,
-                             default=repr)
+            key = json.dumps([_without_identity(item.get("hardware")), options], sort_keys=True, default=repr)
         except (TypeError, ValueError):
             key = None
         if key is None or key not in judged:
-            result = capacity_plan(item.get("hardware"), item.get("options"))
+            result = capacity_plan(item.get("hardware"), options)
             if key is not None:
                 judged[key] = result
         else:

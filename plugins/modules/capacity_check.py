@@ -149,9 +149,11 @@ options:
       - V(controller) only probes (the parts O(hardware) does not declare) and returns C(hardware), C(probed),
         C(gpu_source) and C(options), the judgement options as given. Registered from every host, these are what the
         P(llmops.deploy.capacity_plans#filter) filter judges on the controller in one call, with the same code and
-        the same result as V(host). Only the probing code runs on the host, so a fleet is probed at about the cost of
-        a ping (the preflight role does this).
-      - The options are checked on the host all the same, so bad input fails before anything is probed.
+        the same result as V(host). Only the probing code runs on the host (the preflight role does this).
+      - With V(controller) the model is not needed on the host (O(model), O(params), O(config), O(config_path) or
+        O(candidates) may all be left out): what is the same for every host, such as the candidates and the
+        calibrations, can be given to the filter once instead of being sent to every host.
+      - The options given are checked on the host all the same, so bad input fails before anything is probed.
     type: str
     choices: [host, controller]
     default: host
@@ -416,7 +418,9 @@ def build_module():
     spec["judge"] = dict(type="str", choices=["host", "controller"], default="host")
     return AnsibleModule(
         argument_spec=spec,
-        required_one_of=check_spec.CHECK_REQUIRED_ONE_OF,
+        # The model (or the candidates) is needed where the judgement is made: here with judge=host; with
+        # judge=controller the capacity_plans filter asks for it (it may give the candidates to every host at once).
+        required_if=[("judge", "host", group, True) for group in check_spec.CHECK_REQUIRED_ONE_OF],
         mutually_exclusive=check_spec.CHECK_MUTUALLY_EXCLUSIVE,
         supports_check_mode=True,
     )

@@ -375,3 +375,25 @@ def test_judge_controller_still_refuses_bad_options_on_the_host(monkeypatch):
     failed, result = run_module(monkeypatch, capacity_check, {"params": "7B", "judge": "controller",
                                                               "fail_on": "sometimes"})
     assert failed and "fail_on" in result["msg"] and "insufficient, tight, never" in result["msg"]
+
+
+def test_judge_controller_needs_no_model_and_the_candidates_can_be_given_once(monkeypatch, nvidia_smi):
+    """The probe carries no model; the candidates given once to capacity_plans judge every host as if each had
+    been sent them, and a host's own option wins over the common one."""
+    from ansible_collections.llmops.deploy.plugins.filter.model_selection import capacity_plans
+
+    nvidia_smi("h100-80gb-hbm3-x8.csv")
+    failed, probe = run_module(monkeypatch, capacity_check, {"judge": "controller", "hardware": FULL_HOST,
+                                                             "fail_on": "never", "reserve": 0.3})
+    assert not failed and probe["options"]["reserve"] == 0.3 and "candidates" not in probe["options"]
+    failed, on_host = run_module(monkeypatch, capacity_check, {
+        "candidates": _candidates(), "scenario": "enterprise", "hardware": FULL_HOST, "fail_on": "never",
+        "reserve": 0.3})
+    plans = capacity_plans({"node": probe}, {"candidates": _candidates(), "scenario": "enterprise", "reserve": 0.1})
+    for key in set(k for k in on_host if not k.startswith("_")) - {"invocation"}:
+        assert plans["node"][key] == on_host[key], key
+
+
+def test_judge_host_still_needs_a_model(monkeypatch):
+    failed, result = run_module(monkeypatch, capacity_check, {"hardware": declared(gpu_model="H100", gpu_count=1)})
+    assert failed and "judge is host" in result["msg"] and "candidates" in result["msg"]
