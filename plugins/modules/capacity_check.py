@@ -151,7 +151,7 @@ options:
         P(llmops.deploy.capacity_plans#filter) filter judges on the controller in one call, with the same code and
         the same result as V(host). Only the probing code runs on the host (the preflight role does this).
       - With V(controller) the model is not needed on the host (O(model), O(params), O(config), O(config_path) or
-        O(candidates) may all be left out): what is the same for every host, such as the candidates and the
+        O(candidates) may all be left out). What is the same for every host, such as the candidates and the
         calibrations, can be given to the filter once instead of being sent to every host.
       - The options given are checked on the host all the same, so bad input fails before anything is probed.
     type: str
