@@ -15,9 +15,10 @@ FAKE_BIN = os.path.join(REPO, "tests", "fixtures", "fake-bin")
 pytestmark = pytest.mark.slow
 
 
-def run_playbook(tmp_path, *args, fake_gpu=None, check=False, playbook="playbooks/preflight.yml"):
+def run_playbook(tmp_path, *args, fake_gpu=None, check=False, playbook="playbooks/preflight.yml", path_prefix=()):
     env = dict(os.environ)
-    env["PATH"] = os.pathsep.join(([FAKE_BIN] if fake_gpu else []) + [VENV_BIN, "/usr/sbin", "/usr/bin", "/sbin", "/bin"])
+    env["PATH"] = os.pathsep.join(list(path_prefix) + ([FAKE_BIN] if fake_gpu else [])
+                                  + [VENV_BIN, "/usr/sbin", "/usr/bin", "/sbin", "/bin"])
     env["ANSIBLE_HOME"] = str(tmp_path / "ansible-home")
     env["ANSIBLE_LOCAL_TEMP"] = str(tmp_path / "ansible-tmp")
     env["ANSIBLE_NOCOLOR"] = "1"
@@ -150,6 +151,31 @@ def test_unreachable_hosts_are_reported_not_fatal(tmp_path):
     verdicts = dict((row["host"], row["verdict"]) for row in report["hosts"])
     assert verdicts["ghost"] == "unreachable", proc.stdout
     assert verdicts["localhost"] in ("fits", "tight")
+
+
+def test_a_host_whose_probe_fails_is_reported_with_its_reason_and_the_others_are_judged(tmp_path):
+    """One host's nvidia-smi prints garbage: that host fails at the probe, the fleet report names it failed with
+    the tool's problem, and the other host is still judged on the controller."""
+    bad_bin = tmp_path / "bad-bin"
+    bad_bin.mkdir()
+    (bad_bin / "nvidia-smi").write_text("#!/bin/sh\necho 'garbage, not csv'\n")
+    (bad_bin / "nvidia-smi").chmod(0o755)
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text(
+        "all:\n  vars:\n    ansible_connection: local\n"
+        "    ansible_python_interpreter: '{{ ansible_playbook_python }}'\n"
+        "    llmops_declared_hardware: {memory_total_mib: 65536, cpu_cores: 16, disk_free_mib: 900000}\n"
+        "  hosts:\n    good:\n      llmops_declared_hardware: {gpus: [], memory_total_mib: 65536, cpu_cores: 16,"
+        " disk_free_mib: 900000}\n"
+        "    broken:\n")
+    proc, report = run_playbook(tmp_path, "-i", str(inventory), "-e", "llmops_params=1.5B", "-e",
+                                "llmops_precision=fp16", "-e", "preflight_fail_on=never",
+                                "-e", "llmops_target=gpu", path_prefix=[str(bad_bin)])
+    rows = dict((row["host"], row) for row in report["hosts"])
+    assert rows["broken"]["verdict"] == "failed", proc.stdout
+    assert "nvidia-smi line 1 has 2 comma-separated fields" in " ".join(rows["broken"]["reasons"]), rows["broken"]
+    assert rows["good"]["verdict"] == "insufficient"   # no GPU declared: judged, not failed
+    assert recap(proc.stdout, "broken")["failed"] == "1" and recap(proc.stdout, "good")["failed"] == "0"
 
 
 @pytest.mark.parametrize("extra, words", [
