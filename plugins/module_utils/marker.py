@@ -23,7 +23,7 @@ import re
 import stat
 
 from ansible_collections.llmops.deploy.plugins.module_utils.hub_manifest import unsafe_path_reason
-from ansible_collections.llmops.deploy.plugins.module_utils.stream_hash import sha256_file
+from ansible_collections.llmops.deploy.plugins.module_utils.stream_hash import open_regular, sha256_file
 from ansible_collections.llmops.deploy.plugins.module_utils.tree_safety import lstat_or_none
 
 MARKER_NAME = ".llmops-complete.json"
@@ -188,7 +188,8 @@ def read_marker(model_dir):
     if not stat.S_ISREG(st.st_mode):
         return None, "%s is not a regular file" % MARKER_NAME
     try:
-        with open(path, "rb") as handle:
+        # Not followed if a link was put in its place since the lstat above.
+        with open(open_regular(path), "rb") as handle:
             marker = json.loads(handle.read(64 * 1024 * 1024).decode("utf-8"))
     except (OSError, ValueError) as exc:
         return None, "the completion marker cannot be read: %s" % exc
@@ -241,8 +242,13 @@ def full_check(model_dir, files, hasher=sha256_file):
     for item in files:
         target = os.path.join(model_dir, item["path"])
         problem, _st = _file_problem(target, item)
-        if problem is None and hasher(target) != item["sha256"]:
-            problem = "%s does not match its sha256" % item["path"]
+        if problem is None:
+            try:
+                if hasher(target) != item["sha256"]:
+                    problem = "%s does not match its sha256" % item["path"]
+            except (IOError, OSError) as exc:
+                # e.g. a link put in its place after the size check: refused, not followed
+                problem = "%s cannot be read: %s" % (item["path"], exc.strerror or exc)
         if problem:
             problems.append(problem)
     return problems

@@ -31,6 +31,7 @@ Anything else is hashed again by :func:`hash_files` (in parallel across files). 
 sha256 is never skipped: only *when* the bytes are read changes.
 """
 
+import errno
 import hashlib
 import os
 import queue
@@ -48,12 +49,30 @@ _PREADV = getattr(os, "preadv", None)
 _OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
 
 
+def open_regular(path):
+    """A read-only descriptor of the regular file at ``path``, opened without following a link there (a link put in
+    place after the caller's ``lstat`` is refused, not followed) and without blocking on a FIFO. Raises OSError."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+                 | getattr(os, "O_CLOEXEC", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
 def sha256_file(path, chunk_size=HASH_CHUNK):
-    """Lowercase hex sha256 of a file, read in chunks into one reused buffer (no allocation per chunk)."""
+    """Lowercase hex sha256 of a regular file, read in chunks into one reused buffer (no allocation per chunk).
+
+    ``path`` is a path (opened with :func:`open_regular`: a link or a non-regular file is refused with OSError) or an
+    open descriptor, which is closed."""
     digest = hashlib.sha256()
     buf = bytearray(chunk_size)
     view = memoryview(buf)
-    with open(path, "rb", buffering=0) as handle:
+    fd = path if isinstance(path, int) else open_regular(path)
+    with open(fd, "rb", buffering=0) as handle:
         while True:
             count = handle.readinto(buf)
             if not count:

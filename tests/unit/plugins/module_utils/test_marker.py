@@ -115,3 +115,51 @@ def test_quick_check_problems(tmp_path):
     os.utime(path, ns=(1, 1))
     assert mk.quick_check(str(tmp_path), marker["files"]) == [
         "a has 4 bytes, expected 3", "b is missing", "c was modified after it was verified (mtime changed)"]
+
+
+def _swap_for_link_after_lstat(monkeypatch, path, outside):
+    """Let the next lstat of ``path`` see the regular file, then put a link to ``outside`` in its place (the race a
+    reader must not lose: the link must not be followed)."""
+    real = mk.lstat_or_none
+
+    def racing(target):
+        st = real(target)
+        if target == path and st is not None:
+            os.unlink(path)
+            os.symlink(outside, path)
+        return st
+
+    monkeypatch.setattr(mk, "lstat_or_none", racing)
+
+
+def test_a_marker_swapped_for_a_link_after_the_lstat_is_not_followed(tmp_path, monkeypatch):
+    model = tmp_path / "model"
+    model.mkdir()
+    marker = marker_for(model, {"a": b"1"})
+    mk.write_marker(str(model), marker)
+    outside = tmp_path / "outside.json"
+    outside.write_text(json.dumps(marker))    # a well-formed marker, outside the model directory
+    _swap_for_link_after_lstat(monkeypatch, mk.marker_path(str(model)), str(outside))
+    read, reason = mk.read_marker(str(model))
+    assert read is None and "cannot be read" in reason
+
+
+def test_a_file_swapped_for_a_link_after_the_size_check_is_not_hashed(tmp_path, monkeypatch):
+    model = tmp_path / "model"
+    model.mkdir()
+    marker = marker_for(model, {"a": b"abc"})
+    outside = tmp_path / "outside"
+    outside.write_bytes(b"abc")               # the very bytes the marker lists: following the link would pass
+    target = os.path.join(str(model), "a")
+    real = mk._file_problem
+
+    def racing(path, item):
+        result = real(path, item)
+        if path == target:
+            os.unlink(target)
+            os.symlink(str(outside), target)
+        return result
+
+    monkeypatch.setattr(mk, "_file_problem", racing)
+    problems = mk.full_check(str(model), marker["files"])
+    assert len(problems) == 1 and problems[0].startswith("a cannot be read")

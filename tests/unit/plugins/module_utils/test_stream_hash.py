@@ -182,3 +182,18 @@ def test_an_error_in_the_helper_is_raised_by_wait():
         pipe.hash(digest, index, 4)
         with pytest.raises(ValueError, match="digest failed"):
             pipe.wait()
+
+
+def test_sha256_file_refuses_a_link_and_a_fifo_without_blocking(tmp_path):
+    (tmp_path / "real").write_bytes(b"data")
+    os.symlink("real", str(tmp_path / "link"))
+    with pytest.raises(OSError):
+        sha256_file(str(tmp_path / "link"))
+    os.mkfifo(str(tmp_path / "fifo"))
+    with pytest.raises(OSError) as info:
+        sha256_file(str(tmp_path / "fifo"))     # no writer: opening it blocking would hang here
+    assert "not a regular file" in str(info.value)
+    fd = os.open(str(tmp_path / "real"), os.O_RDONLY)
+    assert sha256_file(fd) == sha(b"data")      # an open descriptor is read (and closed)
+    with pytest.raises(OSError):
+        os.fstat(fd)
