@@ -179,6 +179,22 @@ def marker_problems(marker):
     return problems
 
 
+# The most a completion marker is read of (a marker lists every file of a model: a few MiB at most).
+MAX_MARKER_BYTES = 64 * 1024 * 1024
+
+
+def parse_marker(data):
+    """The bytes of a completion marker -> ``(marker, None)`` when well formed, else ``(None, reason)``."""
+    try:
+        marker = json.loads(data.decode("utf-8"))
+    except ValueError as exc:
+        return None, "the completion marker cannot be read: %s" % exc
+    problems = marker_problems(marker)
+    if problems:
+        return None, "the completion marker is not valid: %s" % "; ".join(problems)
+    return marker, None
+
+
 def read_marker(model_dir):
     """``(marker, None)`` for a well-formed marker, else ``(None, reason)``."""
     path = marker_path(model_dir)
@@ -190,13 +206,10 @@ def read_marker(model_dir):
     try:
         # Not followed if a link was put in its place since the lstat above.
         with open(open_regular(path), "rb") as handle:
-            marker = json.loads(handle.read(64 * 1024 * 1024).decode("utf-8"))
-    except (OSError, ValueError) as exc:
+            data = handle.read(MAX_MARKER_BYTES)
+    except OSError as exc:
         return None, "the completion marker cannot be read: %s" % exc
-    problems = marker_problems(marker)
-    if problems:
-        return None, "the completion marker is not valid: %s" % "; ".join(problems)
-    return marker, None
+    return parse_marker(data)
 
 
 def marker_files(marker):

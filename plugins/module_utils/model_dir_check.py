@@ -26,7 +26,7 @@ import os
 import stat
 
 from ansible_collections.llmops.deploy.plugins.module_utils.file_kinds import classify_paths
-from ansible_collections.llmops.deploy.plugins.module_utils.marker import MARKER_NAME, marker_problems
+from ansible_collections.llmops.deploy.plugins.module_utils.marker import MARKER_NAME, MAX_MARKER_BYTES, parse_marker
 from ansible_collections.llmops.deploy.plugins.module_utils.safetensors_header import (
     MAX_HEADER_BYTES, HeaderError, read_header, summarize_headers)
 from ansible_collections.llmops.deploy.plugins.module_utils.shard_index import check_index
@@ -39,8 +39,6 @@ _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | _CLOEXEC
 # O_NONBLOCK: a name swapped for a fifo after the listing must not hang the open (the fstat check then refuses it).
 _FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0) | _CLOEXEC
 
-# The completion marker is read whole; a larger one is not a marker.
-MAX_MARKER_BYTES = 64 * 1024 * 1024
 # model_verify's limit for config.json and the shard indexes.
 MAX_JSON_BYTES = 64 * 1024 * 1024
 
@@ -224,15 +222,12 @@ class ModelDir(object):
         if not stat.S_ISREG(st.st_mode):
             return None, "%s is not a regular file" % MARKER_NAME
         try:
-            marker = json.loads(self.read_bytes(MARKER_NAME, MAX_MARKER_BYTES).decode("utf-8"))
+            data = self.read_bytes(MARKER_NAME, MAX_MARKER_BYTES)
         except ModelDirError as exc:
             return None, "the completion marker cannot be read: %s" % exc.reason
-        except (OSError, ValueError) as exc:
+        except OSError as exc:
             return None, "the completion marker cannot be read: %s" % exc
-        problems = marker_problems(marker)
-        if problems:
-            return None, "the completion marker is not valid: %s" % "; ".join(problems)
-        return marker, None
+        return parse_marker(data)
 
 
 # ---------------------------------------------------------------------------------------------------------------
