@@ -344,15 +344,10 @@ def write_bundle(model_dir, manifest, stream, chunk=CHUNK, workers=None):
                 digest = hashlib.sha256()
                 count = 0
                 while count < item["size"]:
-                    index, view = pipe.take()
-                    try:
-                        got = os.readv(fd, [view[:min(len(view), item["size"] - count)]])
-                    except BaseException:
-                        pipe.give_back(index)
-                        raise
-                    if not got:
-                        pipe.give_back(index)
+                    filled = pipe.fill(lambda view, left=item["size"] - count: os.readv(fd, [view[:left]]))
+                    if filled is None:
                         break
+                    index, view, got = filled
                     pipe.hash(digest, index, got, lane)
                     count += emit(view[:got])
                 if count < item["size"]:
@@ -565,15 +560,10 @@ def _extract_one(tar, pipe, lane, staging_files, entry):
     fd = _create(staging_files, entry["path"])
     try:
         while True:
-            index, view = pipe.take()
-            try:
-                got = tar.readinto(view)
-            except BaseException:
-                pipe.give_back(index)
-                raise
-            if not got:
-                pipe.give_back(index)
+            filled = pipe.fill(tar.readinto)
+            if filled is None:
                 break
+            index, view, got = filled
             pipe.hash(digest, index, got, lane)
             _write_all(fd, view[:got])
             count += got

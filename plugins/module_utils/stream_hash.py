@@ -342,6 +342,21 @@ class HashPipeline(object):
         index = self._free.get()
         return index, self._views[index]
 
+    def fill(self, read):
+        """Take a free buffer and fill it with ``read(view)``, which returns the number of bytes it read:
+        ``(index, view, count)``, or None at the end (``read`` returned 0). The buffer goes back to the free ones when
+        ``read`` reads nothing or raises; otherwise hand it to :meth:`hash`."""
+        index, view = self.take()
+        try:
+            count = read(view)
+        except BaseException:
+            self.give_back(index)
+            raise
+        if not count:
+            self.give_back(index)
+            return None
+        return index, view, count
+
     def give_back(self, index):
         """Return a buffer taken with :meth:`take` and not handed to :meth:`hash`."""
         self._free.put(index)

@@ -174,6 +174,24 @@ def test_a_buffer_is_not_handed_out_again_while_the_helper_hashes_it():
         assert digest.data == b"abc" and pipe._free.qsize() == 2
 
 
+def test_fill_gives_the_buffer_back_at_the_end_and_on_an_error():
+    with HashPipeline(chunk=8, depth=2) as pipe:
+
+        def read(view):
+            view[:2] = b"hi"
+            return 2
+        index, view, count = pipe.fill(read)
+        assert bytes(view[:count]) == b"hi" and pipe._free.qsize() == 1      # taken until hashed
+        pipe.give_back(index)
+        assert pipe.fill(lambda view: 0) is None and pipe._free.qsize() == 2
+
+        def broken(view):
+            raise OSError("read failed")
+        with pytest.raises(OSError):
+            pipe.fill(broken)
+        assert pipe._free.qsize() == 2
+
+
 def test_an_error_in_the_helper_is_raised_by_wait():
     with HashPipeline(chunk=8, depth=2) as pipe:
         digest = BlockingDigest(fail=True)
