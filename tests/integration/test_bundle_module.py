@@ -75,12 +75,18 @@ def test_export_in_parts_import_verified_same_marker(downloaded, tmp_path):
     assert res["changed"] is False and res["files_written"] == 0
 
 
-def test_damaged_or_incomplete_parts_are_refused_and_nothing_changes(downloaded, tmp_path):
+def export_in_1mib_parts(downloaded, tmp_path):
+    """The downloaded model exported to ``tmp_path/usb/llama.*`` in 1 MiB parts: ``(media, prefix, result)``."""
     media = tmp_path / "usb"
     media.mkdir()
     prefix = str(media / "llama")
     res = bundle(state="export", path=str(downloaded), bundle=prefix, part_size="1MiB")
     assert res["changed"], res.get("msg")
+    return media, prefix, res
+
+
+def test_damaged_or_incomplete_parts_are_refused_and_nothing_changes(downloaded, tmp_path):
+    media, prefix, res = export_in_1mib_parts(downloaded, tmp_path)
     assert all(set(p) == {"name", "size"} for p in res["parts"])     # no second hash of the parts
     sidecar = json.loads((media / "llama.json").read_text())
     assert len(sidecar["manifest_sha256"]) == 64
@@ -112,11 +118,7 @@ def test_export_refuses_a_directory_without_a_valid_marker(downloaded, tmp_path)
 
 
 def test_sidecars_name_the_manifest_and_older_ones_are_still_checked(downloaded, tmp_path):
-    media = tmp_path / "usb"
-    media.mkdir()
-    prefix = str(media / "llama")
-    res = bundle(state="export", path=str(downloaded), bundle=prefix, part_size="1MiB")
-    assert res["changed"], res.get("msg")
+    media, prefix, res = export_in_1mib_parts(downloaded, tmp_path)
     sidecar_path = media / "llama.json"
     sidecar = json.loads(sidecar_path.read_text())
     target = tmp_path / "air-gapped" / "Llama"

@@ -142,6 +142,21 @@ def swap_after_listing(monkeypatch, action):
     monkeypatch.setattr(ModelDir, "listing", racing)
 
 
+def shard_swapped_for_a_link_after_listing(tmp_path, monkeypatch):
+    """A model (no marker) whose second shard becomes a link to OUTSIDE_SHARD right after the listing."""
+    model = tmp_path / "model"
+    make_model(model, with_marker=False)
+    outside = write(tmp_path, "outside/shard.safetensors", OUTSIDE_SHARD)
+    shard = str(model / "model-00002-of-00002.safetensors")
+
+    def plant():
+        os.unlink(shard)
+        os.symlink(outside, shard)
+
+    swap_after_listing(monkeypatch, plant)
+    return model
+
+
 def test_listing_refuses_links_and_special_files_and_names_them(tmp_path):
     model = tmp_path / "model"
     data = make_model(model)
@@ -194,16 +209,7 @@ def test_a_symlinked_shard_counts_as_missing(tmp_path):
 
 
 def test_a_shard_swapped_for_a_symlink_after_the_listing_is_not_read(tmp_path, monkeypatch):
-    model = tmp_path / "model"
-    make_model(model, with_marker=False)
-    outside = write(tmp_path, "outside/shard.safetensors", OUTSIDE_SHARD)
-    shard = str(model / "model-00002-of-00002.safetensors")
-
-    def plant():
-        os.unlink(shard)
-        os.symlink(outside, shard)
-
-    swap_after_listing(monkeypatch, plant)
+    model = shard_swapped_for_a_link_after_listing(tmp_path, monkeypatch)
     report = check_model_dir(str(model), verify="none")
     assert "model-00002-of-00002.safetensors: a symlink, not followed" in report["problems"]
     assert report["facts"]["summary"]["params_total"] == 16 + 4                  # the outside file was not read
@@ -333,16 +339,7 @@ def test_source_refuses_symlinked_files_and_directories(tmp_path):
 
 
 def test_source_refuses_a_shard_swapped_for_a_symlink_after_the_listing(tmp_path, monkeypatch):
-    model = tmp_path / "model"
-    make_model(model, with_marker=False)
-    outside = write(tmp_path, "outside/shard.safetensors", OUTSIDE_SHARD)
-    shard = str(model / "model-00002-of-00002.safetensors")
-
-    def plant():
-        os.unlink(shard)
-        os.symlink(outside, shard)
-
-    swap_after_listing(monkeypatch, plant)
+    model = shard_swapped_for_a_link_after_listing(tmp_path, monkeypatch)
     with pytest.raises(ModelDirError) as info:
         collect(model)
     assert info.value.message == "model-00002-of-00002.safetensors: cannot be read: a symlink, not followed"
