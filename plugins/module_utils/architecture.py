@@ -556,11 +556,22 @@ def read_local_model(path):
 
 # ---------------------------------------------------------------------------------------------------------------
 # Published shapes of common model lines, for models known only by name. Values are the config.json of the
-# published checkpoints (Hugging Face / ModelScope: Qwen/Qwen2.5-*-Instruct, Qwen/Qwen3-*, meta-llama/Llama-3.x-*);
+# published checkpoints (Hugging Face / ModelScope: Qwen/Qwen2-*-Instruct, Qwen/Qwen2.5-*-Instruct, Qwen/Qwen3-*,
+# meta-llama/Llama-3.x-*, google/gemma-3-*-it);
 # quantised and distilled repositories of a line keep its shapes (DeepSeek-R1-Distill-Qwen-32B is Qwen2.5-32B,
 # -Distill-Llama-70B is Llama-3.3-70B). Columns: hidden, intermediate, layers, heads, KV heads, vocab, tied
 # embeddings, head_dim (None = hidden / heads), max_position_embeddings.
 # ---------------------------------------------------------------------------------------------------------------
+# Qwen2 (June 2024): the config.json of Qwen/Qwen2-{0.5B,1.5B,7B,72B}-Instruct (huggingface.co/Qwen/Qwen2-7B-Instruct
+# config: hidden 3584, intermediate 18944, 28 layers, 28 heads, 4 KV heads, vocab 152064, untied, 32768 positions).
+# The instruct repositories say 32768 positions (the base ones 131072, with a sliding_window they do not use); the
+# shapes, and so the weights, are the same. 7B and 72B have Qwen2.5's shapes; 0.5B and 1.5B too.
+_QWEN2 = {
+    "0.5B": (896, 4864, 24, 14, 2, 151936, True, None, 32768),
+    "1.5B": (1536, 8960, 28, 12, 2, 151936, True, None, 32768),
+    "7B": (3584, 18944, 28, 28, 4, 152064, False, None, 32768),
+    "72B": (8192, 29568, 80, 64, 8, 152064, False, None, 32768),
+}
 _QWEN25 = {
     "0.5B": (896, 4864, 24, 14, 2, 151936, True, None, 32768),
     "1.5B": (1536, 8960, 28, 12, 2, 151936, True, None, 32768),
@@ -586,12 +597,22 @@ _LLAMA3 = {
 }
 REFERENCE_LINES = (
     # (family, versions, model_type, architecture, torch_dtype, shapes)
+    ("Qwen", ("2",), "qwen2", "Qwen2ForCausalLM", "bfloat16", _QWEN2),
     ("Qwen", ("2.5",), "qwen2", "Qwen2ForCausalLM", "bfloat16", _QWEN25),
     ("Qwen", ("3",), "qwen3", "Qwen3ForCausalLM", "bfloat16", _QWEN3),
     ("Llama", ("3", "3.1", "3.2", "3.3"), "llama", "LlamaForCausalLM", "bfloat16", _LLAMA3),
 )
-# Qwen3 mixture-of-experts lines (Qwen/Qwen3-30B-A3B, Qwen/Qwen3-235B-A22B).
+# Mixture-of-experts lines: Qwen3 (Qwen/Qwen3-30B-A3B, Qwen/Qwen3-235B-A22B) and Qwen2's 57B-A14B (the config.json
+# of Qwen/Qwen2-57B-A14B-Instruct, as copied with '_name_or_path' in huggingface.co/nm-testing/Qwen2-57B-A14B-Instruct-
+# FP8-KV: 64 experts of 2560, 8 per token, a shared expert of 20480 with its gate, every one of the 28 layers sparse).
+_QWEN3_MOE = ("qwen3_moe", "Qwen3MoeForCausalLM")
 REFERENCE_MOE = {
+    ("Qwen", "2", "57B"): {"hidden_size": 3584, "intermediate_size": 18944, "num_hidden_layers": 28,
+                           "num_attention_heads": 28, "num_key_value_heads": 4, "vocab_size": 151936,
+                           "tie_word_embeddings": False, "max_position_embeddings": 32768, "num_experts": 64,
+                           "num_experts_per_tok": 8, "moe_intermediate_size": 2560,
+                           "shared_expert_intermediate_size": 20480, "mlp_only_layers": [],
+                           "model_type": "qwen2_moe", "architectures": ["Qwen2MoeForCausalLM"]},
     ("Qwen", "3", "30B"): {"hidden_size": 2048, "intermediate_size": 6144, "num_hidden_layers": 48,
                            "num_attention_heads": 32, "num_key_value_heads": 4, "head_dim": 128,
                            "vocab_size": 151936, "tie_word_embeddings": False, "max_position_embeddings": 40960,
@@ -601,6 +622,44 @@ REFERENCE_MOE = {
                             "vocab_size": 151936, "tie_word_embeddings": False, "max_position_embeddings": 40960,
                             "num_experts": 128, "num_experts_per_tok": 8, "moe_intermediate_size": 1536},
 }
+# Gemma 3 (google/gemma-3-{4b,12b,27b}-it: Gemma3ForConditionalGeneration). The published config.json files give a
+# short text_config and take the rest from transformers' Gemma3TextConfig (TEXT_CONFIG_DEFAULTS: vocab 262208, 8 heads,
+# 4 KV heads, head_dim 256, tied embeddings); written out here. Sources: huggingface.co/google/gemma-3-27b-it
+# config.json (tests/fixtures/configs/gemma-3-27b-it.json), the same text_config of 4b and 12b as copied in
+# huggingface.co/mlx-community/gemma-3-4b-it-bf16/blob/main/config.json and
+# huggingface.co/unsloth/gemma-3-12b-it-GGUF/blame/main/config.json (16 heads, 8 KV heads). Every multimodal size
+# has the same SigLIP vision tower (27 layers of width 1152, MLP 4304, 896-pixel images in 14-pixel patches, no
+# pooling head) and a projector to the text width, counted by vision_tower. gemma-3-1b-it is text only
+# (Gemma3ForCausalLM, gemma3_text: vocab 262144, 4 heads, 1 KV head, window 512); its shapes give 999,885,952
+# parameters. Columns: hidden, intermediate, layers, heads, KV heads, head_dim, window.
+_GEMMA3_TEXT = {
+    "1B": (1152, 6912, 26, 4, 1, 256, 512),
+    "4B": (2560, 10240, 34, 8, 4, 256, 1024),
+    "12B": (3840, 15360, 48, 16, 8, 256, 1024),
+    "27B": (5376, 21504, 62, 32, 16, 128, 1024),
+}
+_SIGLIP_GEMMA3 = {"model_type": "siglip_vision_model", "hidden_size": 1152, "intermediate_size": 4304,
+                  "num_hidden_layers": 27, "num_attention_heads": 16, "image_size": 896, "patch_size": 14,
+                  "vision_use_head": False}
+
+
+def _gemma3_config(size):
+    hidden, inter, layers, heads, kv, head_dim, window = _GEMMA3_TEXT[size]
+    text = {"model_type": "gemma3_text", "hidden_size": hidden, "intermediate_size": inter,
+            "num_hidden_layers": layers, "num_attention_heads": heads, "num_key_value_heads": kv,
+            "head_dim": head_dim, "sliding_window": window, "sliding_window_pattern": 6,
+            "tie_word_embeddings": True}
+    if size == "1B":
+        return dict(text, architectures=["Gemma3ForCausalLM"], vocab_size=262144, max_position_embeddings=32768,
+                    torch_dtype="bfloat16")
+    return {"model_type": "gemma3", "architectures": ["Gemma3ForConditionalGeneration"], "torch_dtype": "bfloat16",
+            "text_config": dict(text, vocab_size=262208, max_position_embeddings=131072),
+            "vision_config": dict(_SIGLIP_GEMMA3)}
+
+
+# Lines whose published config is not one flat tuple (multimodal, vision tower): (family, version) -> (sizes, builder).
+REFERENCE_BUILT = {("Gemma", "3"): (tuple(_GEMMA3_TEXT), _gemma3_config)}
+
 # Distilled models named after their student: the student line's shapes.
 _DISTILL_LINES = {("Qwen", "32B"): ("Qwen", "2.5"), ("Qwen", "14B"): ("Qwen", "2.5"), ("Qwen", "7B"): ("Qwen", "2.5"),
                   ("Qwen", "1.5B"): ("Qwen", "2.5"), ("Llama", "8B"): ("Llama", "3.1"),
@@ -627,8 +686,16 @@ def reference_config(info):
             family, version = line
     moe = REFERENCE_MOE.get((family, version, size))
     if moe is not None:
-        config = dict(moe, model_type="qwen3_moe", architectures=["Qwen3MoeForCausalLM"], torch_dtype="bfloat16")
+        config = dict(moe, torch_dtype="bfloat16")
+        config.setdefault("model_type", _QWEN3_MOE[0])
+        config.setdefault("architectures", [_QWEN3_MOE[1]])
         config["_reference"] = "published shapes of %s%s-%s (mixture of experts)" % (family, version, size)
+        return config
+    built = REFERENCE_BUILT.get((family, version))
+    if built is not None and size in built[0]:
+        config = built[1](size)
+        config["_reference"] = "published shapes of %s-%s-%s%s" % (
+            family, version, size, " (text part and vision tower)" if "vision_config" in config else "")
         return config
     for fam, versions, model_type, arch, dtype, shapes in REFERENCE_LINES:
         if fam != family or version not in versions or size not in shapes:
