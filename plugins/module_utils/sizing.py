@@ -182,6 +182,7 @@ def _seed_method(spec):
         req["weight_format"] = stored["format_name"]
         req["weight_format_source"] = stored["format_source"]
         req["effective_bits_per_param"] = round(float(Fraction(weights * 8, stored["params"])), 3)
+        req["sizing_warnings"] = list(stored.get("warnings") or [])
     req.update(params=count, precision=canonical, model_info=info)
     return req
 
@@ -326,6 +327,48 @@ def resolve_model(model=None, params=None, precision=None, default_precision=Non
             "warnings": warnings, "precision_fallback": fallback, "config": config}
 
 
+# unsloth "dynamic" 4-bit checkpoints (names ending '-unsloth-bnb-4bit') keep some linear layers at 16 bits; which
+# ones depends on the model and is not in the name. Measured on the real checkpoints found (the stored bytes against
+# the every-linear-layer-at-4-bits count of the same shapes): unsloth/Qwen2.5-7B-unsloth-bnb-4bit 7.54 GB = 1.359 x,
+# unsloth/gemma-3-27b-it-unsloth-bnb-4bit 18.10 GB = 1.073 x (tests/fixtures/downloads/quantized.json). By name such a
+# checkpoint is sized at the all-4-bit count x DYNAMIC_QUANT_ALLOWANCE, the geometric middle of the two (1.21: 0.89 and
+# 1.13 of the two real sizes), and the result says the figure is approximate.
+DYNAMIC_QUANT_ALLOWANCE = Fraction(121, 100)
+DYNAMIC_QUANT_MEASURED = (Fraction(1073, 1000), Fraction(1359, 1000))
+
+
+def dynamic_quant_reason(resolved):
+    """Why the stored weights of this checkpoint cannot be known from its name and shapes alone, or None.
+
+    An unsloth dynamic quant (``...-unsloth-bnb-4bit``), or a bitsandbytes config whose ``llm_int8_skip_modules``
+    names decoder layers: some linear layers stay at 16 bits.
+    """
+    info = resolved.get("model_info") or {}
+    if resolved.get("weight_format") != "bnb-4bit":
+        return None
+    if "unsloth-bnb-4bit" in str(info.get("name") or "").lower():
+        return "the name says unsloth dynamic 4-bit (%s)" % info.get("id")
+    config = resolved.get("config")
+    if isinstance(config, dict):
+        from ansible_collections.llmops.deploy.plugins.module_utils import architecture
+        qcfg = architecture.text_config(config)[0].get("quantization_config") or {}
+        skipped = qcfg.get("llm_int8_skip_modules") if isinstance(qcfg, dict) else None
+        if isinstance(skipped, list) and any(".layers." in str(m) or str(m).startswith("layers.") for m in skipped):
+            return "config.json llm_int8_skip_modules keeps decoder layers unquantised"
+    return None
+
+
+def dynamic_quant_warning(reason, stored_bytes):
+    """The warning a by-name figure for a dynamic quant carries (never silent)."""
+    low, high = DYNAMIC_QUANT_MEASURED
+    return ("approximate weights and disk: %s, which keeps some linear layers at 16 bits that neither the name nor "
+            "the shapes say; sized at %s GB, the every-layer-at-4-bits count x %s (on the real checkpoints found the "
+            "download was %s-%s x that count). The hub metadata (the preflight role's preflight_hub_metadata, or "
+            "the safetensors headers of the downloaded files) gives the exact size" % (
+                reason, "%.2f" % (stored_bytes / float(GB)), _fmt_fraction(DYNAMIC_QUANT_ALLOWANCE),
+                _fmt_fraction(low), _fmt_fraction(high)))
+
+
 def quantized_weights_by_name(resolved):
     """Stored bytes of a quantised checkpoint known by name (or config), counting what its format stores; None for
     others.
@@ -366,14 +409,22 @@ def quantized_weights_by_name(resolved):
     breakdown = architecture.parse_config(reference)["params"]
     unquantized = breakdown["unquantized"]
     quantized = breakdown["total"] - unquantized
-    stored = int(math.ceil(quantized * bits / 8 + unquantized * 2))
+    stored = Fraction(quantized) * bits / 8 + unquantized * 2
+    resident = Fraction(quantized) * resident_bits / 8 + unquantized * 2
     source = ("estimated: %s (%s parameters): %s quantised parameters x %s bits (%s, scales and zero points "
               "included) + %s embedding/lm_head/norm parameters at 16 bits%s" % (
                   reference["_reference"], "{:,}".format(breakdown["total"]), "{:,}".format(quantized),
                   _fmt_fraction(bits), name, "{:,}".format(unquantized), resident_note))
-    return {"bytes": stored, "resident_bytes": int(math.ceil(quantized * resident_bits / 8 + unquantized * 2)),
+    warnings = []
+    dynamic = dynamic_quant_reason(resolved)
+    if dynamic:
+        stored, resident = stored * DYNAMIC_QUANT_ALLOWANCE, resident * DYNAMIC_QUANT_ALLOWANCE
+        source += "; x %s for the layers a dynamic quant keeps at 16 bits (approximate)" % (
+            _fmt_fraction(DYNAMIC_QUANT_ALLOWANCE))
+        warnings.append(dynamic_quant_warning(dynamic, int(math.ceil(stored))))
+    return {"bytes": int(math.ceil(stored)), "resident_bytes": int(math.ceil(resident)),
             "params": breakdown["total"], "format_name": name,
-            "format_source": resolved["weight_format_source"], "source": source}
+            "format_source": resolved["weight_format_source"], "source": source, "warnings": warnings}
 
 
 def resolve_method(method, config=None):
@@ -541,6 +592,7 @@ def size_model(model=None, params=None, precision=None, method="seed", reserve=D
         result["gpu_memory_ratio_to_seed"] = round(ratio, 3)
         result["differs_from_seed"] = abs(ratio - 1) > DIFFERS_FROM_SEED_TOLERANCE
     else:
+        warnings += [w for w in req.get("sizing_warnings") or [] if w not in warnings]
         unused = [key for key in ("max_num_batched_tokens", "max_num_seqs", "calibration") if spec.get(key)]
         if unused:
             warnings.append("%s not used: the seed method (the guide's rule of thumb) does not model the engine; "

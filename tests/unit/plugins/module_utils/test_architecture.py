@@ -235,3 +235,52 @@ def test_vision_tower_stays_16_bit_in_detailed_weights():
         config = json.load(handle)
     sized = sizing.size_model(method="detailed", config=config)
     assert abs(sized["requirements_bytes"]["param_memory"] / (8.29e9 * 2) - 1) < 0.01
+
+
+# Published shapes by name for the lines issue 8 found missing: Qwen2 and Gemma-3.
+def _by_name(model_id):
+    from ansible_collections.llmops.deploy.plugins.module_utils import model_names
+    return architecture.reference_config(model_names.parse_model_id(model_id))
+
+
+@pytest.mark.parametrize("size", ["7B", "72B"])
+def test_qwen2_has_the_shapes_of_qwen25_at_7b_and_72b(size):
+    qwen2 = architecture.parse_config(_by_name("Qwen/Qwen2-%s-Instruct" % size))
+    qwen25 = architecture.parse_config(_by_name("Qwen/Qwen2.5-%s-Instruct" % size))
+    assert qwen2["params"] == qwen25["params"]
+    assert "Qwen2-%s" % size in _by_name("Qwen/Qwen2-%s-Instruct-GPTQ-Int8" % size)["_reference"]
+
+
+@pytest.mark.parametrize("model, published", [
+    # The parameter counts the checkpoints publish (model cards / safetensors metadata), to 0.5 %.
+    ("Qwen/Qwen2-0.5B-Instruct", 0.494e9), ("Qwen/Qwen2-1.5B-Instruct", 1.54e9),
+    ("Qwen/Qwen2-57B-A14B-Instruct", 57.4e9), ("google/gemma-3-1b-it", 1.0e9), ("google/gemma-3-4b-it", 4.30e9),
+    ("google/gemma-3-12b-it", 12.2e9), ("google/gemma-3-27b-it", 27.4e9)])
+def test_reference_shapes_give_the_published_parameter_counts(model, published):
+    facts = architecture.parse_config(_by_name(model))
+    assert abs(facts["params"]["total"] / published - 1) < 0.005
+
+
+def test_qwen2_57b_a14b_is_a_mixture_of_experts_with_14b_active():
+    facts = architecture.parse_config(_by_name("Qwen/Qwen2-57B-A14B-Instruct-GPTQ-Int4"))
+    assert facts["model_type"] == "qwen2_moe" and facts["moe"]["experts"] == 64
+    assert facts["moe"]["dense_layers"] == 0 and facts["moe"]["shared_expert_gate"]
+    assert 14.0e9 < facts["params"]["active"] < 14.5e9
+
+
+def test_gemma3_by_name_is_the_published_config_with_its_vision_tower():
+    with open(os.path.join(os.path.dirname(__file__), "..", "..", "..", "fixtures", "configs",
+                           "gemma-3-27b-it.json")) as handle:
+        published = architecture.parse_config(json.load(handle))
+    by_name = architecture.parse_config(_by_name("unsloth/gemma-3-27b-it-bnb-4bit"))
+    for key in ("params", "vision", "num_hidden_layers", "num_key_value_heads", "head_dim", "vocab_size",
+                "sliding_layers", "sliding_window", "tie_word_embeddings", "max_position_embeddings"):
+        assert by_name[key] == published[key], key
+    # Every multimodal size has the same SigLIP tower; 1B is text only.
+    towers = set(architecture.parse_config(_by_name("google/gemma-3-%s-it" % s))["params"]["vision"] -
+                 architecture.parse_config(_by_name("google/gemma-3-%s-it" % s))["hidden_size"] * 1152
+                 for s in ("4b", "12b", "27b"))
+    assert len(towers) == 1
+    one = architecture.parse_config(_by_name("google/gemma-3-1b-it"))
+    assert one["vision"] is None and one["params"]["total"] == 999885952
+    assert (one["vocab_size"], one["num_key_value_heads"], one["sliding_window"]) == (262144, 1, 512)
