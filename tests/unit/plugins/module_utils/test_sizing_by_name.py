@@ -100,3 +100,15 @@ def test_gpu_memory_utilization_outside_0_1_is_an_error_with_every_method(method
 
 def test_gpu_memory_utilization_of_one_is_accepted():
     assert sizing.size_model(params="7B", precision="fp16", gpu_memory_utilization=1.0)["gpu_memory_gb"] == 21
+
+
+def test_qwen2_and_gemma3_names_use_their_lines_published_shapes():
+    qwen2 = sizing.size_model(model="Qwen/Qwen2-7B-Instruct-GPTQ-Int8")
+    assert "published shapes of Qwen2-7B" in qwen2["basis"]["param_memory"]
+    # Issue 8: 0.81 of the 8.87 GB download when Qwen2 had no shapes (every parameter at 8 bits, 7.0e9 of them).
+    assert 8.8e9 < qwen2["requirements_bytes"]["disk"] < 8.9e9
+    gemma = sizing.size_model(model="unsloth/gemma-3-27b-it-bnb-4bit")
+    assert "published shapes of Gemma-3-27B (text part and vision tower)" in gemma["basis"]["param_memory"]
+    # A 16-bit name stays the guide's table 2.2 on the name's size, with the FP16 assumption stated.
+    bf16 = sizing.size_model(model="google/gemma-3-27b-it")
+    assert bf16["param_memory_gb"] == 54.0 and bf16["precision_source"] == "assumed"
