@@ -204,7 +204,7 @@ def test_dynamic_quant_by_name_is_never_silent():
     dynamic = sizing.size_model(model="unsloth/Qwen2.5-7B-Instruct-unsloth-bnb-4bit")
     assert not [w for w in plain["sizing_warnings"] if w.startswith(APPROXIMATE)]
     (warning,) = [w for w in dynamic["sizing_warnings"] if w.startswith(APPROXIMATE)]
-    assert "preflight_hub_metadata" in warning and "safetensors headers" in warning and "1.07-1.36" in warning
+    assert "preflight_hub_metadata" in warning and "safetensors headers" in warning and "1.07-1.36" in warning and "over 1.5 x" in warning
     assert "approximate" in dynamic["basis"]["param_memory"]
     for key in ("disk", "param_memory"):
         ratio = dynamic["requirements_bytes"][key] / float(plain["requirements_bytes"][key])
