@@ -284,3 +284,17 @@ def test_gemma3_by_name_is_the_published_config_with_its_vision_tower():
     one = architecture.parse_config(_by_name("google/gemma-3-1b-it"))
     assert one["vision"] is None and one["params"]["total"] == 999885952
     assert (one["vocab_size"], one["num_key_value_heads"], one["sliding_window"]) == (262144, 1, 512)
+
+
+@pytest.mark.parametrize("model, part, files_gb", [
+    # unsloth/gemma-3-4b-it (a copy of google/gemma-3-4b-it, BF16 safetensors with the vision tower):
+    # https://huggingface.co/unsloth/gemma-3-4b-it/tree/main (commit 90fe72f), 4.96 + 3.64 GB.
+    ("google/gemma-3-4b-it", "total", (4.96, 3.64)),
+    # The BF16 GGUF of the text model alone (the vision tower ships as a separate mmproj file):
+    # https://huggingface.co/unsloth/gemma-3-27b-it-GGUF/tree/main/BF16 (commit 2614ea6), 49.9 + 4.13 GB.
+    ("google/gemma-3-27b-it", "text", (49.9, 4.13))])
+def test_gemma3_shapes_match_real_16_bit_files(model, part, files_gb):
+    params = architecture.parse_config(_by_name(model))["params"]
+    count = params["total"] - (params["vision"] if part == "text" else 0)
+    # Listings round to 3 significant digits: within 0.5 %.
+    assert abs(count * 2 / (sum(files_gb) * 1e9) - 1) < 0.005
