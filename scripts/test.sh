@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Sets everything up and runs every test gate. Usage: scripts/test.sh [extra pytest args]
-#   First, side by side (they share nothing):
+# All side by side (they share nothing):
+#   pytest, slow tests (-m slow: playbook runs, local hub + real SDK, vLLM engine, molecule test hosts, browser)
+#     in two worker processes: each test file is one unit (its engine or test host is started once, on one worker),
+#     each molecule scenario is its own unit, and the longest units start first (tests/conftest.py). It is the
+#     longest gate and spends much of its time waiting on subprocesses (playbooks, test hosts, the engine), so
+#   the other gates run beside it at a lower CPU priority (nice), on what it leaves idle:
 #     ansible-lint (production profile) | ansible-test sanity | collection build + install + run
 #     | collection docs (ansible-doc of every plugin, antsibull-docs lint) | execution environment (ansible-builder)
 #     | pytest, fast tests (-m "not slow"), in parallel processes (pytest-xdist)
-#   Then: pytest, slow tests (-m slow: playbook runs, local hub + real SDK, vLLM engine, molecule test hosts, browser)
-#     in two worker processes: each test file is one unit (its engine or test host is started once, on one worker),
-#     each molecule scenario is its own unit, and the longest units start first (tests/conftest.py).
 # Each gate writes its own log (.ansible/test-logs/<gate-name>.log); a failed gate's log is printed. Prints each gate as
 # "==> name: ok" / "FAILED" with pytest's summary, and ends with "all gates passed" or "FAILED gates: ...".
 # Exits non-zero if any gate fails; pytest finding no test (exit 5) is a failure too.
@@ -79,14 +81,14 @@ wait_all() {
     pids=()
 }
 
-start "ansible-lint" ansible-lint --profile production
-start "ansible-test sanity" scripts/sanity.sh
-start "collection build + install" scripts/build-install.sh
-start "collection docs" scripts/collection-docs.sh
-start "execution environment" scripts/ee-create.sh
-start "pytest fast" pytest -m "not slow" -n auto --dist loadfile "$@"
-wait_all
-
+# The short gates, niced: they take the CPU the slow layer leaves idle and never slow it down much. Their results are
+# printed as they end (the gates are waited for in the order they were started, the slow layer last).
+start "ansible-lint" nice -n 10 ansible-lint --profile production
+start "ansible-test sanity" nice -n 10 scripts/sanity.sh
+start "collection build + install" nice -n 10 scripts/build-install.sh
+start "collection docs" nice -n 10 scripts/collection-docs.sh
+start "execution environment" nice -n 10 scripts/ee-create.sh
+start "pytest fast" nice -n 10 pytest -m "not slow" -n auto --dist loadfile "$@"
 # Two workers (LLMOPS_SLOW_WORKERS) whatever the machine's cores: the slow tests spend much of their time waiting on
 # subprocesses (playbook runs, test hosts, the engine); no test depends on the number. tests/conftest.py decides the
 # units of work for --dist loadgroup (a file, or one molecule scenario) and starts the longest first.
