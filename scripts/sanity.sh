@@ -6,12 +6,7 @@
 # Usage: scripts/sanity.sh [extra ansible-test args, e.g. --test validate-modules]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-want=$(sha256sum requirements/sanity.txt | cut -d' ' -f1)
-if [ "$(cat .venv-sanity/.requirements.sha256 2>/dev/null)" != "$want" ]; then
-    [ -x .venv-sanity/bin/python ] || "${PYTHON:-python3}" -m venv .venv-sanity
-    .venv-sanity/bin/python -m pip install --quiet --disable-pip-version-check -r requirements/sanity.txt
-    echo "$want" > .venv-sanity/.requirements.sha256
-fi
+scripts/cached-venv.sh .venv-sanity requirements/sanity.txt
 export PATH="$PWD/.venv-sanity/bin:$PATH"
 # ansible-test skips its shellcheck test, with a warning only, when shellcheck is missing: then no shell script is
 # linted and the gate would still say ok. Missing shellcheck is a failure here (scripts/apt-prereqs.sh lint).

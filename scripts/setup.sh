@@ -1,24 +1,16 @@
 #!/usr/bin/env bash
 # Sets up everything the collection needs to run and be tested from this checkout:
-#   - .venv with the pinned controller and test tooling (requirements/test.txt), Python 3.11
+#   - .venv with the pinned controller and test tooling (requirements/test.txt), Python 3.11, reused from a
+#     cache keyed by the pins when one can be written (scripts/cached-venv.sh)
 #   - the .collections link that makes this checkout the collection llmops.deploy
 # Idempotent: a second run only checks. Usage: scripts/setup.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PYTHON=${PYTHON:-python3}
-stamp=.venv/.requirements.sha256
-want=$(cat requirements/*.txt | sha256sum | cut -d' ' -f1)
-
-if [ ! -x .venv/bin/python ]; then
-    echo "setup: creating .venv with $($PYTHON --version)"
-    "$PYTHON" -m venv .venv
-fi
-if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-    echo "setup: installing pinned requirements (requirements/test.txt)"
-    .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements/test.txt
-    echo "$want" > "$stamp"
-fi
+# Pinned tooling: a venv built once per pins and interpreter in a shared cache when one can be written (as root:
+# /var/cache/llmops/venvs; LLMOPS_VENV_CACHE chooses another, "" none), .venv being a link to it; otherwise this
+# checkout's own .venv (see scripts/cached-venv.sh).
+scripts/cached-venv.sh .venv requirements/test.txt | sed 's/^/setup: /'
 
 mkdir -p .collections/ansible_collections/llmops
 if [ "$(readlink .collections/ansible_collections/llmops/deploy)" != "../../.." ]; then
