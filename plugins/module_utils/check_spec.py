@@ -4,13 +4,13 @@
 """capacity_check's options: its argument spec (shared with the llmops.deploy.capacity_plan filter, which checks the
 same options on the controller) and the declared hardware's keys and types.
 
-Plain data, importing only the sizing options it extends: capacity_check with ``judge=controller`` only probes, and
+Plain data, importing only the model options it extends (model_spec): capacity_check with ``judge=controller`` only probes, and
 so compiles only this and its probing code on the host, not the judgement (model_selection, capacity, model_names).
 
 Standard library only (runs on targets with Python >= 3.8).
 """
 
-from ansible_collections.llmops.deploy.plugins.module_utils import sizing
+from ansible_collections.llmops.deploy.plugins.module_utils import model_spec
 
 CANDIDATE_OPTIONS = dict(
     key=dict(type="str", no_log=False),
@@ -24,8 +24,8 @@ CANDIDATE_OPTIONS = dict(
     weights=dict(type="dict"),
     disk_required_bytes=dict(type="int"),
 )
-CHECK_REQUIRED_ONE_OF = [tuple(group) + ("candidates",) for group in sizing.MODEL_SPEC_REQUIRED_ONE_OF]
-CHECK_MUTUALLY_EXCLUSIVE = sizing.MODEL_SPEC_MUTUALLY_EXCLUSIVE + [
+CHECK_REQUIRED_ONE_OF = [tuple(group) + ("candidates",) for group in model_spec.MODEL_SPEC_REQUIRED_ONE_OF]
+CHECK_MUTUALLY_EXCLUSIVE = model_spec.MODEL_SPEC_MUTUALLY_EXCLUSIVE + [
     ("candidates", name) for name in ("model", "params", "config", "config_path", "weights")]
 
 
@@ -70,7 +70,7 @@ def declared_hardware(hardware):
 
 def check_argument_spec():
     """capacity_check's argument spec (a fresh copy each call)."""
-    spec = sizing.model_spec_argument_spec()
+    spec = model_spec.model_spec_argument_spec()
     spec.update(
         target=dict(type="str", choices=["gpu", "cpu"], default="gpu"),
         model_dir=dict(type="path", default="/opt/llmops/models"),

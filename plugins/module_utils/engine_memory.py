@@ -49,16 +49,17 @@ import math
 import re
 from fractions import Fraction
 
+from ansible_collections.llmops.deploy.plugins.module_utils import model_spec
 from ansible_collections.llmops.deploy.plugins.module_utils.sizing_errors import SizingInputError
 
 GIB = 2 ** 30
 MIB = 2 ** 20
 
 ENGINE = "vllm"
-PINNED_VERSION = "0.32.0"
+PINNED_VERSION = model_spec.ENGINE_PINNED_VERSION
 PINNED_SOURCE = "vLLM 0.32.0 source (CUDA wheel, commit g5df63a720)"
-ENTRY_POINTS = ("openai_api_server", "llm_class")
-DEFAULT_ENTRY_POINT = "openai_api_server"
+ENTRY_POINTS = model_spec.ENGINE_ENTRY_POINTS
+DEFAULT_ENTRY_POINT = model_spec.ENGINE_DEFAULT_ENTRY_POINT
 
 # Versions at which a rule changed (vLLM's own messages and release notes).
 CUDA_GRAPHS_IN_BUDGET_SINCE = (0, 21, 0)   # "CUDA graph memory profiling is enabled (default since v0.21.0)"

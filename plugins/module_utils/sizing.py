@@ -26,8 +26,13 @@ the same model) and ``differs_from_seed``.
 import math
 from fractions import Fraction
 
-from ansible_collections.llmops.deploy.plugins.module_utils import engine_memory, parameter_count
+from ansible_collections.llmops.deploy.plugins.module_utils import parameter_count
 from ansible_collections.llmops.deploy.plugins.module_utils import precision as precisions
+# The options' argument spec, choices and defaults live in model_spec (plain data: a module that only needs the spec
+# does not compile this); they are also names of this module.
+from ansible_collections.llmops.deploy.plugins.module_utils.model_spec import (  # noqa: F401 pylint: disable=unused-import
+    DEFAULT_CPU_KV_CACHE_SPACE_GIB, DEFAULT_GPUS_PER_NODE, DEFAULT_RESERVE, KV_CACHE_DTYPE_CHOICES, METHOD_CHOICES,
+    MODEL_SPEC_MUTUALLY_EXCLUSIVE, MODEL_SPEC_REQUIRED_ONE_OF, model_spec_argument_spec)
 from ansible_collections.llmops.deploy.plugins.module_utils.sizing_errors import SizingInputError
 
 GB = 10 ** 9
@@ -37,9 +42,7 @@ MIB = 2 ** 20
 SEED_GPU_FACTOR = Fraction(3, 2)
 SEED_CPU_FACTOR = Fraction(2)
 
-DEFAULT_RESERVE = 0.2
 MAX_RESERVE = 0.5
-DEFAULT_GPUS_PER_NODE = 8
 MAX_GPUS = 4096
 
 # Guide tables 2.3.1 (FP16) and 2.3.2 (FP32): model scale (parameters) -> recommended CPU cores (min, max or None).
@@ -64,7 +67,6 @@ CPU_RUNTIME_WORKER_BYTES = 1800000000 - GIB
 CPU_RUNTIME_API_SERVER_BYTES = 600000000
 CPU_RUNTIME_ENGINE_CORE_BYTES = 600000000
 CPU_RUNTIME_BYTES = CPU_RUNTIME_WORKER_BYTES + CPU_RUNTIME_API_SERVER_BYTES + CPU_RUNTIME_ENGINE_CORE_BYTES
-DEFAULT_CPU_KV_CACHE_SPACE_GIB = 4
 MAX_CPU_KV_CACHE_SPACE_GIB = 65536
 
 VERDICTS = ("fits", "tight", "insufficient")
@@ -199,8 +201,6 @@ def _detailed_method(spec):
 
 
 METHODS = {"seed": _seed_method, "detailed": _detailed_method}
-METHOD_CHOICES = ("seed", "detailed", "auto")
-KV_CACHE_DTYPE_CHOICES = ("auto", "fp16", "bf16", "fp8", "fp8_e4m3", "fp8_e5m2")
 # A detailed GPU figure this far from the guide's rule of thumb (ratio) is flagged as differing.
 DIFFERS_FROM_SEED_TOLERANCE = 0.1
 
@@ -827,39 +827,3 @@ def seed_comparison(sizing_result):
             "param_memory_gb": seed.get("param_memory_gb"),
             "ratio": sizing_result.get("gpu_memory_ratio_to_seed"),
             "differs": bool(sizing_result.get("differs_from_seed"))}
-
-
-def model_spec_argument_spec():
-    """The module options shared by model_sizing and capacity_check (documented in doc_fragments/model_spec.py).
-
-    Plain data in AnsibleModule's argument_spec format; each call returns a fresh copy.
-    """
-    return dict(
-        model=dict(type="str"),
-        params=dict(type="raw"),
-        precision=dict(type="str"),
-        method=dict(type="str", choices=list(METHOD_CHOICES), default="seed"),
-        config=dict(type="dict"),
-        config_path=dict(type="path"),
-        weights=dict(type="dict"),
-        context_length=dict(type="int"),
-        concurrency=dict(type="int", default=1),
-        kv_cache_dtype=dict(type="str", choices=list(KV_CACHE_DTYPE_CHOICES), default="auto"),
-        gpu_memory_utilization=dict(type="float", default=0.9),
-        default_precision=dict(type="str"),
-        cpu_kv_cache_space_gib=dict(type="int", default=DEFAULT_CPU_KV_CACHE_SPACE_GIB),
-        # "tokens" here counts the engine's batch; it is not a credential.
-        max_num_batched_tokens=dict(type="int", no_log=False),
-        max_num_seqs=dict(type="int"),
-        engine_entry_point=dict(type="str", choices=list(engine_memory.ENTRY_POINTS),
-                                default=engine_memory.DEFAULT_ENTRY_POINT),
-        engine_version=dict(type="str", default=engine_memory.PINNED_VERSION),
-        calibration=dict(type="dict"),
-        reserve=dict(type="float", default=DEFAULT_RESERVE),
-        gpus_per_node=dict(type="int", default=DEFAULT_GPUS_PER_NODE),
-    )
-
-
-# Constraints on those options, for AnsibleModule.
-MODEL_SPEC_REQUIRED_ONE_OF = [("model", "params", "config", "config_path")]
-MODEL_SPEC_MUTUALLY_EXCLUSIVE = [("config", "config_path")]

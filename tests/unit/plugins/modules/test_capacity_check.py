@@ -360,8 +360,9 @@ def test_judge_controller_imports_no_judgement_code_on_the_host(monkeypatch, nvi
     out = subprocess.run([sys.executable, "-c", code], check=True, stdout=subprocess.PIPE, text=True,
                          env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))).stdout
     loaded = set(json.loads(out.replace("'", '"')))
-    assert {"check_spec", "gpu_facts", "host_resources"} <= loaded
-    assert not loaded & {"model_selection", "capacity", "model_names", "detailed_sizing", "architecture"}, loaded
+    assert {"check_spec", "model_spec", "gpu_facts", "host_resources"} <= loaded
+    assert not loaded & {"model_selection", "capacity", "model_names", "detailed_sizing", "architecture", "sizing",
+                         "engine_memory", "precision"}, loaded
 
 
 def test_judge_controller_needs_probing(monkeypatch):
