@@ -10,6 +10,7 @@ fitted on two of the H100 logs (Llama-3.1-8B, Qwen3-0.6B); the others check them
 
 import importlib.util
 import os
+import re
 
 import pytest
 
@@ -50,6 +51,41 @@ def test_fixture_set_covers_three_memory_classes_and_records_its_sources():
     assert classes == {"24 GB", "40-48 GB", "80 GB+"}
 
 
+SOURCE_URL = re.compile(r"^https://github\.com/[\w.-]+/[\w.-]+/(blob/[0-9a-f]{40}/\S+|issues/\d+)$")
+# what a start-up log prints of its version: the API server's line, the engine's config line, the 0.2x banner, or a
+# bare `vllm --version` answer
+LOG_VERSION = re.compile(r"(?:API server version |LLM engine \(v|\u2588  version )(\d+\.\d+\.\d+)|^(\d+\.\d+\.\d+)$",
+                         re.MULTILINE)
+
+
+def test_every_source_is_pinned_or_says_what_was_searched():
+    """A source is a GitHub file at a commit or an issue thread; a fixture without one says it was not found, and how
+    it was looked for."""
+    for meta in FIXTURES:
+        if meta.get("source_url"):
+            assert SOURCE_URL.match(meta["source_url"]), (meta["name"], meta["source_url"])
+        else:
+            assert "not found" in meta.get("source_note", ""), meta["name"]
+            assert "find_string" in meta["source_note"], meta["name"]
+
+
+def test_vllm_version_is_the_one_the_source_prints_and_never_guessed():
+    """Where the excerpt prints a version, the fixture records exactly that one; where it prints none, the version is
+    left empty (the rules version, with its reason, stands in) unless the note names the source's own statement."""
+    for meta in FIXTURES:
+        printed = {a or b for a, b in LOG_VERSION.findall(meta["log"])}
+        assert len(printed) <= 1, (meta["name"], printed)
+        assert meta.get("vllm_version_note"), meta["name"]
+        if printed:
+            assert meta.get("vllm_version") == printed.pop(), meta["name"]
+        elif meta.get("vllm_version"):
+            assert "stated by the source" in meta["vllm_version_note"], meta["name"]
+        else:
+            assert meta.get("rules_version"), meta["name"]
+        if meta.get("vllm_version"):
+            assert meta["vllm_version"] == meta["rules_version"], meta["name"]
+
+
 def _memory_class(mib):
     return "24 GB" if mib < 30000 else "40-48 GB" if mib < 60000 else "80 GB+"
 
@@ -66,14 +102,22 @@ def test_every_memory_class_has_three_judged_fixtures_of_different_runs():
 WITH_BREAKDOWN = [f for f in JUDGED if f["published"].get("activation_gib") is not None]
 
 
+def _same_command(meta):
+    return tuple(meta[key] for key in ("model", "gpu", "gpu_count", "gpu_memory_utilization", "max_model_len",
+                                       "tensor_parallel_size", "entry_point", "rules_version"))
+
+
 @pytest.mark.parametrize("meta", WITH_BREAKDOWN, ids=[f["name"] for f in WITH_BREAKDOWN])
 def test_budget_and_peak_activation_match_the_engines_own_breakdown(meta):
     """Where the engine printed its parts: the budget (torch total x utilisation) and the profiling run's peak, part by
     part, across vLLM 0.10-0.27, 24 GB to 80 GB GPUs, dense and MoE models, LLM() and vllm serve."""
     ours = COMPARE.evaluate(meta)
     pub = meta["published"]
-    assert abs(ours["activation_gib"] - pub["activation_gib"]) <= max(0.05, 0.03 * pub["activation_gib"]), (
-        ours["activation_gib"], pub["activation_gib"])
+    # the same command started more than once: the engine's own runs set the range (the RTX 4090 `vllm serve` 2k
+    # starts printed 0.25 and 0.08 GiB on the same card and day)
+    peaks = [f["published"]["activation_gib"] for f in WITH_BREAKDOWN if _same_command(f) == _same_command(meta)]
+    tolerance = max(0.05, 0.03 * max(peaks))
+    assert min(peaks) - tolerance <= ours["activation_gib"] <= max(peaks) + tolerance, (ours["activation_gib"], peaks)
     if pub.get("torch_total_gib"):
         budget = pub["torch_total_gib"] * meta["gpu_memory_utilization"]
         assert abs(ours["room"]["requested_bytes"] / float(GIB) / budget - 1) < 0.005
