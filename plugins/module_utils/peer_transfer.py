@@ -7,26 +7,56 @@ manifest the controller fetched from the hub.
 Standard library only (runs on targets with Python >= 3.8). The transport is rsync over SSH, pulled by the receiver
 (``rsync --files-from`` of the files still missing, ``--inplace`` into the private staging directory, so a transfer
 killed mid-file resumes from the bytes already there, from the same peer or another one). Each source is tried in
-turn; after every transfer each received file is checked against the manifest (size and sha256); a file that does not
-match is deleted from the staging directory, recorded against the peer that served it, and fetched from the next
-source. The caller then installs the verified files exactly as a bundle import does (module_utils ``model_install``).
+turn; every received file is checked against the manifest (size and sha256); a file that does not match is deleted
+from the staging directory, recorded against the peer that served it, and fetched from the next source. The caller
+then installs the verified files exactly as a bundle import does (module_utils ``model_install``).
+
+The files are hashed while the bytes arrive (:class:`ArrivalHasher`), not after rsync exits, so the wall time is
+about the transfer's, not the transfer's plus a second read of every byte. What rsync 3.2.7 does, read in its
+``receiver.c`` and checked with a pull over a remote shell: with an ``--out-format`` holding a post-transfer escape
+(``%b``) the receiving side prints a file's line after ``receive_data()`` returned (every byte of that pass written,
+the file truncated to its length under ``--inplace``) and before it sets the mtime; a file whose whole-file checksum
+failed is sent again in a second pass and printed a second time; a file the quick check skips is not printed. Within
+one pass the receiver writes at strictly increasing offsets (literal data is written at the running offset; a block
+matched at the same offset under ``--inplace`` is skipped over), so a file that did not exist when the transfer
+started holds, below its current size, only bytes that pass will not write again. Hence:
+
+* a file absent when the transfer starts is followed while it grows (module_utils ``stream_hash.FollowHasher``: read
+  from the page cache right behind rsync, from the very inode that ends at the final name);
+* a file already there (a resumed partial file, whose old bytes rsync may rewrite anywhere) is hashed as soon as rsync
+  prints its line, by ``hash_workers`` threads, while rsync goes on with the next files;
+* an early digest counts only when rsync printed the file exactly once, the final name is still that regular file
+  (same device, inode) of the listed size, and the digest equals the manifest's; anything else (not printed, printed
+  twice, replaced, a digest that does not match) is hashed again from disk after rsync exited, as before, and only
+  that second digest can reject a file. Nothing is opened through a link (``open_regular``: ``O_NOFOLLOW``).
 
 The manifest is the bundle manifest (module_utils ``model_bundle``, format ``llmops.deploy/model-bundle/v1``): model,
 revision, selection and every file's path, size and sha256; nothing the peer says (its marker, its listing) is used.
 """
 
 import os
+import queue
 import re
 import shlex
+import stat
+import subprocess
+import threading
 
 from ansible_collections.llmops.deploy.plugins.module_utils.fetch_plan import verify_fetched
 from ansible_collections.llmops.deploy.plugins.module_utils.model_bundle import bundle_manifest, manifest_problems
-from ansible_collections.llmops.deploy.plugins.module_utils.stream_hash import hash_files
+from ansible_collections.llmops.deploy.plugins.module_utils.stream_hash import (
+    FollowHasher, hash_files, open_regular, sha256_file)
 from ansible_collections.llmops.deploy.plugins.module_utils.tree_safety import lstat_or_none
 
 _STATS_RE = re.compile(r"^Total bytes received:\s*([\d,.]+)", re.MULTILINE)
 _HOST_RE = re.compile(r"^[A-Za-z0-9._:%-]+$")
 _USER_RE = re.compile(r"^[A-Za-z0-9._][A-Za-z0-9._-]*$")
+#: rsync's line for each file it finished receiving: ``%b`` (a post-transfer escape) makes the receiver print it
+#: after the file's bytes are written, not before; the name comes last (it may hold spaces).
+DONE_TAG = "llmops-received"
+OUT_FORMAT = DONE_TAG + " %b %n"
+_DONE_RE = re.compile(r"^" + DONE_TAG + r" (\d+) (.+)$")
+_ESCAPE_RE = re.compile(rb"\\#([0-7]{3})")
 
 
 class PeerError(Exception):
@@ -96,6 +126,7 @@ def rsync_argv(source, dest, files_from, key_file, known_hosts_file, extra=None,
         host = "[%s]" % host
     return [rsync, "--files-from=" + files_from, "--from0", "--inplace", "--partial", "--times", "--no-perms",
             "--no-owner", "--no-group", "--no-links", "--no-devices", "--no-specials", "--stats",
+            "--out-format=" + OUT_FORMAT,
             "--timeout=%d" % max(60, connect_timeout),
             "-e", ssh_command(key_file, known_hosts_file, source["port"], connect_timeout, ssh)] \
         + list(extra or []) + ["%s@%s:." % (source["user"], host), dest.rstrip("/") + "/"]
@@ -109,6 +140,152 @@ def received_bytes(output):
     return int(re.sub(r"[,.]", "", match.group(1)))
 
 
+def reported_path(line):
+    """The relative path in rsync's line for a finished file (``OUT_FORMAT``), else None. rsync writes the bytes of a
+    name it will not print as is (control characters, and non-ASCII without ``--8-bit-output``) as ``\\#ooo``
+    (octal), and a backslash followed by ``#`` the same way, so the name is decoded back unambiguously."""
+    match = _DONE_RE.match(line.rstrip("\r\n"))
+    if not match:
+        return None
+    raw = match.group(2).encode("utf-8", "surrogateescape")
+    raw = _ESCAPE_RE.sub(lambda m: bytes([int(m.group(1), 8) & 0xFF]), raw)
+    return raw.decode("utf-8", "surrogateescape")
+
+
+def run_transfer(argv, env=None, on_line=None):
+    """Run ``argv`` (rsync), handing each line of its output to ``on_line`` as it comes; ``(rc, output)`` with the
+    per-file lines left out of ``output``. stderr goes into the same pipe (rsync's messages stay in order)."""
+    kept = []
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            env=env, close_fds=True)
+    try:
+        for raw in proc.stdout:
+            line = raw.decode("utf-8", "surrogateescape")
+            if on_line is not None and line.startswith(DONE_TAG + " "):
+                on_line(line)
+            else:
+                kept.append(line)
+    finally:
+        proc.stdout.close()
+        rc = proc.wait()
+    return rc, "".join(kept)
+
+
+class ArrivalHasher(object):
+    """sha256 of the files of one transfer while rsync writes them (see the module's docstring for the rules).
+
+    ``entries``: manifest entries asked for; ``fresh``: the paths absent (or empty) when the transfer started, which
+    are followed as they grow; the others are hashed when :meth:`line` sees rsync's line for them. :meth:`finish`
+    (after rsync exited) returns ``{path: sha256}`` of the early digests that may be trusted, each equal to the
+    manifest's. Use :meth:`start` before the transfer and :meth:`finish` after it, even when it failed.
+    """
+
+    def __init__(self, root, entries, fresh, workers=2):
+        self.root = root
+        self.entries = dict((e["path"], e) for e in entries)
+        self.fresh = set(p for p in fresh if p in self.entries)
+        self.workers = max(1, int(workers))
+        self.follower = FollowHasher(root, [e for p, e in sorted(self.entries.items()) if p in self.fresh],
+                                     workers=self.workers) if self.fresh else None
+        self.reports = {}
+        self.records = {}
+        self.jobs = queue.Queue()
+        self.threads = []
+        self.lock = threading.Lock()
+
+    def start(self):
+        if self.follower is not None:
+            self.follower.start()
+        if len(self.fresh) < len(self.entries):
+            for index in range(min(self.workers, len(self.entries) - len(self.fresh))):
+                thread = threading.Thread(target=self._work, name="llmops-peer-hash-%d" % index)
+                thread.daemon = True
+                thread.start()
+                self.threads.append(thread)
+        return self
+
+    def line(self, text):
+        """One line of rsync's output: a finished file of this transfer is counted, and hashed unless followed."""
+        rel = reported_path(text)
+        if rel is None or rel not in self.entries:
+            return
+        with self.lock:
+            self.reports[rel] = self.reports.get(rel, 0) + 1
+            first = self.reports[rel] == 1
+        if first and rel not in self.fresh and self.threads:
+            self.jobs.put(rel)
+
+    def _work(self):
+        while True:
+            rel = self.jobs.get()
+            if rel is None:
+                return
+            try:
+                record = self._hash(rel)
+            except (IOError, OSError):
+                record = None
+            if record is not None:
+                with self.lock:
+                    self.records[rel] = record
+
+    def _hash(self, rel):
+        """``(sha256, fd)``: the descriptor stays open until :meth:`finish`, so that inode cannot be freed and its
+        number given to another file put at the name meanwhile (the identity check would pass on a reused number)."""
+        fd = open_regular(os.path.join(self.root, rel))
+        try:
+            before = os.fstat(fd)
+            if before.st_size != self.entries[rel]["size"]:
+                os.close(fd)
+                return None
+            digest = sha256_file(os.dup(fd))
+            after = os.fstat(fd)
+        except BaseException:
+            os.close(fd)
+            raise
+        if after.st_size != before.st_size or after.st_nlink == 0:
+            os.close(fd)
+            return None
+        return (digest, fd)
+
+    def finish(self):
+        """``{path: sha256}`` of the early digests that count (after rsync exited); every thread ends."""
+        for _thread in self.threads:
+            self.jobs.put(None)
+        for thread in self.threads:
+            thread.join()
+        self.threads = []
+        followed = self.follower.finish() if self.follower is not None else {}
+        trusted = {}
+        try:
+            for rel, entry in self.entries.items():
+                if self.reports.get(rel) != 1:
+                    continue
+                st = lstat_or_none(os.path.join(self.root, rel))
+                if st is None or not stat.S_ISREG(st.st_mode) or st.st_size != entry["size"]:
+                    continue
+                if rel in self.fresh:
+                    digest = followed.get(rel)
+                else:
+                    digest = self._still_there(self.records.get(rel), st)
+                if digest is not None and digest == entry["sha256"]:
+                    trusted[rel] = digest
+        finally:
+            for record in self.records.values():
+                os.close(record[1])
+            self.records = {}
+        return trusted
+
+    @staticmethod
+    def _still_there(record, st):
+        """The digest of ``record`` when the inode it read is the one at the name (``st``), unchanged in size."""
+        if record is None:
+            return None
+        fst = os.fstat(record[1])
+        if fst.st_nlink > 0 and (fst.st_dev, fst.st_ino, fst.st_size) == (st.st_dev, st.st_ino, st.st_size):
+            return record[0]
+        return None
+
+
 def write_files_from(path, rel_paths):
     with open(path, "wb") as handle:
         for rel in rel_paths:
@@ -119,9 +296,12 @@ def write_files_from(path, rel_paths):
 class Receiver(object):
     """Fetch ``todo`` (manifest entries) into ``staging_files`` from ``sources`` in order.
 
-    ``transfer(source, rel_paths)`` runs one pull and returns ``(rc, output)``; it is the only I/O over the network
-    (the module runs rsync; tests can substitute). After each transfer, every file still wanted is verified against
-    the manifest; files that fail are deleted and recorded in ``rejected`` with the source that served them.
+    ``transfer(source, rel_paths, on_line)`` runs one pull, hands each line of rsync's output to ``on_line`` as it
+    comes, and returns ``(rc, output)``; it is the only I/O over the network (the module runs rsync through
+    :func:`run_transfer`; tests can substitute). The files are hashed while they arrive (:class:`ArrivalHasher`);
+    after each transfer every complete file still wanted is verified against the manifest (size and sha256; what was
+    not hashed early is hashed then, ``hash_workers`` at a time); files that fail are deleted and recorded in
+    ``rejected`` with the source that served them.
     """
 
     def __init__(self, staging_files, todo, transfer, hash_workers=2):
@@ -140,12 +320,19 @@ class Receiver(object):
                 break
             paths = sorted(wanted)
             before = dict((p, self._size(p)) for p in paths)
-            rc, output = self.transfer(source, paths)
+            hasher = ArrivalHasher(self.staging_files, [wanted[p] for p in paths],
+                                   [p for p in paths if not before[p]], workers=self.hash_workers).start()
+            try:
+                rc, output = self.transfer(source, paths, hasher.line)
+            finally:
+                early = hasher.finish()
             attempt = {"source": source["name"], "files": len(paths), "rc": rc,
                        "bytes_received": received_bytes(output)}
             present = [p for p in paths if self._size(p) is not None]
-            digests = hash_files(self.staging_files, present, workers=self.hash_workers)
             complete = [wanted[p] for p in present if self._size(p) == wanted[p]["size"]]
+            digests = hash_files(self.staging_files, [e["path"] for e in complete if e["path"] not in early],
+                                 workers=self.hash_workers)
+            digests.update(early)
             good, bad = verify_fetched(self.staging_files, complete, digests=digests)
             bad += [(p, "%d bytes, expected %d" % (self._size(p), wanted[p]["size"])) for p in present
                     if self._size(p) > wanted[p]["size"]]
@@ -156,6 +343,7 @@ class Receiver(object):
                 self.rejected.append({"path": rel, "source": source["name"], "reason": why})
                 os.unlink(os.path.join(self.staging_files, rel))
             attempt["verified"] = len(good)
+            attempt["hashed_while_receiving"] = len([e for e in good if e["path"] in early])
             attempt["rejected"] = [rel for rel, _why in bad]
             if rc != 0:
                 attempt["error"] = _last_lines(output)

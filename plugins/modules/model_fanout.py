@@ -24,7 +24,9 @@ description:
     C(ssh) run on this host, into the same private staging directory downloads and bundle imports use
     (C(.<name>.llmops-staging), mode 0700). C(--inplace) keeps the bytes of a transfer that was killed, so the next
     run (from the same peer or another) resumes. Every file is checked against O(manifest) (size and sha256, never
-    the peer's marker); a file with bad bytes is deleted, named with the peer that served it in RV(rejected), and
+    the peer's marker), hashed while the bytes arrive (a new file is read right behind C(rsync) as it grows, a
+    resumed one as soon as C(rsync) reports it finished, while the next files arrive; anything C(rsync) did not
+    report exactly once is hashed after it exits); a file with bad bytes is deleted, named with the peer that served it in RV(rejected), and
     fetched from the next source. When every file matched, the files are moved in and the completion marker is
     written exactly as a hub download or a bundle import writes it.
   - The peers are reached with this host's key O(ssh_key) and only the host keys given in O(known_hosts) (strict
@@ -132,7 +134,8 @@ options:
     type: int
     default: 20
   hash_workers:
-    description: Files hashed in parallel after a transfer.
+    description: Threads that hash the received files while C(rsync) writes them (files hashed at the same time),
+      and files hashed in parallel after a transfer when they could not be hashed on the way.
     type: int
     default: 2
   lock_timeout:
@@ -214,11 +217,12 @@ bytes_received:
   sample: 4301022
 attempts:
   description: One entry per peer tried (source, files asked, rsync's exit code, bytes received, files verified,
-    files rejected, error).
+    of those the files hashed while they arrived, files rejected, error).
   returned: state=receive
   type: list
   elements: dict
-  sample: [{"source": "gpu01", "files": 3, "rc": 0, "bytes_received": 4301022, "verified": 3, "rejected": []}]
+  sample: [{"source": "gpu01", "files": 3, "rc": 0, "bytes_received": 4301022, "verified": 3,
+           "hashed_while_receiving": 3, "rejected": []}]
 rejected:
   description: Files a peer served with bad bytes (path, source, reason); each was fetched again from another peer.
   returned: state=receive
@@ -264,7 +268,7 @@ from ansible_collections.llmops.deploy.plugins.module_utils.model_install import
     InstallError, install_verified, sync_attributes)
 from ansible_collections.llmops.deploy.plugins.module_utils.peer_transfer import (
     KEY_COMMENT_PREFIX, PeerError, Receiver, authorized_line, check_manifest, check_source, fanout_manifest,
-    is_transfer_line, rsync_argv, updated_authorized_keys, write_files_from)
+    is_transfer_line, rsync_argv, run_transfer, updated_authorized_keys, write_files_from)
 from ansible_collections.llmops.deploy.plugins.module_utils.tree_safety import (
     TreeError, apply_to_files, parse_mode, prepare_staging, remove_tree, resolve_ids, staging_path_for,
     target_tree_problems)
@@ -575,14 +579,18 @@ class Fanout(object):
         with open(known_hosts, "w") as handle:
             handle.write(p["known_hosts"].rstrip("\n") + "\n")
         os.chmod(known_hosts, 0o600)
-        clean_env = dict(LC_ALL="C", LANG="C")
+        clean_env = dict(os.environ, LC_ALL="C", LANG="C")
 
-        def transfer(source, rel_paths):
+        def transfer(source, rel_paths, on_line):
+            # rsync's output is read while it runs (not with run_command, which returns it at the end): each line
+            # for a finished file lets that file be hashed while the next ones arrive
             write_files_from(files_from, rel_paths)
             argv = rsync_argv(source, staging_files, files_from, p["ssh_key"], known_hosts, p["rsync_opts"],
                               p["connect_timeout"], rsync=rsync, ssh=ssh)
-            rc, out, err = self.module.run_command(argv, environ_update=clean_env)
-            return rc, (out or "") + "\n" + (err or "")
+            try:
+                return run_transfer(argv, env=clean_env, on_line=on_line)
+            except OSError as exc:
+                return 127, "cannot run %s: %s" % (rsync, exc)
 
         receiver = Receiver(staging_files, [dict((k, t[k]) for k in ("path", "size", "sha256")) for t in todo],
                             transfer, hash_workers=p["hash_workers"])

@@ -8,8 +8,9 @@ own loopback address, a key made for this session) and the local hub (tools/loca
 connects to the hosts over ssh; the hosts copy from each other with rsync over ssh, using the keys and host keys the
 role sets up and withdraws. Checked: check mode plans and writes nothing; one hub download for four hosts (the hub's
 request log: bytes served = 1.0 x the model) in two rounds after the seed; a rerun changes nothing; a peer that serves
-bad bytes is caught and the file comes from another peer; a receiver killed in the middle of a transfer resumes on
-the rerun (fewer bytes received than the file holds).
+bad bytes is caught and the file comes from another peer (the receiver hashes while the bytes arrive); a receiver
+killed in the middle of a transfer resumes on the rerun (fewer bytes received than the file holds) and hashes the
+resumed file as soon as rsync reports it.
 """
 import json
 import os
@@ -266,4 +267,7 @@ def test_a_receiver_killed_mid_transfer_resumes_on_rerun(fleet):
     peer = res.info("fan4")["peer"]
     # resumed: the bytes already there were not sent again
     assert int(peer["bytes_received"]) < fleet.model_bytes() - had // 2
+    # the resumed file was hashed when rsync reported it, not read again after rsync exited (a file hashed early
+    # needs rsync's line for it: with no line parsed, this is 0)
+    assert int(peer["attempts"][-1]["hashed_while_receiving"]) >= 1, peer["attempts"]
     fleet.verified("fan4")

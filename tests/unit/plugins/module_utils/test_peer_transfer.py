@@ -5,6 +5,7 @@
 (a peer that serves bad bytes is rejected and the next one used; partial files are kept for the next source)."""
 import hashlib
 import os
+import sys
 
 import pytest
 
@@ -85,7 +86,7 @@ def _serving(files):
 def _receiver(tmp_path, files):
     transfer, calls = _serving(files)
     staging = str(tmp_path)
-    return pt.Receiver(staging, entries(), lambda src, paths: transfer(staging, src, paths)), calls
+    return pt.Receiver(staging, entries(), lambda src, paths, _on_line: transfer(staging, src, paths)), calls
 
 
 def test_bad_bytes_are_rejected_and_fetched_from_the_next_peer(tmp_path):
@@ -148,3 +149,125 @@ def test_authorised_transfer_keys_are_restricted_and_withdrawn():
     left, changed = pt.updated_authorized_keys(
         text, remove=lambda ln: pt.is_transfer_line(ln, "/usr/bin/rrsync", "/opt/llmops/models/a b"))
     assert changed and left == other + "\n" + foreign + "\n"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Hashing while the bytes arrive
+# ---------------------------------------------------------------------------------------------------------------
+def test_rsync_is_asked_for_a_line_after_each_file():
+    argv = pt.rsync_argv(pt.check_source({"host": "10.0.0.1"}), "/d", "/l", "/k", "/kh")
+    # %b is a post-transfer escape: the receiver prints the line once the file's bytes are written
+    assert "--out-format=llmops-received %b %n" in argv
+
+
+@pytest.mark.parametrize("line, path", [
+    ("llmops-received 5000 sub/model.safetensors\n", "sub/model.safetensors"),
+    ("llmops-received 0 a b.json\n", "a b.json"),
+    ("llmops-received 7 caf\\#303\\#251.txt\n", u"caf\u00e9.txt"),       # non-ASCII, escaped by rsync
+    ("llmops-received 7 a\\#012b\n", "a\nb"),
+    ("llmops-received 7 a\\#134#012b\n", "a\\#012b"),                   # a literal backslash-hash, escaped
+    ("sub/\n", None),
+    ("Total bytes received: 12\n", None),
+    ("llmops-received x a\n", None),
+])
+def test_reported_path(line, path):
+    assert pt.reported_path(line) == path
+
+
+def test_run_transfer_hands_over_each_line_while_the_command_runs(tmp_path):
+    flag = tmp_path / "seen"
+    script = ("import os, sys, time\n"
+              "print('llmops-received 3 first', flush=True)\n"
+              "deadline = time.time() + 60\n"
+              "while not os.path.exists(%r) and time.time() < deadline:\n"
+              "    time.sleep(0.01)\n"
+              "print('llmops-received 3 second' if os.path.exists(%r) else 'never streamed', flush=True)\n"
+              "print('Total bytes received: 6', file=sys.stderr)\n" % (str(flag), str(flag)))
+    lines = []
+
+    def on_line(line):
+        lines.append(pt.reported_path(line))
+        flag.write_text("x")
+
+    rc, output = pt.run_transfer([sys.executable, "-c", script], on_line=on_line)
+    # the second line is only printed once the first one was handed over: the output is read as it comes
+    assert rc == 0 and lines == ["first", "second"]
+    assert pt.received_bytes(output) == 6 and "llmops-received" not in output
+
+
+def _reporting(tmp_path, plan):
+    """A transfer that writes files like rsync (``plan``: ``[(path, bytes, times reported)]`` in order) and prints
+    rsync's per-file line after each, then runs ``after`` (a hook on the staging directory)."""
+    def transfer(source, paths, on_line):
+        for rel, data, reported in plan:
+            if rel not in paths:
+                continue
+            path = os.path.join(str(tmp_path), rel)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "r+b" if os.path.exists(path) else "wb") as handle:
+                handle.write(data)
+                handle.truncate(len(data))
+            for _time in range(reported):
+                on_line("llmops-received %d %s\n" % (len(data), rel))
+        after = source.get("after")
+        if after:
+            after(str(tmp_path))
+        return 0, "Total bytes received: 1\n"
+    return transfer
+
+
+def test_a_resumed_file_reported_once_is_hashed_on_its_line(tmp_path):
+    big = "sub/model.safetensors"
+    os.makedirs(str(tmp_path / "sub"))
+    (tmp_path / big).write_bytes(FILES[big][:1000])              # a partial file from a killed transfer
+    receiver = pt.Receiver(str(tmp_path), entries(), _reporting(tmp_path, [
+        ("config.json", FILES["config.json"], 0),                 # not reported: hashed after rsync exited
+        (big, FILES[big], 1)]))
+    assert receiver.run([{"name": "p1"}]) == []
+    attempt = receiver.attempts[0]
+    assert attempt["verified"] == 2 and attempt["hashed_while_receiving"] == 1
+    assert sorted(e["path"] for e in receiver.good) == ["config.json", big]
+
+
+def test_a_file_reported_twice_is_hashed_again_after_the_transfer(tmp_path):
+    big = "sub/model.safetensors"
+    os.makedirs(str(tmp_path / "sub"))
+    (tmp_path / big).write_bytes(FILES[big][:10])
+    receiver = pt.Receiver(str(tmp_path), entries(), _reporting(tmp_path, [
+        ("config.json", FILES["config.json"], 1), (big, FILES[big], 2)]))     # rsync's second pass (redo)
+    assert receiver.run([{"name": "p1"}]) == []
+    assert receiver.attempts[0]["verified"] == 2
+    assert receiver.attempts[0]["hashed_while_receiving"] <= 1              # the redone file never counts early
+
+
+def test_a_file_replaced_after_its_line_is_judged_by_its_final_bytes(tmp_path):
+    big = "sub/model.safetensors"
+    os.makedirs(str(tmp_path / "sub"))
+    (tmp_path / big).write_bytes(FILES[big][:10])
+
+    def replace(root):
+        # good bytes reported, then another file of the same size put at the name: the early digest must not count
+        path = os.path.join(root, big)
+        os.unlink(path)
+        with open(path, "wb") as handle:
+            handle.write(b"Z" * len(FILES[big]))
+
+    receiver = pt.Receiver(str(tmp_path), entries(), _reporting(tmp_path, [
+        ("config.json", FILES["config.json"], 1), (big, FILES[big], 1)]))
+    assert receiver.run([{"name": "p1", "after": replace}, {"name": "p2"}]) == []
+    assert [(r["path"], r["source"]) for r in receiver.rejected] == [(big, "p1")]
+    assert [a["source"] for a in receiver.attempts] == ["p1", "p2"] and receiver.attempts[1]["files"] == 1
+    assert (tmp_path / big).read_bytes() == FILES[big]
+
+
+def test_a_link_at_a_reported_name_is_not_followed(tmp_path):
+    outside = tmp_path / "outside"
+    outside.write_bytes(FILES["config.json"])
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    (staging / "config.json").write_bytes(b"{")
+    hasher = pt.ArrivalHasher(str(staging), entries()[:1], [], workers=1).start()
+    (staging / "config.json").unlink()
+    os.symlink(str(outside), str(staging / "config.json"))
+    hasher.line("llmops-received 8 config.json\n")
+    assert hasher.finish() == {}
