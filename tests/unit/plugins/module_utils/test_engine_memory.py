@@ -139,7 +139,24 @@ def test_custom_all_reduce_only_where_vllm_enables_it():
         assert abs(COMPARE.evaluate(meta)["non_torch_gib"] - non_torch) < 0.02, name
 
 
-@pytest.mark.parametrize("meta", JUDGED, ids=[f["name"] for f in JUDGED])
+def _judged(kind, fixtures):
+    """The fixtures as test cases; a fixture whose sidecar names a known miss of this ``kind`` ("kv", "verdict") is an
+    expected failure (strict: the day the model meets it, the test says so and the note must go)."""
+    return [pytest.param(meta, id=meta["name"], marks=pytest.mark.xfail(strict=True, reason=meta["known_miss"][kind]))
+            if kind in meta.get("known_miss", {}) else pytest.param(meta, id=meta["name"]) for meta in fixtures]
+
+
+def test_known_misses_are_few_named_and_explained():
+    """A known miss is a published log the model does not reproduce yet (never a reason to drop the log): it says
+    which target it misses and why, and most judged fixtures meet every target."""
+    missing = [f for f in JUDGED if f.get("known_miss")]
+    for meta in missing:
+        assert set(meta["known_miss"]) <= {"kv", "verdict"}, meta["name"]
+        assert all(len(reason) > 40 for reason in meta["known_miss"].values()), meta["name"]
+    assert len(missing) * 4 <= len(JUDGED), [f["name"] for f in missing]
+
+
+@pytest.mark.parametrize("meta", _judged("kv", JUDGED))
 def test_kv_cache_and_weights_within_target(meta):
     ours = COMPARE.evaluate(meta)
     pub = meta["published"]
@@ -153,7 +170,7 @@ def test_kv_cache_and_weights_within_target(meta):
             assert abs(ours["kv_cache_gib"] / pub["kv_cache_gib"] - 1) <= COMPARE.KV_TOLERANCE
 
 
-@pytest.mark.parametrize("meta", V1, ids=[f["name"] for f in V1])
+@pytest.mark.parametrize("meta", _judged("verdict", V1))
 def test_verdict_is_the_engines(meta):
     assert COMPARE.evaluate(meta)["outcome"] == meta["engine_outcome"]
 
