@@ -25,7 +25,8 @@ import os
 import re
 import tempfile
 
-from ansible_collections.llmops.deploy.plugins.module_utils import engine_log, engine_memory
+from ansible_collections.llmops.deploy.plugins.module_utils import engine_log, engine_memory, gpu_catalog
+from ansible_collections.llmops.deploy.plugins.module_utils.sizing_errors import SizingInputError
 
 GIB = 1024 ** 3
 
@@ -49,13 +50,39 @@ def empty():
     return {"format": FORMAT, "entries": []}
 
 
+def canonical_gpu(name):
+    """The GPU model's name as the project's catalog (module_utils/gpu_catalog.py) knows it, so every spelling of one
+    model is one name: 'RTX 4090' (an inventory) and 'NVIDIA GeForce RTX 4090' (nvidia-smi) are both
+    'NVIDIA GeForce RTX 4090'. A GPU the catalog does not know keeps its name as given (trimmed)."""
+    try:
+        return gpu_catalog.lookup(name)["name"]
+    except SizingInputError:
+        return name.strip()
+
+
 def gpu_class(name, memory_total_mib):
-    """'NVIDIA H100 80GB HBM3', 81559 -> 'nvidia-h100-80gb-hbm3/81559MiB' (name and memory: one key per GPU model)."""
+    """'NVIDIA H100 80GB HBM3', 81559 -> 'nvidia-h100-80gb-hbm3/81559MiB': one key per GPU model and memory.
+
+    The name is the catalog's (canonical_gpu), so 'RTX 4090' and 'NVIDIA GeForce RTX 4090' at 24564 MiB are one class,
+    'nvidia-geforce-rtx-4090/24564MiB'. Entries stored with another class string (older files) are keyed again from
+    their ``gpu`` and ``memory_total_mib`` when read.
+    """
     if not isinstance(name, str) or not name.strip():
         raise CalibrationError("gpu", name, "the GPU's name as nvidia-smi prints it")
     mib = _int("memory_total_mib", memory_total_mib)
-    slug = re.sub(r"[^a-z0-9]+", "-", name.strip().lower()).strip("-")
+    slug = re.sub(r"[^a-z0-9]+", "-", canonical_gpu(name).lower()).strip("-")
     return "%s/%dMiB" % (slug, mib)
+
+
+def gpu_class_of(gpu):
+    """The class of a host's GPU (a dict with ``name`` and ``memory_total_mib``, as capacity_check reports it);
+    None when either is missing."""
+    if not isinstance(gpu, dict):
+        return None
+    try:
+        return gpu_class(gpu.get("name"), gpu.get("memory_total_mib"))
+    except CalibrationError:
+        return None
 
 
 def _int(field, value, minimum=1):
@@ -188,7 +215,8 @@ def lookup_all(document, engine_version=None, engine="vllm", today=None, max_age
     """The constants for every GPU the document has trials of, for plans of ``engine`` ``engine_version``.
 
     For a fleet whose GPUs are only known once each host is probed: the list goes to capacity_check
-    (``calibrations``), which applies the one measured on the host's GPU (same name and MiB). Returns
+    (``calibrations``), which applies the one measured on the host's GPU (the same class: catalog model and MiB,
+    however the GPU is spelt). Returns
     ``{'calibrations': [constants, ...], 'warnings': [...]}``; every entry left out is named in a warning.
     ``engine_version`` None is the pinned one (the version the plans follow by default).
     """
@@ -200,8 +228,12 @@ def lookup_all(document, engine_version=None, engine="vllm", today=None, max_age
     seen, gpus = set(), []
     for raw in doc["entries"]:
         gpu, mib = (raw.get("gpu"), raw.get("memory_total_mib")) if isinstance(raw, dict) else (None, None)
-        if isinstance(gpu, str) and isinstance(mib, int) and (gpu, mib) not in seen:
-            seen.add((gpu, mib))
+        try:
+            key = gpu_class(gpu, mib)
+        except CalibrationError:
+            continue  # malformed: named below
+        if key not in seen:  # one class, however nvidia-smi or an inventory spells the GPU
+            seen.add(key)
             gpus.append((gpu, mib))
     calibrations, warnings = [], []
     for index, raw in enumerate(doc["entries"]):
@@ -215,6 +247,32 @@ def lookup_all(document, engine_version=None, engine="vllm", today=None, max_age
         if found["constants"]:
             calibrations.append(found["constants"])
     return {"calibrations": calibrations, "warnings": warnings}
+
+
+def unmatched_warnings(calibrations, host_gpus):
+    """Why constants that lookup_all returned were used by no host: one warning per GPU class no host has.
+
+    ``host_gpus`` maps each host to its GPUs (a list of dicts with ``name`` and ``memory_total_mib``, or None when the
+    host did not report them); a host plans on its first GPU. Returns ``[warning, ...]``, in the order of
+    ``calibrations``.
+    """
+    classes = set(gpu_class_of((gpus or [None])[0]) for gpus in (host_gpus or {}).values())
+    warnings = []
+    for constants in calibrations or []:
+        if not isinstance(constants, dict):
+            continue
+        try:
+            key = gpu_class(constants.get("gpu"), constants.get("memory_total_mib"))
+        except CalibrationError:
+            key = constants.get("gpu_class")
+        if key in classes:
+            continue
+        warnings.append("calibration for %s (%s MiB, measured on %s, %s, vLLM %s) not used: no host of this run "
+                        "plans on that GPU (%s)" % (
+                            constants.get("gpu"), constants.get("memory_total_mib"),
+                            constants.get("host") or "an unnamed host", constants.get("date") or "date unknown",
+                            constants.get("engine_version"), key))
+    return warnings
 
 
 def measured_from_engine(engine):

@@ -206,3 +206,56 @@ def test_lookup_all_names_every_entry_it_leaves_out():
     assert "malformed" in found["warnings"][0] and "0.31.0" in found["warnings"][1]
     # No version given: the pinned one (0.32.0), which the A100 trial used.
     assert [c["gpu"] for c in calibration.lookup_all(doc, today=NOW)["calibrations"]] == ["NVIDIA A100-SXM4-80GB"]
+
+
+# One GPU model, however it is spelt: nvidia-smi records 'NVIDIA GeForce RTX 4090', an inventory declares 'RTX 4090'.
+NVIDIA_SMI_4090 = "NVIDIA GeForce RTX 4090"
+
+
+def test_both_spellings_of_a_gpu_are_one_class_unknown_gpus_keep_their_name():
+    assert calibration.gpu_class("RTX 4090", 24564) == calibration.gpu_class(NVIDIA_SMI_4090, 24564) == \
+        "nvidia-geforce-rtx-4090/24564MiB"
+    assert calibration.gpu_class("A100 80GB", 81920) == calibration.gpu_class("NVIDIA A100-SXM4-80GB", 81920)
+    assert calibration.gpu_class("RTX 4090", 24564) != calibration.gpu_class("RTX 4090", 49140)
+    assert calibration.gpu_class("NVIDIA RTX A6000", 49140) == "nvidia-rtx-a6000/49140MiB"  # not in the catalog
+    assert calibration.gpu_class_of({"name": "RTX 4090", "memory_total_mib": 24564}) == \
+        "nvidia-geforce-rtx-4090/24564MiB"
+    assert calibration.gpu_class_of({"name": "RTX 4090"}) is None and calibration.gpu_class_of(None) is None
+
+
+def test_a_trial_recorded_as_nvidia_smi_prints_serves_a_host_declared_by_its_short_name():
+    doc = calibration.record(None, trial(gpu=NVIDIA_SMI_4090, memory_total_mib=24564, host="edge-4090-02"))
+    found = calibration.lookup(doc, "0.32.0", "RTX 4090", 24564, today=NOW)
+    assert found["warnings"] == [] and found["constants"]["host"] == "edge-4090-02"
+    assert found["constants"]["gpu_class"] == "nvidia-geforce-rtx-4090/24564MiB"
+    # And the other way round; another engine version of the same GPU, in either spelling, is named in a warning.
+    doc = calibration.record(doc, trial(gpu="RTX 4090", memory_total_mib=24564, engine_version="0.31.0",
+                                        host="edge-4090-old"))
+    found = calibration.lookup(doc, "0.32.0", NVIDIA_SMI_4090, 24564, today=NOW)
+    assert found["constants"]["host"] == "edge-4090-02"
+    assert len(found["warnings"]) == 1 and "0.31.0 on edge-4090-old" in found["warnings"][0]
+
+
+def test_files_written_with_the_old_class_strings_are_still_read():
+    """Entries as the first version wrote them (class from the name as spelt): keyed again by the catalog's model."""
+    old = {"format": 1, "entries": [
+        dict(calibration.make_entry(trial(gpu="RTX 4090", memory_total_mib=24564, host="edge-a",
+                                          date="2026-11-01T10:00:00+00:00")), gpu_class="rtx-4090/24564MiB"),
+        dict(calibration.make_entry(trial(gpu=NVIDIA_SMI_4090, memory_total_mib=24564, host="edge-b")),
+             gpu_class="nvidia-geforce-rtx-4090/24564MiB"),
+    ]}
+    for spelling in ("RTX 4090", NVIDIA_SMI_4090, "GeForce RTX 4090"):
+        assert calibration.lookup(old, "0.32.0", spelling, 24564, today=NOW)["constants"]["host"] == "edge-b"
+    found = calibration.lookup_all(old, "0.32.0", today=NOW)
+    assert found["warnings"] == [] and [c["host"] for c in found["calibrations"]] == ["edge-b"]  # one class, newest
+
+
+def test_constants_no_host_plans_on_are_named():
+    doc = calibration.record(None, trial(gpu=NVIDIA_SMI_4090, memory_total_mib=24564, host="edge-4090-02"))
+    doc = calibration.record(doc, trial(gpu="NVIDIA H200", memory_total_mib=143771, host="h200-lab"))
+    found = calibration.lookup_all(doc, "0.32.0", today=NOW)["calibrations"]
+    hosts = {"edge-4090-01": [{"name": "RTX 4090", "memory_total_mib": 24564}], "down": None, "cpu": []}
+    warnings = calibration.unmatched_warnings(found, hosts)
+    assert len(warnings) == 1 and warnings[0].startswith("calibration for NVIDIA H200 (143771 MiB, measured on "
+                                                         "h200-lab, 2026-11-30T10:00:00+00:00, vLLM 0.32.0) not used")
+    assert calibration.unmatched_warnings(found, dict(hosts, h200=[{"name": "H200", "memory_total_mib": 143771}])) == []
