@@ -21,13 +21,14 @@ from ansible_collections.llmops.deploy.plugins.module_utils.sizing_errors import
 
 def fleet_report(hosts, hostvars, result_var="preflight_result", model=None, scenario=None,
                  candidates_var="preflight_candidate_results", selection_var="preflight_selection", candidates=None,
-                 results=None):
+                 results=None, calibrations=None):
     """``ansible_play_hosts_all | fleet_report(hostvars)`` -> the report dict (rows, matrix, totals).
 
     Each host's ``result_var`` is its ``capacity_check`` result: with its ``selection`` (one probe, every candidate
     judged on the host), or a one-model result; ``results`` (host -> result, such as capacity_plans gives) is read
     first. ``candidates`` (the normalised candidate list) makes the matrix columns even when no host reported. A
-    registered loop over candidates (``candidates_var``) is read too.
+    registered loop over candidates (``candidates_var``) is read too. ``calibrations`` (what
+    llmops.deploy.calibration_lookup_all returned) makes the report say which measured constants no plan used.
     """
     if not isinstance(hosts, (list, tuple)):
         raise AnsibleFilterError("llmops.deploy.fleet_report: expected a list of host names, got %r" % (hosts,))
@@ -79,7 +80,7 @@ def fleet_report(hosts, hostvars, result_var="preflight_result", model=None, sce
             representative = items[chosen["index"]] if chosen else next(
                 (item for item in items if item.get("verdict")), items[0])
             rows.append(report_lib.host_row(host, representative, groups, selection))
-        return report_lib.build_report(rows, sized, model, scenario or None, columns, reserve)
+        return report_lib.build_report(rows, sized, model, scenario or None, columns, reserve, calibrations)
     except SizingInputError as exc:
         raise AnsibleFilterError("llmops.deploy.fleet_report: %s" % exc)
 

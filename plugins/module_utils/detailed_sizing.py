@@ -784,11 +784,39 @@ def _engine_summary(room):
         "calibration_ignored": room.get("calibration_ignored"),
     }
     if room["calibration"]:
-        cal = room["calibration"]
-        summary["calibration_note"] = "measured on %s, %s (vLLM %s, %s); modelled beside" % (
-            cal.get("host") or "an earlier trial", cal.get("date") or "date unknown", cal.get("engine_version"),
-            cal.get("gpu_class"))
+        summary["calibration_parts"] = calibration_parts(room)
+        summary["calibration_note"] = calibration_note(room["calibration"], summary["calibration_parts"])
     return summary
+
+
+# The engine constants a calibration can replace, in the order the note names them: (key, words).
+CALIBRATED_PARTS = (("activation", "activation"), ("non_torch", "non-torch"), ("cuda_graph", "CUDA graphs"),
+                    ("torch_total", "device total"))
+
+
+def calibration_parts(room):
+    """Each constant the plan took from a calibration: ``{'part', 'label', 'gib', 'modelled_gib'}`` (GiB), the
+    measured figure the plan used and the modelled one it replaced. The activation is the modelled peak of this
+    plan scaled by the trial's measured/modelled ratio."""
+    parts = []
+    for key, label in CALIBRATED_PARTS:
+        if key + "_bytes" in (room.get("measured") or {}):
+            parts.append({"part": key, "label": label, "gib": sizing.gib(room[key + "_bytes"]),
+                          "modelled_gib": sizing.gib(room["modelled"][key + "_bytes"])})
+    return parts
+
+
+def calibration_note(calibration, parts):
+    """'measured on a100-node-01, 2026-11-30 (vLLM 0.32.0, nvidia-a100-sxm4-80gb/81920MiB): activation 0.44 GiB
+    measured (modelled 0.22), non-torch 0.31 GiB measured (modelled 0.13)': where and when the constants were
+    measured, and each one the plan used with the modelled value beside it."""
+    where = "measured on %s, %s (vLLM %s, %s)" % (
+        calibration.get("host") or "an earlier trial", calibration.get("date") or "date unknown",
+        calibration.get("engine_version"), calibration.get("gpu_class"))
+    if not parts:
+        return where + ": no constant it measured applies to this plan (modelled values kept)"
+    return where + ": " + ", ".join("%s %.2f GiB measured (modelled %.2f)" % (p["label"], p["gib"], p["modelled_gib"])
+                                    for p in parts)
 
 
 def describe_plan(plan_result, gpu_name="GPU"):

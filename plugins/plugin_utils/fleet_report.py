@@ -28,6 +28,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.llmops.deploy.plugins.module_utils import model_selection, sizing
+from ansible_collections.llmops.deploy.plugins.plugin_utils import calibration as calibration_lib
 
 STATUSES = ("fits", "tight", "insufficient", "failed", "unreachable")
 CELL_VERDICTS = STATUSES + ("unchecked",)
@@ -67,7 +68,7 @@ def host_row(host, result, groups=None, selection=None):
            "ram_gb": None, "cpu_cores": None, "disk_free_gb": None, "gpus_needed": None, "gpu_plan": None,
            "max_context_length": None, "reasons": [], "warnings": [], "probed": [], "chosen": None,
            "chosen_model": None, "justification": None, "summary": None, "preferred_over": [], "target": None,
-           "cpu_plan": None, "calibration": None, "cells": {}}
+           "cpu_plan": None, "calibration": None, "calibration_parts": [], "cells": {}}
     _fill_from_result(row, result)
     if selection:
         _overlay_selection(row, selection)
@@ -113,8 +114,10 @@ def _fill_from_result(row, result):
     row["target"] = result.get("target") or "gpu"
     row["cpu_plan"] = cpu_plan_summary(result.get("sizing"), result.get("resources"))
     # A plan made with constants an earlier trial measured on this GPU (the calibration file) says where they are from.
+    # Each measured constant with the modelled value beside it (calibration_parts), in words (calibration).
     memory = (result.get("gpu_plan") or {}).get("engine_memory") or {}
     row["calibration"] = memory.get("calibration_note")
+    row["calibration_parts"] = list(memory.get("calibration_parts") or [])
 
 
 def cpu_plan_summary(sized, resources=None):
@@ -226,11 +229,47 @@ def _column_keys(columns):
     return [c["key"] for c in columns]
 
 
-def build_report(rows, sizing_result=None, model=None, scenario=None, candidates=None, reserve=None):
+def calibration_section(rows, calibrations=None):
+    """What the report says about the calibration file: ``{'hosts': [hosts planned with measured constants],
+    'warnings': [...]}``.
+
+    ``calibrations`` is what llmops.deploy.calibration_lookup_all returned (``{'calibrations', 'warnings'}``, or
+    just the list): the entries it left out (another engine version, too old, malformed), the constants no host of
+    the report plans on (its GPU), and each host whose GPU has constants its plan did not use are all warnings here,
+    so no measured figure is dropped without a word. A host's own warning is also added to its row.
+    """
+    if isinstance(calibrations, dict):
+        found, warnings = calibrations.get("calibrations") or [], list(calibrations.get("warnings") or [])
+    else:
+        found, warnings = calibrations or [], []
+    reported = dict((row["host"], row["gpus"]) for row in rows if row.get("target") != "cpu")
+    warnings += calibration_lib.unmatched_warnings(found, reported)
+    for row in rows:
+        memory = (row.get("gpu_plan") or {}).get("engine_memory") or {}
+        if not found or row["calibration"] or not memory or memory.get("calibration_ignored"):
+            continue
+        key = calibration_lib.gpu_class_of((row["gpus"] or [None])[0])
+        for constants in found:
+            if isinstance(constants, dict) and calibration_lib.gpu_class_of(
+                    {"name": constants.get("gpu"), "memory_total_mib": constants.get("memory_total_mib")}) == key:
+                line = ("calibration not used by this plan although it was measured on this host's GPU (%s, %s MiB): "
+                        "%s on %s, %s, vLLM %s" % (
+                            row["gpus"][0].get("name"), row["gpus"][0].get("memory_total_mib"), constants.get("gpu"),
+                            constants.get("host") or "an unnamed host", constants.get("date") or "date unknown",
+                            constants.get("engine_version")))
+                row["warnings"].append(line)
+                warnings.append("%s: %s" % (row["host"], line))
+                break
+    return {"hosts": [row["host"] for row in rows if row["calibration"]], "warnings": warnings}
+
+
+def build_report(rows, sizing_result=None, model=None, scenario=None, candidates=None, reserve=None,
+                 calibrations=None):
     """The whole report: sizing (one model), rows sorted by group then host, the matrix, totals.
 
     ``candidates`` (normalised candidates or evaluations, in order) are the matrix columns and make this a
-    candidates report; without them it is a one-model report whose column is the model.
+    candidates report; without them it is a one-model report whose column is the model. ``calibrations`` (what
+    llmops.deploy.calibration_lookup_all returned) adds the ``calibration`` section (calibration_section).
     """
     rows = sorted(rows, key=lambda r: ((r["groups"] or [""])[0], r["host"]))
     totals = dict((status, 0) for status in STATUSES)
@@ -302,6 +341,7 @@ def build_report(rows, sizing_result=None, model=None, scenario=None, candidates
     totals["chosen"] = chosen_counts
     totals["with_choice"] = sum(1 for row in rows if row["chosen"])
     totals["without_choice"] = len(rows) - totals["with_choice"]
+    report["calibration"] = calibration_section(rows, calibrations)
     _add_words(report)
     return report
 
@@ -358,7 +398,7 @@ def summary_lines(report):
             else:
                 lines.append("%s: no candidate (%s) - %s" % (row["host"], row["verdict"].upper(),
                                                              "; ".join(row["reasons"])))
-        return lines
+        return lines + _calibration_lines(report)
     head = "%s at %s: %d host(s) - fits %d, tight %d, insufficient %d, failed %d, unreachable %d" % (
         report.get("model") or s.get("params_label"), s.get("precision_label"), t["hosts"], t["fits"], t["tight"],
         t["insufficient"], t["failed"], t["unreachable"])
@@ -373,7 +413,11 @@ def summary_lines(report):
         lines.append("%s: %s (%s)%s" % (
             row["host"], row["verdict"].upper(), what,
             "" if row["verdict"] == "fits" else " - " + "; ".join(row["reasons"])))
-    return lines
+    return lines + _calibration_lines(report)
+
+
+def _calibration_lines(report):
+    return ["Calibration: %s" % warning for warning in (report.get("calibration") or {}).get("warnings") or []]
 
 
 # The order of GPU classes in the matrix: data-centre first.
