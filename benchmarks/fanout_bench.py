@@ -11,8 +11,24 @@ wall times say what the orchestration costs, not what a real network would give;
 
 Usage (root): .venv/bin/python benchmarks/fanout_bench.py [--hosts 1,2,4,6] [--model bench:64MiB] [--rounds 1]
 Run from the repository root after scripts/setup.sh. Nothing is asserted.
+
+``--peer-vs-rsync`` (issue 9, section 5) instead compares ONE peer receive with a plain rsync of the same files between
+the same two hosts: host 1 gets the model from the hub (the role), then each round runs, on host 2 in one play and in
+alternating order, the module ``llmops.deploy.model_fanout`` (``state=receive`` from host 1: rsync over ssh through
+host 1's ``rrsync -ro`` forced command, size and sha256 of every file checked, files moved in, marker written) and
+``rsync -rt --files-from`` of the same files from host 1 over ssh (no verification at all). Each is timed as an
+Ansible task (the callback's task start and end: both carry the same task overhead), host 2's copies are removed
+before each, the medians are printed with their ratio ("peer transfer = X x plain rsync": plain time / peer time,
+so 1.0 is as fast as rsync and more is better). ``--shards N`` splits the bench model's weights into N files.
+``--bwlimit RATE`` hands ``--bwlimit=RATE`` to both rsyncs (RATE as rsync takes it, e.g. ``64m``): a link slower than
+the CPUs, as between real hosts, instead of this machine's loopback where ssh's ciphers and sha256 share the same
+cores.
+
+Usage (root): .venv/bin/python benchmarks/fanout_bench.py --peer-vs-rsync [--model bench:512MiB] [--shards 6]
+    [--rounds 5] [--bwlimit 64m]
 """
 import argparse
+import datetime
 import json
 import os
 import statistics
@@ -25,9 +41,13 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 sys.path.insert(0, os.path.join(REPO, "tests"))
 
+sys.path.insert(0, os.path.join(REPO, ".collections"))
+
 from fanout_hosts import FanoutHosts  # noqa: E402
 from tools.local_hub import LocalHub  # noqa: E402
-from tools.local_hub.models import resolve_models  # noqa: E402
+from tools.local_hub.models import bench_model, parse_size, resolve_models  # noqa: E402
+from ansible_collections.llmops.deploy.plugins.module_utils.peer_transfer import (  # noqa: E402
+    authorized_line, fanout_manifest)
 
 PLAYBOOK = os.path.join(REPO, ".venv", "bin", "ansible-playbook")
 PLAY = """
@@ -44,11 +64,49 @@ PLAY = """
 """
 
 
-def run_play(hosts, playbook, model_id, endpoint, source, count, workdir):
+PAIR_PLAY = """
+- name: One peer receive against a plain rsync of the same files
+  hosts: "{{ bench_receiver }}"
+  gather_facts: false
+  tasks:
+    - name: Remove the copies of the previous round
+      ansible.builtin.file:
+        path: "{{ item }}"
+        state: absent
+      loop: "{{ bench_clean }}"
+    - name: Copy in the order of this round
+      ansible.builtin.include_tasks: "{{ bench_dir }}/pair-{{ item }}.yml"
+      loop: "{{ bench_order }}"
+"""
+PAIR_PEER = """
+- name: Timed peer receive
+  llmops.deploy.model_fanout:
+    state: receive
+    path: "{{ bench_model_dir }}"
+    manifest: "{{ bench_manifest }}"
+    sources: "{{ bench_sources }}"
+    ssh_key: "{{ bench_peer_key }}"
+    known_hosts: "{{ bench_known_hosts }}"
+    rsync_opts: "{{ bench_rsync_opts }}"
+"""
+PAIR_PLAIN = """
+- name: Timed plain rsync
+  ansible.builtin.command:
+    argv: "{{ bench_plain_argv }}"
+  changed_when: true
+"""
+
+
+def _env(workdir):
     env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
     env.update(PATH=os.path.dirname(PLAYBOOK) + os.pathsep + env.get("PATH", ""), ANSIBLE_NOCOLOR="1",
                ANSIBLE_HOME=os.path.join(workdir, "ansible-home"), NO_PROXY="127.0.0.1,localhost",
                no_proxy="127.0.0.1,localhost")
+    return env
+
+
+def run_play(hosts, playbook, model_id, endpoint, source, count, workdir):
+    env = _env(workdir)
     argv = [PLAYBOOK, "-i", hosts.inventory_path, playbook, "--limit", ",".join(hosts.names[:count]),
             "-e", json.dumps({"bench_source": source, "bench_model": model_id, "bench_endpoint": endpoint})]
     start = time.monotonic()
@@ -60,6 +118,118 @@ def run_play(hosts, playbook, model_id, endpoint, source, count, workdir):
     return elapsed
 
 
+def _task_seconds(doc, name):
+    """Seconds of the task ``name`` in the ``ansible.posix.json`` callback's output (its start and end)."""
+    for play in doc["plays"]:
+        for task in play["tasks"]:
+            if task["task"]["name"] == name:
+                duration = task["task"]["duration"]
+                start, end = (datetime.datetime.fromisoformat(duration[k].replace("Z", "+00:00"))
+                              for k in ("start", "end"))
+                return (end - start).total_seconds()
+    raise SystemExit("task %r not found in the play's output" % name)
+
+
+def _keygen(path, comment):
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", path], check=True)
+    with open(path + ".pub") as handle:
+        return handle.read().strip()
+
+
+def peer_vs_rsync(hosts, hub, spec, rounds, workdir, bwlimit=None):
+    """Median seconds of one peer receive and of a plain rsync of the same files, host 1 -> host 2."""
+    source, receiver = hosts.names[:2]
+    run_play(hosts, os.path.join(workdir, "play.yml"), spec.model_id, hub.endpoint, "hub", 1, workdir)
+    model_dir = "/opt/llmops/models/" + spec.model_id
+    with open(os.path.join(hosts.root(source), model_dir.lstrip("/"), ".llmops-complete.json")) as handle:
+        marker = json.load(handle)
+    manifest = fanout_manifest(marker["model_id"], marker["revision_requested"], marker["revision"],
+                               marker["endpoint"], marker.get("include"), marker.get("exclude"), marker["files"])
+    # host 2's keys: one authorised as the role authorises a receiver (read-only rsync of the model directory),
+    # one plain key for the plain rsync
+    ssh_dir = os.path.join(hosts.root(receiver), "root", ".ssh")
+    peer_pub = _keygen(os.path.join(ssh_dir, "bench_peer"), "llmops-fanout@" + receiver)
+    plain_pub = _keygen(os.path.join(ssh_dir, "bench_plain"), "bench-plain@" + receiver)
+    with open(os.path.join(hosts.root(source), "root/.ssh/authorized_keys"), "a") as handle:
+        handle.write(authorized_line("/usr/bin/rrsync", model_dir, peer_pub) + "\n" + plain_pub + "\n")
+    with open(os.path.join(hosts.root(source), "etc/ssh/ssh_host_ed25519_key.pub")) as handle:
+        known = "%s %s" % (hosts.address[source], " ".join(handle.read().split()[:2]))
+    with open(os.path.join(ssh_dir, "bench_known_hosts"), "w") as handle:
+        handle.write(known + "\n")
+    with open(os.path.join(hosts.root(receiver), "root", "bench-files"), "wb") as handle:
+        handle.write(b"".join(f["path"].encode() + b"\0" for f in marker["files"]))
+    plain_dir = "/opt/bench-plain"
+    ssh = ("ssh -i /root/.ssh/bench_plain -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=yes "
+           "-o UserKnownHostsFile=/root/.ssh/bench_known_hosts -o LogLevel=ERROR")
+    limit = ["--bwlimit=" + bwlimit] if bwlimit else []
+    plain_argv = ["rsync", "-rt", "--files-from=/root/bench-files", "--from0"] + limit + [
+        "-e", ssh, "root@%s:%s/" % (hosts.address[source], model_dir), plain_dir + "/"]
+    for name, text in (("pair.yml", PAIR_PLAY), ("pair-peer.yml", PAIR_PEER), ("pair-plain.yml", PAIR_PLAIN)):
+        with open(os.path.join(workdir, name), "w") as handle:
+            handle.write(text)
+    times = {"peer": [], "plain": []}
+    hashed = []
+    staging = os.path.join(os.path.dirname(model_dir), "." + os.path.basename(model_dir) + ".llmops-staging")
+    for index in range(rounds):
+        order = ["peer", "plain"] if index % 2 == 0 else ["plain", "peer"]
+        variables = {"bench_receiver": receiver, "bench_dir": workdir, "bench_order": order,
+                     "bench_clean": [model_dir, staging, plain_dir], "bench_model_dir": model_dir,
+                     "bench_manifest": manifest, "bench_peer_key": "/root/.ssh/bench_peer",
+                     "bench_known_hosts": known, "bench_plain_argv": plain_argv, "bench_rsync_opts": limit,
+                     "bench_sources": [{"name": source, "host": hosts.address[source], "port": 22,
+                                        "user": "root"}]}
+        env = dict(_env(workdir), ANSIBLE_STDOUT_CALLBACK="ansible.posix.json")
+        argv = [PLAYBOOK, "-i", hosts.inventory_path, os.path.join(workdir, "pair.yml"), "-e", json.dumps(variables)]
+        proc = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            raise SystemExit("round %d failed:\n%s\n%s" % (index + 1, proc.stdout[-4000:], proc.stderr[-2000:]))
+        doc = json.loads(proc.stdout[proc.stdout.index("{"):])
+        for kind, task in (("peer", "Timed peer receive"), ("plain", "Timed plain rsync")):
+            times[kind].append(_task_seconds(doc, task))
+        for play in doc["plays"]:
+            for task in play["tasks"]:
+                if task["task"]["name"] == "Timed peer receive":
+                    result = task["hosts"][receiver]
+                    hashed.append(sum(int(a.get("hashed_while_receiving", 0)) for a in result["attempts"]))
+        print("# round %d (%s first): peer %.2f s, plain rsync %.2f s" % (
+            index + 1, order[0], times["peer"][-1], times["plain"][-1]), flush=True)
+    return statistics.median(times["peer"]), statistics.median(times["plain"]), times, hashed
+
+
+def main_peer_vs_rsync(args):
+    workdir = args.workdir or tempfile.mkdtemp(prefix="fanout-bench-")
+    if args.model.startswith("bench:") and args.shards:
+        size = parse_size(args.model.split(":", 1)[1])
+        spec = bench_model(size, max_shard_bytes=-(-size // args.shards))
+    else:
+        spec = resolve_models([args.model])[0]
+    with open(os.path.join(workdir, "play.yml"), "w") as handle:
+        handle.write(PLAY)
+    hub = LocalHub(os.path.join(workdir, "store"), models=[spec]).start()
+    try:
+        files = hub.snapshot(spec.model_id).files
+        model_bytes = sum(f.size for f in files.values())
+        with FanoutHosts(2, os.path.join(workdir, "hosts"), prefix="bench") as hosts:
+            peer, plain, times, hashed = peer_vs_rsync(hosts, hub, spec, args.rounds, workdir, args.bwlimit)
+    finally:
+        hub.stop()
+    load = os.getloadavg()
+    print()
+    print("Model %s: %d files, %d bytes; %d alternating round(s); rsync --bwlimit %s; load average at the end "
+          "%.1f %.1f %.1f" % (spec.model_id, len(files), model_bytes, args.rounds, args.bwlimit or "none", load[0],
+                              load[1], load[2]))
+    print("files hashed while they arrived, per round: %s (of %d)" % (hashed, len(files)))
+    print()
+    print("| copy host 1 -> host 2 | median (s) | MiB/s | runs (s) |")
+    print("|---|---|---|---|")
+    for name, kind, median in (("peer receive (model_fanout, verified)", "peer", peer),
+                               ("plain rsync -rt (not verified)", "plain", plain)):
+        print("| %s | %.2f | %.0f | %s |" % (name, median, model_bytes / median / 2 ** 20,
+                                              " ".join("%.2f" % t for t in times[kind])))
+    print()
+    print("peer transfer = %.2f x plain rsync (plain time / peer time, medians)" % (plain / peer))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--hosts", default="1,2,4", help="host counts, comma-separated (default 1,2,4)")
@@ -67,9 +237,17 @@ def main():
                         help="a local hub model id or bench:SIZE (default bench:64MiB)")
     parser.add_argument("--rounds", type=int, default=1, help="runs per cell; the median is printed")
     parser.add_argument("--workdir", help="working directory (default: a temporary one)")
+    parser.add_argument("--peer-vs-rsync", action="store_true",
+                        help="one peer receive against a plain rsync of the same files (see above)")
+    parser.add_argument("--bwlimit", help="with --peer-vs-rsync: --bwlimit for both rsyncs (e.g. 64m)")
+    parser.add_argument("--shards", type=int, default=0,
+                        help="with a bench:SIZE model, split its weights into this many files")
     args = parser.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("fanout_bench.py needs root (overlay mounts, chroot, namespaces, sshd)")
+    if args.peer_vs_rsync:
+        main_peer_vs_rsync(args)
+        return
     counts = sorted(set(int(x) for x in args.hosts.split(",")))
     workdir = args.workdir or tempfile.mkdtemp(prefix="fanout-bench-")
     spec = resolve_models([args.model])[0]
