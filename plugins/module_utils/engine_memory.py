@@ -25,9 +25,19 @@ pinned engine, vLLM 0.32.0 (CUDA wheel ``vllm-0.32.0-cp38-abi3-manylinux_2_28_x8
   forward pass (per token: the MLP's gate/up output of 2 x intermediate / TP and its activated half, plus six
   hidden-size buffers: residual, input, attention output, MLP output and an fp32 RMSNorm intermediate counted twice)
   and the sampler (logits in the model dtype plus their fp32 copy, with the hidden states still held).
-  The older model runner (before 0.27; ``vllm/v1/worker/gpu_model_runner.py`` ``_dummy_sampler_run``) warms up
-  top-k/top-p on fp32 logits and holds about 9.6 vocabulary-sized fp32 buffers per request at its peak (fitted on
-  two published H100 logs, checked on three others: see tests/fixtures/vllm_logs/published).
+  The older model runner (before 0.27; ``vllm/v1/worker/gpu_model_runner.py`` ``profile_run`` then
+  ``_dummy_sampler_run``, top-k and top-p on every request) profiles the sampler too. Up to 0.16.x its top-k/top-p
+  is PyTorch's sort (``vllm/v1/sample/ops/topk_topp_sampler.py`` ``apply_top_k_top_p``: sorted values, int64
+  indices, softmax, cumsum, masks, scatter) and it holds about 9.6 vocabulary-sized fp32 buffers per request at its
+  peak (fitted on two published H100 logs, checked on three others and on 0.11.2 and 0.15.1 logs: see
+  tests/fixtures/vllm_logs/published). From vLLM 0.17.0 ``apply_top_k_top_p`` sends batches of 8 requests or more to
+  a Triton kernel (``vllm/v1/sample/ops/topk_topp_triton.py`` ``apply_top_k_top_p_triton``, PR #33538 "Triton-based
+  Top-k and Top-p sampler kernels"; absent from the 0.16.0 source, present in 0.17.0 and 0.17.1) that masks the fp32
+  logits in place with one cached scratch row per Triton program (``min(compute units, requests)`` rows, rounded up
+  to a power of two and capped at the compute units). ``profile_run`` and ``_dummy_sampler_run`` themselves are the
+  same in 0.16.0 and 0.17.1; what is left at the sampler's peak per request is the logits in the model dtype (still
+  held by ``_dummy_sampler_run``), their fp32 copy (``Sampler.forward``), the softmax probabilities and the
+  exponential noise of ``random_sample``: model dtype + 3 x fp32, plus the scratch rows.
 * Non-torch and persistent memory: CUDA runtime, cuBLAS workspaces, NCCL buffers with several GPUs, and vLLM's
   custom all-reduce buffers where it enables them (``vllm/distributed/device_communicators/custom_all_reduce.py``,
   read in 0.32.0: off when ``world_size > 2 and not fully_connected`` - "Custom allreduce is disabled because it's
@@ -64,6 +74,7 @@ DEFAULT_ENTRY_POINT = model_spec.ENGINE_DEFAULT_ENTRY_POINT
 # Versions at which a rule changed (vLLM's own messages and release notes).
 CUDA_GRAPHS_IN_BUDGET_SINCE = (0, 21, 0)   # "CUDA graph memory profiling is enabled (default since v0.21.0)"
 MODEL_RUNNER_V2_SINCE = (0, 27, 0)         # V2 default for dense models (PR #44443); seen in 0.27.1 start-up logs
+TRITON_TOP_K_TOP_P_SINCE = (0, 17, 0)      # V1 sampler's top-k/top-p in Triton from 8 requests (PR #33538)
 V2_CUDA_GRAPHS_IN_BUDGET_SINCE = (0, 32, 0)  # V2 runner reserves its graphs (PR #53306); 0.27.1 logs show it did not
 LARGEST_BATCH_CLASS_SINCE = (0, 32, 0)     # the >= 160 GiB row of get_batch_defaults, read in 0.32.0
 V1_ENGINE_SINCE = (0, 8, 0)                # V1 engine default (older logs are another generation)
@@ -84,6 +95,17 @@ FORWARD_HIDDEN_BUFFERS = 6
 # Fitted on llm-d's Llama-3.1-8B and Qwen3-0.6B H100 logs (9.60 and 9.57); checked on Qwen3-32B, Llama-3.3-70B-FP8
 # TP 2 and gpt-oss-20b (within 1 %).
 V1_SAMPLER_FP32_BUFFERS = Fraction("9.6")
+# Model runner V1 from 0.17.0 (Triton top-k/top-p): fp32 vocabulary-sized buffers per request at the sampler's peak
+# besides the logits in the model dtype: their fp32 copy, the softmax probabilities, the exponential noise.
+V1_TRITON_SAMPLER_FP32_BUFFERS = 3
+TRITON_TOP_K_TOP_P_MIN_REQUESTS = 8        # smaller batches keep PyTorch's sort (apply_top_k_top_p)
+# Compute units (SMs / CUs, what vllm.utils.platform_utils.num_compute_units reports) of GPUs by name part, checked
+# in this order (vendor specifications): the Triton top-k/top-p scratch has one fp32 vocabulary row per program, at
+# most this many. A GPU not named here gets the most of the list (the safer assumption for the KV room).
+COMPUTE_UNITS_BY_NAME_PART = (
+    ("3090", 82), ("4090", 128), ("6000 ada", 142), ("l40", 142), ("a100", 108), ("h100", 132), ("h200", 132),
+    ("b200", 148), ("mi300", 304),
+)
 # Non-torch memory: CUDA runtime and cuBLAS workspaces on one GPU (llm-d's H100 logs: 0.13 GiB at TP 1); NCCL with
 # several GPUs (0.21 GiB at TP 8 on L40S, vLLM 0.10.2, custom all-reduce off); custom all-reduce buffers where vLLM
 # enables them (0.55 GiB at TP 2 on H100 with it: the rest).
@@ -135,11 +157,12 @@ def engine_rules(version=None):
         "cuda_graphs_in_budget": ver >= CUDA_GRAPHS_IN_BUDGET_SINCE and (
             ver < MODEL_RUNNER_V2_SINCE or ver >= V2_CUDA_GRAPHS_IN_BUDGET_SINCE),
         "model_runner": "v2" if ver >= MODEL_RUNNER_V2_SINCE else "v1",
+        "triton_top_k_top_p": ver >= TRITON_TOP_K_TOP_P_SINCE,
         "largest_batch_class": ver >= LARGEST_BATCH_CLASS_SINCE,
         "source": PINNED_SOURCE if text == PINNED_VERSION else (
-            "vLLM %s: the pinned %s rules with the changes of 0.21.0 (graphs in budget) and 0.27.0 (model runner V2, "
-            "its graphs outside the budget before %s) applied by version" % (
-                text, PINNED_VERSION, ".".join(str(x) for x in V2_CUDA_GRAPHS_IN_BUDGET_SINCE))),
+            "vLLM %s: the pinned %s rules with the changes of 0.17.0 (Triton top-k/top-p in the V1 sampler), 0.21.0 "
+            "(graphs in budget) and 0.27.0 (model runner V2, its graphs outside the budget before %s) applied by "
+            "version" % (text, PINNED_VERSION, ".".join(str(x) for x in V2_CUDA_GRAPHS_IN_BUDGET_SINCE))),
     }
 
 
@@ -236,19 +259,39 @@ def forward_bytes(profile, tokens, tp=1):
     return int(math.ceil(tokens * profile["element_bytes"] * per_token))
 
 
-def sampler_bytes(profile, tokens, requests, rules):
+def compute_units(gpu_name=None):
+    """Compute units (SMs / CUs) of a GPU by its name: ``COMPUTE_UNITS_BY_NAME_PART``, else the most of the list."""
+    name = (gpu_name or "").lower()
+    for part, units in COMPUTE_UNITS_BY_NAME_PART:
+        if part in name:
+            return units
+    return max(units for _part, units in COMPUTE_UNITS_BY_NAME_PART)
+
+
+def triton_top_k_top_p_rows(requests, gpu_name=None):
+    """Rows of the Triton top-k/top-p scratch buffer: one per program, ``min(compute units, requests)`` programs,
+    rounded up to a power of two and capped at the compute units (``apply_top_k_top_p_triton``)."""
+    units = compute_units(gpu_name)
+    programs = max(min(units, requests), 1)
+    return min(1 << (programs - 1).bit_length(), units)
+
+
+def sampler_bytes(profile, tokens, requests, rules, gpu_name=None):
     """The sampler's peak during profiling: vocabulary-sized logits per request, hidden states still held."""
     vocab = profile["vocab_size"]
     held = tokens * profile["hidden_size"] * profile["element_bytes"]
     if rules["model_runner"] == "v1":
+        if rules.get("triton_top_k_top_p") and requests >= TRITON_TOP_K_TOP_P_MIN_REQUESTS:
+            per_request = profile["element_bytes"] + V1_TRITON_SAMPLER_FP32_BUFFERS * 4
+            return requests * vocab * per_request + triton_top_k_top_p_rows(requests, gpu_name) * vocab * 4 + held
         return int(math.ceil(V1_SAMPLER_FP32_BUFFERS * requests * vocab * 4)) + held
     return requests * vocab * (profile["element_bytes"] + 4) + held
 
 
-def activation_peak(profile, tp, tokens, requests, rules):
+def activation_peak(profile, tp, tokens, requests, rules, gpu_name=None):
     """Peak activation memory of the profiling run: ``(bytes, parts)``."""
     fwd = forward_bytes(profile, tokens, tp)
-    smp = sampler_bytes(profile, tokens, requests, rules)
+    smp = sampler_bytes(profile, tokens, requests, rules, gpu_name)
     return max(fwd, smp), {"forward": fwd, "sampler": smp}
 
 
@@ -297,7 +340,7 @@ def kv_room(profile, weights_bytes, memory_total_mib, gpu_memory_utilization, tp
     total, total_src = torch_total_bytes(memory_total_mib)
     tokens, requests, batch_src = batch_defaults(total, gpu_name, entry_point, rules, max_model_len,
                                                  max_num_batched_tokens, max_num_seqs)
-    act, act_parts = activation_peak(profile, tp, tokens, requests, rules)
+    act, act_parts = activation_peak(profile, tp, tokens, requests, rules, gpu_name)
     act_src = "estimated: vLLM %s profiling run of %d tokens / %d requests (%s); forward %.2f GiB, sampler %.2f GiB" % (
         rules["version"], tokens, requests, batch_src, act_parts["forward"] / float(GIB),
         act_parts["sampler"] / float(GIB))

@@ -9,8 +9,10 @@ fitted on two of the H100 logs (Llama-3.1-8B, Qwen3-0.6B); the others check them
 """
 
 import importlib.util
+import math
 import os
 import re
+from fractions import Fraction
 
 import pytest
 
@@ -271,6 +273,31 @@ def test_activation_grows_with_the_batch_and_shrinks_with_tp():
     # The old model runner's sampler warm-up dominated: ~9.6 fp32 vocabulary rows per request.
     v1, parts = engine_memory.activation_peak(profile, 1, 8192, 1024, engine_memory.engine_rules("0.11.0"))
     assert v1 == parts["sampler"] and abs(v1 / GIB - 4.76) < 0.1
+
+
+def test_v1_sampler_leaves_the_sort_at_0_17_0():
+    """vLLM 0.17.0 (PR #33538) masks top-k/top-p in Triton from 8 requests on: the sampler's profiled peak drops from
+    ~9.6 fp32 vocabulary rows per request to the model-dtype logits + 3 fp32 rows, plus one fp32 scratch row per
+    Triton program (at most the GPU's compute units). The V2 runner (0.27.0 on) is untouched."""
+    profile = {"hidden_size": 4096, "mlp_width": 14336, "experts_per_token": 0, "expert_width": 0,
+               "vocab_size": 128256, "num_hidden_layers": 32, "element_bytes": 2}
+    held = 2048 * 4096 * 2
+    assert not engine_memory.engine_rules("0.16.0")["triton_top_k_top_p"]
+    assert engine_memory.engine_rules("0.17.0")["triton_top_k_top_p"]
+    sort = engine_memory.sampler_bytes(profile, 2048, 256, engine_memory.engine_rules("0.16.0"), "RTX 3090")
+    assert sort == int(math.ceil(Fraction("9.6") * 256 * 128256 * 4)) + held
+    triton = engine_memory.sampler_bytes(profile, 2048, 256, engine_memory.engine_rules("0.17.1"), "RTX 3090")
+    assert triton == 256 * 128256 * (2 + 12) + 82 * 128256 * 4 + held  # an RTX 3090 has 82 SMs
+    assert abs(triton / GIB - 0.483) < 0.001 and sort / GIB > 1.1
+    # Fewer than 8 requests keep PyTorch's sort; the scratch rows follow the programs (a power of two, capped).
+    assert engine_memory.sampler_bytes(profile, 7, 7, engine_memory.engine_rules("0.17.1")) == int(
+        math.ceil(Fraction("9.6") * 7 * 128256 * 4)) + 7 * 4096 * 2
+    assert engine_memory.triton_top_k_top_p_rows(20, "NVIDIA H100 80GB HBM3") == 32
+    assert engine_memory.triton_top_k_top_p_rows(256, "NVIDIA H100 80GB HBM3") == 132
+    assert engine_memory.triton_top_k_top_p_rows(1024, None) == 304  # unknown GPU: the most compute units listed
+    for version in ("0.27.1", "0.32.0"):
+        rules = engine_memory.engine_rules(version)
+        assert engine_memory.sampler_bytes(profile, 2048, 256, rules, "RTX 3090") == 256 * 128256 * 6 + held
 
 
 def test_kv_room_start_check_and_calibration():
