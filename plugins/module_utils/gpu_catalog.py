@@ -85,6 +85,17 @@ def lookup(name, field="gpu"):
     raise SizingInputError(field, name, "a known GPU model (%s) or explicit memory_total_mib" % ", ".join(known_names()))
 
 
+def canonical_name(name):
+    """The GPU model's name as the catalog knows it, so every spelling of one model is one name: 'RTX 4090' (an
+    inventory) and 'NVIDIA GeForce RTX 4090' (nvidia-smi) are both 'NVIDIA GeForce RTX 4090'. A GPU the catalog does
+    not know keeps its name as given (trimmed); what is not a string is returned as it is."""
+    key = _key_of(name) if isinstance(name, str) else None
+    for row in _CATALOG:
+        if row[0] == key:
+            return row[1]
+    return name.strip() if isinstance(name, str) else name
+
+
 def gpu_class(name):
     """'consumer' or 'datacenter' for a GPU name; heuristic when the model is not in the catalog."""
     key = _key_of(name) if isinstance(name, str) else None

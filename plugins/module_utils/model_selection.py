@@ -725,13 +725,15 @@ HARDWARE_PARTS = (("gpus", "gpus (or gpu_model and gpu_count)"), ("memory_total_
 
 def pick_calibration(calibrations, gpus):
     """Of the constants measured on several GPUs (llmops.deploy.calibration_lookup_all), the ones measured on the GPU
-    this host plans on (its first GPU: the same name and nvidia-smi MiB); None when none was."""
+    this host plans on (its first GPU: the same model, whatever its spelling - 'RTX 4090' declared, 'NVIDIA GeForce
+    RTX 4090' from nvidia-smi - and the same nvidia-smi MiB); None when none was."""
     first = (gpus or [None])[0]
     if not calibrations or not isinstance(first, dict):
         return None
+    name = gpu_catalog.canonical_name(first.get("name"))
     for constants in calibrations:
-        if constants.get("gpu") == first.get("name") and constants.get("memory_total_mib") == first.get(
-                "memory_total_mib"):
+        if gpu_catalog.canonical_name(constants.get("gpu")) == name and constants.get(
+                "memory_total_mib") == first.get("memory_total_mib"):
             return constants
     return None
 

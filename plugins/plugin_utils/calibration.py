@@ -26,7 +26,6 @@ import re
 import tempfile
 
 from ansible_collections.llmops.deploy.plugins.module_utils import engine_log, engine_memory, gpu_catalog
-from ansible_collections.llmops.deploy.plugins.module_utils.sizing_errors import SizingInputError
 
 GIB = 1024 ** 3
 
@@ -51,13 +50,9 @@ def empty():
 
 
 def canonical_gpu(name):
-    """The GPU model's name as the project's catalog (module_utils/gpu_catalog.py) knows it, so every spelling of one
-    model is one name: 'RTX 4090' (an inventory) and 'NVIDIA GeForce RTX 4090' (nvidia-smi) are both
-    'NVIDIA GeForce RTX 4090'. A GPU the catalog does not know keeps its name as given (trimmed)."""
-    try:
-        return gpu_catalog.lookup(name)["name"]
-    except SizingInputError:
-        return name.strip()
+    """The GPU model's name as the project's catalog knows it (``gpu_catalog.canonical_name``): 'RTX 4090' (an
+    inventory) and 'NVIDIA GeForce RTX 4090' (nvidia-smi) are both 'NVIDIA GeForce RTX 4090'."""
+    return gpu_catalog.canonical_name(name)
 
 
 def gpu_class(name, memory_total_mib):

@@ -74,7 +74,9 @@ def test_the_next_preflight_on_the_same_gpu_uses_what_the_trial_measured(tmp_pat
                 "-e", "llmops_endpoint=%s" % local_hub.endpoint, "-e", "llmops_model=%s" % MODEL,
                 "-e", "llmops_target=gpu", fake_gpu="a100-pcie-40gb-x2.csv")
     assert other.returncode == 0, other.stdout[-4000:]
-    assert "measured on h100-node-07" not in other.stdout and '"calibration_note"' not in other.stdout
+    assert "engine constants measured on h100-node-07" not in other.stdout and '"calibration_note"' not in other.stdout
+    # ... and the H100's constants are named as measured on a GPU no host of this run plans on, not dropped unsaid.
+    assert "Calibration: calibration for NVIDIA H100 80GB HBM3 (81559 MiB, measured on h100-node-07" in other.stdout
     assert json.loads((reports / "preflight.json").read_text())["hosts"][0]["calibration"] is None
 
 

@@ -345,10 +345,6 @@ def test_one_given_model_every_rendering_agrees(tmp_path):
     assert "6 with a model chosen" in re.sub(r"<[^>]+>", " ", page).replace("  ", " ")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "needs two changes outside the calibration files: model_selection.pick_calibration matching the GPU by the "
-    "catalog's model (as calibration.gpu_class keys it), and the preflight role passing its calibration lookup to "
-    "fleet_report (calibrations=); remove this marker with them"))
 def test_a_trial_recorded_as_nvidia_smi_spells_the_gpu_serves_hosts_declared_by_its_short_name(tmp_path):
     """The calibration file holds a trial recorded as nvidia-smi names the GPU ('NVIDIA GeForce RTX 4090') and one of
     a GPU no host of the run has (H200). The edge host is declared 'gpu_model: RTX 4090': its plan takes the trial

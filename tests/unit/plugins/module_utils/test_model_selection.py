@@ -413,3 +413,18 @@ def test_capacity_plans_keeps_an_unreachable_or_failed_probe_as_the_hosts_plan()
         "broken": {"failed": True, "msg": "nvidia-smi: NVIDIA-SMI has failed"}})
     assert plans["gone"]["unreachable"] and "ssh" in plans["gone"]["msg"]
     assert plans["broken"]["failed"] and "NVIDIA-SMI" in plans["broken"]["msg"]
+
+
+def test_a_calibration_serves_every_spelling_of_its_gpu_and_no_other_gpu():
+    """pick_calibration matches the catalog's model and nvidia-smi's MiB: a trial recorded as nvidia-smi names the GPU
+    serves a host declared by its short name; another model, or the same model with other memory, gets nothing."""
+    from ansible_collections.llmops.deploy.plugins.module_utils import gpu_catalog
+    assert gpu_catalog.canonical_name("RTX 4090") == gpu_catalog.canonical_name(" NVIDIA GeForce RTX 4090 ") == (
+        "NVIDIA GeForce RTX 4090")
+    assert gpu_catalog.canonical_name("Some Future GPU ") == "Some Future GPU"
+    measured = [{"gpu": "NVIDIA H100 80GB HBM3", "memory_total_mib": 81559, "host": "h"},
+                {"gpu": "NVIDIA GeForce RTX 4090", "memory_total_mib": 24564, "host": "edge"}]
+    assert model_selection.pick_calibration(measured, [{"name": "RTX 4090", "memory_total_mib": 24564}])["host"] == (
+        "edge")
+    assert model_selection.pick_calibration(measured, [{"name": "RTX 4090", "memory_total_mib": 24000}]) is None
+    assert model_selection.pick_calibration(measured, [{"name": "L40S", "memory_total_mib": 24564}]) is None
