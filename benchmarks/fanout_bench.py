@@ -224,8 +224,8 @@ def main_peer_vs_rsync(args):
     print("|---|---|---|---|")
     for name, kind, median in (("peer receive (model_fanout, verified)", "peer", peer),
                                ("plain rsync -rt (not verified)", "plain", plain)):
-        print("| %s | %.2f | %.0f | %s |" % (name, median, model_bytes / median / 2 ** 20,
-                                              " ".join("%.2f" % t for t in times[kind])))
+        runs = " ".join("%.2f" % t for t in times[kind])
+        print("| %s | %.2f | %.0f | %s |" % (name, median, model_bytes / median / 2 ** 20, runs))
     print()
     print("peer transfer = %.2f x plain rsync (plain time / peer time, medians)" % (plain / peer))
 
