@@ -21,10 +21,11 @@ one pass the receiver writes at strictly increasing offsets (literal data is wri
 matched at the same offset under ``--inplace`` is skipped over), so a file that did not exist when the transfer
 started holds, below its current size, only bytes that pass will not write again. Hence:
 
-* a file absent when the transfer starts is followed while it grows (module_utils ``stream_hash.FollowHasher``: read
-  from the page cache right behind rsync, from the very inode that ends at the final name);
-* a file already there (a resumed partial file, whose old bytes rsync may rewrite anywhere) is hashed as soon as rsync
-  prints its line, by ``hash_workers`` threads, while rsync goes on with the next files;
+* a large file absent when the transfer starts is followed while it grows (module_utils ``stream_hash.FollowHasher``:
+  read from the page cache right behind rsync, from the very inode that ends at the final name), so even a model of
+  one big file is hashed during its transfer;
+* any other file (a small one, or a resumed partial file, whose old bytes rsync may rewrite anywhere) is hashed as soon
+  as rsync prints its line, by ``hash_workers`` threads, while rsync goes on with the next files;
 * an early digest counts only when rsync printed the file exactly once, the final name is still that regular file
   (same device, inode) of the listed size, and the digest equals the manifest's; anything else (not printed, printed
   twice, replaced, a digest that does not match) is hashed again from disk after rsync exited, as before, and only
@@ -57,6 +58,11 @@ DONE_TAG = "llmops-received"
 OUT_FORMAT = DONE_TAG + " %b %n"
 _DONE_RE = re.compile(r"^" + DONE_TAG + r" (\d+) (.+)$")
 _ESCAPE_RE = re.compile(rb"\\#([0-7]{3})")
+#: Files followed while they grow: new files of at least FOLLOW_MIN_BYTES, at most HELD_MAX of them (each follower
+#: polls its files; thousands of small files would cost more in ``lstat`` than they save). Smaller ones are hashed
+#: on rsync's line. At most HELD_MAX descriptors are kept for line-hashed files; beyond, files are hashed after rsync.
+FOLLOW_MIN_BYTES = 4 * 1024 * 1024
+HELD_MAX = 256
 
 
 class PeerError(Exception):
@@ -174,8 +180,9 @@ def run_transfer(argv, env=None, on_line=None):
 class ArrivalHasher(object):
     """sha256 of the files of one transfer while rsync writes them (see the module's docstring for the rules).
 
-    ``entries``: manifest entries asked for; ``fresh``: the paths absent (or empty) when the transfer started, which
-    are followed as they grow; the others are hashed when :meth:`line` sees rsync's line for them. :meth:`finish`
+    ``entries``: manifest entries asked for; ``fresh``: the paths absent (or empty) when the transfer started, of which
+    the large ones (``FOLLOW_MIN_BYTES``, at most ``HELD_MAX``, largest first) are followed as they grow; the others are
+    hashed when :meth:`line` sees rsync's line for them. :meth:`finish`
     (after rsync exited) returns ``{path: sha256}`` of the early digests that may be trusted, each equal to the
     manifest's. Use :meth:`start` before the transfer and :meth:`finish` after it, even when it failed.
     """
@@ -183,7 +190,9 @@ class ArrivalHasher(object):
     def __init__(self, root, entries, fresh, workers=2):
         self.root = root
         self.entries = dict((e["path"], e) for e in entries)
-        self.fresh = set(p for p in fresh if p in self.entries)
+        large = sorted((p for p in fresh if p in self.entries and self.entries[p]["size"] >= FOLLOW_MIN_BYTES),
+                       key=lambda p: -self.entries[p]["size"])
+        self.fresh = set(large[:HELD_MAX])
         self.workers = max(1, int(workers))
         self.follower = FollowHasher(root, [e for p, e in sorted(self.entries.items()) if p in self.fresh],
                                      workers=self.workers) if self.fresh else None
@@ -231,6 +240,9 @@ class ArrivalHasher(object):
     def _hash(self, rel):
         """``(sha256, fd)``: the descriptor stays open until :meth:`finish`, so that inode cannot be freed and its
         number given to another file put at the name meanwhile (the identity check would pass on a reused number)."""
+        with self.lock:
+            if len(self.records) >= HELD_MAX:
+                return None
         fd = open_regular(os.path.join(self.root, rel))
         try:
             before = os.fstat(fd)

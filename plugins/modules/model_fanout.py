@@ -24,8 +24,8 @@ description:
     C(ssh) run on this host, into the same private staging directory downloads and bundle imports use
     (C(.<name>.llmops-staging), mode 0700). C(--inplace) keeps the bytes of a transfer that was killed, so the next
     run (from the same peer or another) resumes. Every file is checked against O(manifest) (size and sha256, never
-    the peer's marker), hashed while the bytes arrive (a new file is read right behind C(rsync) as it grows, a
-    resumed one as soon as C(rsync) reports it finished, while the next files arrive; anything C(rsync) did not
+    the peer's marker), hashed while the bytes arrive (a new large file is read right behind C(rsync) as it grows, any
+    other one as soon as C(rsync) reports it finished, while the next files arrive; anything C(rsync) did not
     report exactly once is hashed after it exits); a file with bad bytes is deleted, named with the peer that served it in RV(rejected), and
     fetched from the next source. When every file matched, the files are moved in and the completion marker is
     written exactly as a hub download or a bundle import writes it.
