@@ -4,11 +4,11 @@
 #
 # Where a shared cache can be written (${LLMOPS_VENV_CACHE:-/var/cache/llmops/venvs}; as root, or set the variable
 # to a writable directory), the venv is built once per key, <cache>/<LINK without dots>-<key>, where <key> covers the
-# requirements (the file and those it includes) and the interpreter (its path and `python -VV`), and LINK becomes a symbolic link to it: a clean
-# clone gets its venv in a moment instead of minutes of pip. A venv is not relocatable, so it is built in place
-# under flock and a completion marker is written last: a half-built venv (no marker) is deleted and built again.
-# The cached venvs are only read by the checkouts that use them; a new pin makes a new key (old ones stay until
-# removed by hand: rm -rf <cache>/*-<old key>*).
+# requirements (the file and those it includes) and the base interpreter (its real path and `python -VV`), and LINK
+# becomes a symbolic link to it: a clean clone gets its venv in a moment instead of minutes of pip. A venv is not
+# relocatable, so it is built in place under flock and a completion marker is written last: a half-built venv (no
+# marker) is deleted and built again. The cached venvs are only read by the checkouts that use them; a new pin makes
+# a new key (old ones stay until removed by hand: rm -rf <cache>/*-<old key>*).
 # Otherwise (LLMOPS_VENV_CACHE set to "" or the cache not writable), and always when LINK is already a real
 # directory (a venv of one's own is never replaced), LINK is a venv of this checkout, installed when the pins change.
 set -euo pipefail
@@ -16,7 +16,10 @@ cd "$(dirname "$0")/.."
 
 link=${1:?usage: scripts/cached-venv.sh LINK REQUIREMENTS-FILE}
 requirements=${2:?usage: scripts/cached-venv.sh LINK REQUIREMENTS-FILE}
-python=$(command -v "${PYTHON:-python3}")
+# The base interpreter, whatever venv is first on PATH (scripts/test.sh puts .venv/bin there): the same key from every
+# checkout, and a venv made from the real interpreter.
+python=$("${PYTHON:-python3}" -c \
+    'import os, sys; print(os.path.realpath(getattr(sys, "_base_executable", "") or sys.executable))')
 # The requirements file and those it names with -r/-c (relative to its directory), one level down.
 pins() {
     local dir
