@@ -562,16 +562,6 @@ def read_local_model(path):
 # -Distill-Llama-70B is Llama-3.3-70B). Columns: hidden, intermediate, layers, heads, KV heads, vocab, tied
 # embeddings, head_dim (None = hidden / heads), max_position_embeddings.
 # ---------------------------------------------------------------------------------------------------------------
-# Qwen2 (June 2024): the config.json of Qwen/Qwen2-{0.5B,1.5B,7B,72B}-Instruct (huggingface.co/Qwen/Qwen2-7B-Instruct
-# config: hidden 3584, intermediate 18944, 28 layers, 28 heads, 4 KV heads, vocab 152064, untied, 32768 positions).
-# The instruct repositories say 32768 positions (the base ones 131072, with a sliding_window they do not use); the
-# shapes, and so the weights, are the same. 7B and 72B have Qwen2.5's shapes; 0.5B and 1.5B too.
-_QWEN2 = {
-    "0.5B": (896, 4864, 24, 14, 2, 151936, True, None, 32768),
-    "1.5B": (1536, 8960, 28, 12, 2, 151936, True, None, 32768),
-    "7B": (3584, 18944, 28, 28, 4, 152064, False, None, 32768),
-    "72B": (8192, 29568, 80, 64, 8, 152064, False, None, 32768),
-}
 _QWEN25 = {
     "0.5B": (896, 4864, 24, 14, 2, 151936, True, None, 32768),
     "1.5B": (1536, 8960, 28, 12, 2, 151936, True, None, 32768),
@@ -581,6 +571,11 @@ _QWEN25 = {
     "32B": (5120, 27648, 64, 40, 8, 152064, False, None, 32768),
     "72B": (8192, 29568, 80, 64, 8, 152064, False, None, 32768),
 }
+# Qwen2 (June 2024): the config.json of Qwen/Qwen2-{0.5B,1.5B,7B,72B}-Instruct (huggingface.co/Qwen/Qwen2-7B-Instruct
+# config: hidden 3584, intermediate 18944, 28 layers, 28 heads, 4 KV heads, vocab 152064, untied, 32768 positions).
+# The instruct repositories say 32768 positions (the base ones 131072, with a sliding_window they do not use); the
+# shapes, and so the weights, are Qwen2.5's at the sizes Qwen2 was published in.
+_QWEN2 = dict((size, _QWEN25[size]) for size in ("0.5B", "1.5B", "7B", "72B"))
 _QWEN3 = {
     "0.6B": (1024, 3072, 28, 16, 8, 151936, True, 128, 40960),
     "1.7B": (2048, 6144, 28, 16, 8, 151936, True, 128, 40960),
