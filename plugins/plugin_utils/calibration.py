@@ -49,23 +49,17 @@ def empty():
     return {"format": FORMAT, "entries": []}
 
 
-def canonical_gpu(name):
-    """The GPU model's name as the project's catalog knows it (``gpu_catalog.canonical_name``): 'RTX 4090' (an
-    inventory) and 'NVIDIA GeForce RTX 4090' (nvidia-smi) are both 'NVIDIA GeForce RTX 4090'."""
-    return gpu_catalog.canonical_name(name)
-
-
 def gpu_class(name, memory_total_mib):
     """'NVIDIA H100 80GB HBM3', 81559 -> 'nvidia-h100-80gb-hbm3/81559MiB': one key per GPU model and memory.
 
-    The name is the catalog's (canonical_gpu), so 'RTX 4090' and 'NVIDIA GeForce RTX 4090' at 24564 MiB are one class,
+    The name is the catalog's (gpu_catalog.canonical_name), so 'RTX 4090' and 'NVIDIA GeForce RTX 4090' at 24564 MiB are one class,
     'nvidia-geforce-rtx-4090/24564MiB'. Entries stored with another class string (older files) are keyed again from
     their ``gpu`` and ``memory_total_mib`` when read.
     """
     if not isinstance(name, str) or not name.strip():
         raise CalibrationError("gpu", name, "the GPU's name as nvidia-smi prints it")
     mib = _int("memory_total_mib", memory_total_mib)
-    slug = re.sub(r"[^a-z0-9]+", "-", canonical_gpu(name).lower()).strip("-")
+    slug = re.sub(r"[^a-z0-9]+", "-", gpu_catalog.canonical_name(name).lower()).strip("-")
     return "%s/%dMiB" % (slug, mib)
 
 
@@ -78,6 +72,13 @@ def gpu_class_of(gpu):
         return gpu_class(gpu.get("name"), gpu.get("memory_total_mib"))
     except CalibrationError:
         return None
+
+
+def constants_class(constants):
+    """The class of the GPU a set of constants (lookup_all) was measured on: from its ``gpu`` and
+    ``memory_total_mib``, else the class it carries."""
+    return gpu_class_of({"name": constants.get("gpu"), "memory_total_mib": constants.get("memory_total_mib")}) or (
+        constants.get("gpu_class"))
 
 
 def _int(field, value, minimum=1):
@@ -256,10 +257,7 @@ def unmatched_warnings(calibrations, host_gpus):
     for constants in calibrations or []:
         if not isinstance(constants, dict):
             continue
-        try:
-            key = gpu_class(constants.get("gpu"), constants.get("memory_total_mib"))
-        except CalibrationError:
-            key = constants.get("gpu_class")
+        key = constants_class(constants)
         if key in classes:
             continue
         warnings.append("calibration for %s (%s MiB, measured on %s, %s, vLLM %s) not used: no host of this run "

@@ -250,8 +250,7 @@ def calibration_section(rows, calibrations=None):
             continue
         key = calibration_lib.gpu_class_of((row["gpus"] or [None])[0])
         for constants in found:
-            if isinstance(constants, dict) and calibration_lib.gpu_class_of(
-                    {"name": constants.get("gpu"), "memory_total_mib": constants.get("memory_total_mib")}) == key:
+            if isinstance(constants, dict) and calibration_lib.constants_class(constants) == key:
                 line = ("calibration not used by this plan although it was measured on this host's GPU (%s, %s MiB): "
                         "%s on %s, %s, vLLM %s" % (
                             row["gpus"][0].get("name"), row["gpus"][0].get("memory_total_mib"), constants.get("gpu"),
