@@ -8,8 +8,8 @@ talk to a hub only through :class:`HubClient`, so retries, redirects, TLS, proxi
 
 * requests go through ``ansible.module_utils.urls.Request`` with the options users expect from every network module
   (``validate_certs``, ``ca_path``, ``use_proxy`` with proxies taken from the environment as Ansible does,
-  ``timeout``; doc fragment ``llmops.deploy.hub_client``, argument spec :data:`HUB_CLIENT_ARGSPEC`); ``~/.netrc`` is
-  never read;
+  ``timeout``; doc fragment ``llmops.deploy.hub_client``, argument spec ``HUB_CLIENT_ARGSPEC`` from module_utils
+  ``hub_options``, re-exported here); ``~/.netrc`` is never read;
 * redirects are followed here, not by urllib (at most :data:`MAX_REDIRECTS`): the token (an ``Authorization:
   Bearer`` header, never in a URL) is sent only to the origin it was given for, compared as scheme, host **and**
   port; a redirect to any other origin, another port of the same host included, goes without it;
@@ -21,7 +21,6 @@ the SDK reaches the hub the way this client does; nothing of it goes on a comman
 """
 
 import json
-import os
 import socket
 import time
 
@@ -36,18 +35,14 @@ from ansible.module_utils.urls import Request
 
 from ansible_collections.llmops.deploy.plugins.module_utils.hub_manifest import (
     HubError, error_detail, listing_url, normalize_endpoint, parse_listing, split_model_id, validate_revision)
+# the options' argument spec and check live in hub_options (no network import); re-exported for the hub modules
+# pylint: disable-next=unused-import
+from ansible_collections.llmops.deploy.plugins.module_utils.hub_options import (  # noqa: F401
+    HUB_CLIENT_ARGSPEC, check_client_options)
 
 MAX_REDIRECTS = 5
 REDIRECT_STATUSES = (301, 302, 303, 307, 308)
 USER_AGENT = "llmops.deploy"
-
-#: The client options of every hub module (doc fragment ``llmops.deploy.hub_client``).
-HUB_CLIENT_ARGSPEC = dict(
-    validate_certs=dict(type="bool", default=True),
-    ca_path=dict(type="path"),
-    use_proxy=dict(type="bool", default=True),
-    timeout=dict(type="int", default=60),
-)
 
 _PROXY_VARS = ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")
 
@@ -58,18 +53,6 @@ def origin(url):
     scheme = (parts.scheme or "").lower()
     port = parts.port or {"http": 80, "https": 443}.get(scheme)
     return scheme, (parts.hostname or "").lower(), port
-
-
-def check_client_options(params):
-    """Problems of the client options of a module's params (empty when they are valid)."""
-    problems = []
-    timeout = params.get("timeout")
-    if isinstance(timeout, bool) or not isinstance(timeout, int) or timeout < 1:
-        problems.append("timeout %r is not valid: expected an integer number of seconds >= 1" % (timeout,))
-    ca_path = params.get("ca_path")
-    if ca_path and not os.path.isfile(ca_path):
-        problems.append("ca_path %r is not valid: expected a readable PEM file of CA certificates" % (ca_path,))
-    return problems
 
 
 def sdk_environment(validate_certs=True, ca_path=None, use_proxy=True):

@@ -257,8 +257,8 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.llmops.deploy.plugins.module_utils.dir_lock import DirLock, LockError, lock_path_for
 from ansible_collections.llmops.deploy.plugins.module_utils.fetch_plan import plan_files
 from ansible_collections.llmops.deploy.plugins.module_utils.free_space import VerifyError, check_free_space
-from ansible_collections.llmops.deploy.plugins.module_utils.hub_client import (
-    HUB_CLIENT_ARGSPEC, HubClient, check_client_options, fetch_manifest)
+from ansible_collections.llmops.deploy.plugins.module_utils.hub_options import (
+    HUB_CLIENT_ARGSPEC, check_client_options)
 from ansible_collections.llmops.deploy.plugins.module_utils.hub_manifest import (
     HubError, ManifestError, normalize_endpoint, normalize_patterns, select_entries, split_model_id,
     validate_revision)
@@ -357,6 +357,9 @@ class Fanout(object):
         problems = check_client_options(p)
         if problems:
             self.fail("; ".join(problems))
+        # the HTTP client (and with it ansible.module_utils.urls) is loaded only here: the states a host runs,
+        # a peer receive above all, never talk to the hub and do not pay for loading it
+        from ansible_collections.llmops.deploy.plugins.module_utils.hub_client import HubClient, fetch_manifest
         client = HubClient(token=p["token"], timeout=p["timeout"], validate_certs=p["validate_certs"],
                            ca_path=p["ca_path"], use_proxy=p["use_proxy"])
         try:
