@@ -15,11 +15,16 @@
 2. Rerun (valid marker, no re-hash): time over the 1 GiB model against a 10 MB model; they should be about equal.
 3. Full verify (``verify: full``, every byte re-hashed): throughput.
 
+``--link-rate SIZE`` (e.g. ``125MB`` for 1 Gbit/s, ``300MiB`` for about 2.5 Gbit/s) makes the local hub serve every
+file body through one shared link of that many bytes per second, as a mirror behind a real network link does: curl
+and the module then wait on the link instead of on this machine's CPU (the default, loopback with ``sendfile``, is
+CPU-bound on a small machine: the hub, the client and the module's hashing share its cores).
+
 ``--baseline REF`` also times, in every round, the module as it was at git ref REF (its ``plugins/`` taken with
 ``git archive``), so a change is measured against the code before it in the same conditions.
 
 Usage: .venv/bin/python benchmarks/download_bench.py [--size 1GiB] [--small 10MB] [--rounds 3]
-       [--phases quiet,loaded] [--load N] [--no-ansible] [--baseline REF] [--workdir DIR]
+       [--phases quiet,loaded] [--load N] [--link-rate SIZE] [--no-ansible] [--baseline REF] [--workdir DIR]
 Run from the repository root after scripts/setup.sh. Timings are wall-clock on this machine; nothing is asserted.
 """
 import argparse
@@ -201,6 +206,8 @@ def main():
                         help="busy-loop processes during the loaded phase (default: 2 per core)")
     parser.add_argument("--no-ansible", action="store_true", help="do not time the module through ansible")
     parser.add_argument("--baseline", metavar="REF", help="also time the module as it was at this git ref")
+    parser.add_argument("--link-rate", metavar="SIZE", default=None,
+                        help="bytes per second of the hub's one shared link (e.g. 125MB = 1 Gbit/s); default: none")
     parser.add_argument("--workdir", default=None)
     opts = parser.parse_args()
     phases = [p.strip() for p in opts.phases.split(",") if p.strip()]
@@ -211,7 +218,9 @@ def main():
     os.makedirs(workdir, exist_ok=True)
     opts.baseline_tree = baseline_tree(opts.baseline, workdir) if opts.baseline else None
     store = os.path.join(REPO, ".work", "bench-hub-store")
-    hub = LocalHub(store, models=["bench:%s" % opts.size, "bench:%s" % opts.small]).start()
+    link_rate = parse_size(opts.link_rate) if opts.link_rate else None
+    hub = LocalHub(store, models=["bench:%s" % opts.size, "bench:%s" % opts.small], link_rate=link_rate).start()
+    link = ", link %s/s" % opts.link_rate if link_rate else ""
     gib = 2 ** 30
     try:
         big, small = hub.model_ids
@@ -223,10 +232,10 @@ def main():
             if phase == "loaded":
                 with BusyLoops(opts.load):
                     rows, size, result = throughput_phase(phase, opts, hub, big, workdir)
-                label = "loaded (%d busy loops on %d cores)" % (opts.load, os.cpu_count() or 1)
+                label = "loaded (%d busy loops on %d cores%s)" % (opts.load, os.cpu_count() or 1, link)
             else:
                 rows, size, result = throughput_phase(phase, opts, hub, big, workdir)
-                label = "quiet (no added load)"
+                label = "quiet (no added load%s)" % link
             for key, what in (("curl", "curl, same files"), ("module", "module process (SDK + own sha256 + marker)"),
                               ("baseline", "module process at %s" % opts.baseline),
                               ("ansible", "module through ansible (+ controller start-up)")):

@@ -23,6 +23,7 @@ import pytest
 
 from tools.local_hub import DEFAULT_UNSAFE_PATHS, FaultError, LocalHub
 from tools.local_hub.models import TOKENIZER_DIR, bench_model
+from tools.local_hub.server import _Link
 
 QWEN = "llmops-test/Qwen2-tiny-2M"
 LLAMA = "llmops-test/Llama-3.1-tiny-4M"
@@ -295,6 +296,27 @@ def test_file_get_ranges_head_and_query_decoding(local_hub):
     assert status == 200 and body == local_hub.read_file(LLAMA, "original/params.json")
     status, _ignored, body = http_get(local_hub, "/api/v1/models/%s/repo?Revision=master&FilePath=READ+ME.md" % QWEN)
     assert status == 404 and "READ ME.md" in json.loads(body)["Message"]
+
+
+def test_link_rate_paces_every_transfer_on_one_link_and_keeps_the_bytes(local_hub_factory):
+    # The pacing itself, on a clock the test moves: bodies share the link's time in order, an idle link banks nothing.
+    now = [100.0]
+    link = _Link(1000000, clock=lambda: now[0])
+    assert link.reserve(500000) == 0
+    assert link.reserve(250000) == pytest.approx(0.5)  # a second transfer waits for the first one's bytes
+    assert link.reserve(250000) == pytest.approx(0.75)
+    now[0] = 200.0
+    assert link.reserve(1000) == 0
+    for bad in (100, 1023, 2.5e6, True, "1MB"):
+        with pytest.raises(ValueError, match="link_rate"):
+            _Link(bad)
+    # Served through the paced path (not sendfile): whole files and ranges are byte for byte the stored ones.
+    hub = local_hub_factory(link_rate=64 * 1024 * 1024)
+    data = hub.read_file(QWEN, "model.safetensors")
+    status, headers, body = fetch(hub, QWEN, "model.safetensors")
+    assert (status, int(headers["Content-Length"]), body) == (200, len(data), data)
+    status, _ignored, body = fetch(hub, QWEN, "model.safetensors", headers={"Range": "bytes=1000-"})
+    assert (status, body) == (206, data[1000:])
 
 
 def test_keep_alive_connection_serves_several_requests(local_hub):

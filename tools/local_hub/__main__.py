@@ -16,7 +16,7 @@ import threading
 from pathlib import Path
 
 from .faults import FaultError
-from .models import CATALOGUE
+from .models import CATALOGUE, parse_size
 from .server import LocalHub
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -41,6 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log", help="append every request record to this JSONL file")
     parser.add_argument("--ready-file", help="also write the ready JSON line to this file")
     parser.add_argument("--linked-etag", action="store_true", help="send X-Linked-ETag with every file")
+    parser.add_argument("--link-rate", metavar="SIZE",
+                        help="bytes per second of the one link every download shares, e.g. 125MB (1 Gbit/s) or "
+                             "1GiB; default: as fast as the machine allows")
     return parser
 
 
@@ -64,8 +67,9 @@ def main(argv=None) -> int:
             print("error: cannot read --faults %s: %s" % (args.faults, exc), file=sys.stderr)
             return 2
     try:
+        link_rate = parse_size(args.link_rate) if args.link_rate else None
         hub = LocalHub(args.store, models=args.models, token=token, host=args.host, port=args.port,
-                       log_path=args.log, faults=faults, linked_etag=args.linked_etag)
+                       log_path=args.log, faults=faults, linked_etag=args.linked_etag, link_rate=link_rate)
         hub.start()
     except (ValueError, FaultError, OSError) as exc:
         print("error: %s" % exc, file=sys.stderr)

@@ -379,8 +379,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _send_body(self, blob, start: int, end: int, rule: dict):
         corrupt, drop_after, rate = rule.get("corrupt"), rule.get("drop_after"), rule.get("slow")
         hold_at = start + rule["hold"] if "hold" in rule else None
-        if not (corrupt or drop_after is not None or rate or hold_at is not None) and isinstance(blob, FileBlob) \
-                and end > start:
+        if not (corrupt or drop_after is not None or rate or hold_at is not None or self.hub.link) \
+                and isinstance(blob, FileBlob) and end > start:
             with open(blob.path, "rb") as handle:
                 self._body_sent += self.connection.sendfile(handle, start, end - start)
             return
@@ -424,9 +424,19 @@ class _Handler(BaseHTTPRequestHandler):
             raise ConnectionAbortedError("hub stopping")
 
     def _write(self, chunk: bytes, rate: Optional[int], began: float):
-        if not rate:
+        link = self.hub.link
+        if not rate and not link:
             self.wfile.write(chunk)
             self._body_sent += len(chunk)
+            return
+        if not rate:
+            view = memoryview(chunk)
+            for i in range(0, len(chunk), _Link.PIECE):
+                piece = view[i:i + _Link.PIECE]
+                if self.hub._stopping.wait(link.reserve(len(piece))):
+                    raise ConnectionAbortedError("hub stopping")
+                self.wfile.write(piece)
+                self._body_sent += len(piece)
             return
         step = max(1024, rate // 20)
         view = memoryview(chunk)
@@ -434,6 +444,8 @@ class _Handler(BaseHTTPRequestHandler):
             piece = view[i:i + step]
             ahead = (self._body_sent + len(piece)) / rate - (time.monotonic() - began)
             if ahead > 0 and self.hub._stopping.wait(ahead):
+                raise ConnectionAbortedError("hub stopping")
+            if link and self.hub._stopping.wait(link.reserve(len(piece))):
                 raise ConnectionAbortedError("hub stopping")
             self.wfile.write(piece)
             self._body_sent += len(piece)
@@ -476,6 +488,30 @@ def _parse_range(header: str, size: int):
     return max(0, size - suffix), size
 
 
+class _Link:
+    """The one network link every transfer of the hub shares: bodies are paced together to ``rate`` bytes per second
+    (a mirror behind a 1 Gbit/s link serves 4 parallel downloads at a quarter of that each, not at 4 x the rate)."""
+
+    PIECE = 256 * 1024
+
+    def __init__(self, rate: int, clock=time.monotonic):
+        if not isinstance(rate, int) or isinstance(rate, bool) or rate < 1024:
+            raise ValueError("link_rate must be an integer of at least 1024 (bytes per second), got %r" % (rate,))
+        self.rate = rate
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._free_at = 0.0
+
+    def reserve(self, count: int) -> float:
+        """Book the link for ``count`` bytes; seconds to wait before sending them (the link's time is handed out in
+        order, so the transfers together never go faster than ``rate``)."""
+        with self._lock:
+            now = self._clock()
+            start = max(now, self._free_at)
+            self._free_at = start + count / self.rate
+            return start - now
+
+
 class LocalHub:
     """The hub, embeddable in tests::
 
@@ -490,15 +526,19 @@ class LocalHub:
     ``faults``: an initial fault specification (see :mod:`tools.local_hub.faults`).
     ``log_path``: also append every request record to this JSONL file.
     ``linked_etag``: send ``X-Linked-ETag: "<sha256>"`` with files (makes the SDK verify single-file downloads).
+    ``link_rate``: bytes per second of the one link all file bodies share (a network-bound mirror, for benchmarks);
+    None: as fast as the machine allows (``sendfile``).
     """
 
     def __init__(self, store_dir, models=None, token: Optional[str] = None, host: str = "127.0.0.1", port: int = 0,
-                 log_path=None, faults=None, linked_etag: bool = False, listing_limit: int = LISTING_LIMIT):
+                 log_path=None, faults=None, linked_etag: bool = False, listing_limit: int = LISTING_LIMIT,
+                 link_rate: Optional[int] = None):
         self.store = Store(store_dir)
         self.specs = resolve_models(models)
         self.host = host
         self.requested_port = port
         self.linked_etag = linked_etag
+        self.link = _Link(link_rate) if link_rate is not None else None
         self.listing_limit = listing_limit
         self.log_path = Path(log_path) if log_path else None
         self._token = token or None
