@@ -8,7 +8,8 @@
 # becomes a symbolic link to it: a clean clone gets its venv in a moment instead of minutes of pip. A venv is not
 # relocatable, so it is built in place under flock and a completion marker is written last: a half-built venv (no
 # marker) is deleted and built again. The cached venvs are only read by the checkouts that use them; a new pin makes
-# a new key (old ones stay until removed by hand: rm -rf <cache>/*-<old key>*).
+# a new key, and the venvs of this LINK that no checkout used for LLMOPS_CACHE_KEEP_DAYS (default 14) days are removed
+# (scripts/prune-cache.sh).
 # Otherwise (LLMOPS_VENV_CACHE set to "" or the cache not writable), and always when LINK is already a real
 # directory (a venv of one's own is never replaced), LINK is a venv of this checkout, installed when the pins change.
 set -euo pipefail
@@ -73,3 +74,5 @@ if [ "$(readlink "$link" 2>/dev/null)" != "$venv" ]; then
     ln -sfn "$venv" "$link"
 fi
 echo "venv: $link -> $venv ($state)"
+flock -u 9
+scripts/prune-cache.sh "$cache" "^${link#.}-[0-9a-f]{16}\$" "$name"

