@@ -333,7 +333,10 @@ def kv_room(profile, weights_bytes, memory_total_mib, gpu_memory_utilization, tp
 
     ``calibration`` (plugins/plugin_utils/calibration.py lookup result, ``constants``) replaces modelled parts with
     measured ones: ``torch_total_bytes``, ``non_torch_bytes``, ``cuda_graph_bytes`` as measured, and
-    ``activation_ratio`` (measured / modelled peak activation) scaling the modelled activation.
+    ``activation_ratio`` (measured / modelled peak activation) scaling the modelled activation. Constants measured
+    with another number of GPUs (their ``tensor_parallel_size``) are carried over to this plan's by the model: the
+    non-torch memory by the modelled difference (NCCL and all-reduce buffers come with several GPUs), the CUDA graph
+    memory by the modelled ratio (each GPU captures its share of the model).
     """
     rules = engine_rules(version)
     util = Fraction(str(gpu_memory_utilization))
@@ -366,6 +369,18 @@ def kv_room(profile, weights_bytes, memory_total_mib, gpu_memory_utilization, tp
     measured = {}
     if calibration:
         measured = _apply_calibration(calibration, modelled)
+        measured_gpus = calibration.get("tensor_parallel_size")
+        other_gpus = (isinstance(measured_gpus, int) and not isinstance(measured_gpus, bool) and measured_gpus >= 1
+                      and measured_gpus != tp * pp)
+        if other_gpus and "non_torch_bytes" in measured:
+            at_trial = non_torch_bytes(profile, measured_gpus, requests, rules, gpu_name)
+            measured["non_torch_bytes"] = max(measured["non_torch_bytes"] + nontorch - at_trial, 0)
+        if other_gpus and "cuda_graph_bytes" in measured:
+            at_trial = cuda_graph_bytes(profile, measured_gpus)
+            measured["cuda_graph_bytes"] = int(measured["cuda_graph_bytes"] * Fraction(graphs, at_trial)) \
+                if at_trial > 0 else graphs
+        carried = "; measured on %d GPU(s), carried over to %d by the model" % (measured_gpus, tp * pp) \
+            if other_gpus else ""
         if "torch_total_bytes" in measured:
             total, total_src = measured["torch_total_bytes"], _measured_src(calibration, "device total")
         if "activation_bytes" in measured:
@@ -373,9 +388,9 @@ def kv_room(profile, weights_bytes, memory_total_mib, gpu_memory_utilization, tp
                 calibration, "activation peak (measured/modelled %.3f x the modelled %.2f GiB)" % (
                     calibration["activation_ratio"], modelled["activation_bytes"] / float(GIB)))
         if "non_torch_bytes" in measured:
-            nontorch, nontorch_src = measured["non_torch_bytes"], _measured_src(calibration, "non-torch memory")
+            nontorch, nontorch_src = measured["non_torch_bytes"], _measured_src(calibration, "non-torch memory") + carried
         if "cuda_graph_bytes" in measured:
-            graphs, graphs_src = measured["cuda_graph_bytes"], _measured_src(calibration, "CUDA graph memory")
+            graphs, graphs_src = measured["cuda_graph_bytes"], _measured_src(calibration, "CUDA graph memory") + carried
     requested = int(math.ceil(total * util))
     in_budget = graphs if rules["cuda_graphs_in_budget"] else 0
     kv = requested - weights_bytes - act - nontorch - in_budget
@@ -405,7 +420,8 @@ def kv_room(profile, weights_bytes, memory_total_mib, gpu_memory_utilization, tp
         "modelled": modelled,
         "measured": measured,
         "calibration": None if not calibration else dict(
-            (k, calibration.get(k)) for k in ("host", "date", "engine_version", "gpu_class", "model")),
+            (k, calibration.get(k)) for k in ("host", "date", "engine_version", "gpu_class", "model",
+                                              "tensor_parallel_size")),
     }
 
 

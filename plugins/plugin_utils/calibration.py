@@ -163,7 +163,8 @@ def lookup(document, engine_version, gpu, memory_total_mib, engine="vllm", today
     Returns ``{'constants': {...} or None, 'entry': the trial used or None, 'warnings': [...]}``. ``constants``
     (for detailed_sizing's ``calibration`` option) holds ``torch_total_bytes``, ``non_torch_bytes``,
     ``cuda_graph_bytes`` as measured and ``activation_ratio`` = measured / modelled activation when the trial had
-    both, with ``engine_version``, ``gpu_class``, ``memory_total_mib``, ``host``, ``date``, ``model``.
+    both, with ``engine_version``, ``gpu_class``, ``memory_total_mib``, ``host``, ``date``, ``model`` and
+    ``tensor_parallel_size`` (the plan carries what depends on the number of GPUs over to its own).
     """
     warnings = []
     try:
@@ -197,7 +198,8 @@ def lookup(document, engine_version, gpu, memory_total_mib, engine="vllm", today
     if chosen is None:
         return {"constants": None, "entry": None, "warnings": warnings}
     measured, modelled = chosen["measured"], chosen["modelled"]
-    keys = ("engine", "engine_version", "gpu_class", "gpu", "memory_total_mib", "host", "date", "model")
+    keys = ("engine", "engine_version", "gpu_class", "gpu", "memory_total_mib", "host", "date", "model",
+            "tensor_parallel_size")
     constants = dict((k, chosen[k]) for k in keys)
     for key in ("torch_total_bytes", "non_torch_bytes", "cuda_graph_bytes"):
         if key in measured:

@@ -315,6 +315,40 @@ def test_kv_room_start_check_and_calibration():
     assert "measured:" in calibrated["activation_source"] and "gpu-node-01" in calibrated["activation_source"]
 
 
+def test_calibration_measured_on_another_number_of_gpus_is_carried_over_by_the_model():
+    profile = {"hidden_size": 5120, "mlp_width": 27648, "experts_per_token": 0, "expert_width": 0,
+               "vocab_size": 152064, "num_hidden_layers": 64, "element_bytes": 2}
+    gpu, mib = "NVIDIA H100 80GB HBM3", 81559
+    measured = {"engine_version": "0.32.0", "gpu_class": "h100", "host": "gpu-node-01", "date": "2026-12-01",
+                "non_torch_bytes": GIB // 4, "cuda_graph_bytes": GIB, "tensor_parallel_size": 1}
+    one = engine_memory.kv_room(profile, 0, mib, 0.9, tp=1, gpu_name=gpu, calibration=measured)
+    four = engine_memory.kv_room(profile, 0, mib, 0.9, tp=4, gpu_name=gpu, calibration=measured)
+    # The same number of GPUs: exactly what was measured.
+    assert (one["non_torch_bytes"], one["cuda_graph_bytes"]) == (GIB // 4, GIB)
+    assert "carried over" not in one["non_torch_source"]
+    # Four GPUs: the measured base plus the buffers the model adds for four (NCCL, custom all-reduce on SXM)...
+    added = four["modelled"]["non_torch_bytes"] - one["modelled"]["non_torch_bytes"]
+    assert added > 0 and four["non_torch_bytes"] == GIB // 4 + added
+    # ... and each GPU's share of the graph memory, in the modelled proportion.
+    share = Fraction(four["modelled"]["cuda_graph_bytes"], one["modelled"]["cuda_graph_bytes"])
+    assert share < 1 and four["cuda_graph_bytes"] == int(GIB * share)
+    for key in ("non_torch_source", "cuda_graph_source"):
+        assert "measured on 1 GPU(s), carried over to 4 by the model" in four[key] and "gpu-node-01" in four[key]
+    assert four["calibration"]["tensor_parallel_size"] == 1
+    # Measured on four, planned on one: the buffers four GPUs need are taken out again, never below zero.
+    back = engine_memory.kv_room(profile, 0, mib, 0.9, tp=1, gpu_name=gpu,
+                                 calibration=dict(measured, tensor_parallel_size=4, non_torch_bytes=GIB // 4 + added))
+    assert back["non_torch_bytes"] == GIB // 4
+    tiny = engine_memory.kv_room(profile, 0, mib, 0.9, tp=1, gpu_name=gpu,
+                                 calibration=dict(measured, tensor_parallel_size=4, non_torch_bytes=0))
+    assert tiny["non_torch_bytes"] == 0
+    # Constants without the number of GPUs (written by hand) are applied as they are.
+    plain = dict(measured)
+    del plain["tensor_parallel_size"]
+    assert engine_memory.kv_room(profile, 0, mib, 0.9, tp=4, gpu_name=gpu, calibration=plain)["non_torch_bytes"] == \
+        GIB // 4
+
+
 def test_kv_tokens_are_whole_blocks():
     assert engine_memory.kv_tokens(int(3.81 * GIB), 131072) == 31200
     assert engine_memory.kv_tokens(-1, 131072) == 0

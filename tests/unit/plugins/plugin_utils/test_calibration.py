@@ -63,6 +63,10 @@ def test_lookup_gives_measured_constants_and_the_ratio():
     assert const["host"] == "a100-node-01" and const["activation_ratio"] == 1.5
     assert const["non_torch_bytes"] == GIB // 2 and const["torch_total_bytes"] == 79 * GIB
     assert const["memory_total_mib"] == 81920 and const["engine_version"] == "0.32.0"
+    # the number of GPUs it was measured on, so a plan for another number carries the constants over
+    assert const["tensor_parallel_size"] == 1
+    four = calibration.record(None, trial(tensor_parallel_size=4))
+    assert calibration.lookup(four, "0.32.0", "A100 80GB", 81920, today=NOW)["constants"]["tensor_parallel_size"] == 4
 
 
 def test_newest_matching_entry_wins_other_gpus_are_not_used():
