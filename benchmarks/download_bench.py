@@ -15,6 +15,10 @@
 2. Rerun (valid marker, no re-hash): time over the 1 GiB model against a 10 MB model; they should be about equal.
 3. Full verify (``verify: full``, every byte re-hashed): throughput.
 
+``--shards N`` splits the big model's weights into N files of about the same size, the shape of real checkpoints
+(Qwen2.5-7B has 4, 72B has 37): the module's SDK fetches up to ``max_workers`` (4) files at once, curl one after
+another.
+
 ``--link-rate SIZE`` (e.g. ``125MB`` for 1 Gbit/s, ``300MiB`` for about 2.5 Gbit/s) makes the local hub serve every
 file body through one shared link of that many bytes per second, as a mirror behind a real network link does: curl
 and the module then wait on the link instead of on this machine's CPU (the default, loopback with ``sendfile``, is
@@ -24,7 +28,8 @@ CPU-bound on a small machine: the hub, the client and the module's hashing share
 ``git archive``), so a change is measured against the code before it in the same conditions.
 
 Usage: .venv/bin/python benchmarks/download_bench.py [--size 1GiB] [--small 10MB] [--rounds 3]
-       [--phases quiet,loaded] [--load N] [--link-rate SIZE] [--no-ansible] [--baseline REF] [--workdir DIR]
+       [--phases quiet,loaded] [--load N] [--shards N] [--link-rate SIZE] [--no-ansible] [--baseline REF]
+       [--workdir DIR]
 Run from the repository root after scripts/setup.sh. Timings are wall-clock on this machine; nothing is asserted.
 """
 import argparse
@@ -42,7 +47,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 from tools.local_hub import LocalHub  # noqa: E402
-from tools.local_hub.models import parse_size  # noqa: E402
+from tools.local_hub.models import bench_model, parse_size  # noqa: E402
 
 ANSIBLE = os.path.join(REPO, ".venv", "bin", "ansible")
 PYTHON = os.path.join(REPO, ".venv", "bin", "python")
@@ -206,6 +211,9 @@ def main():
                         help="busy-loop processes during the loaded phase (default: 2 per core)")
     parser.add_argument("--no-ansible", action="store_true", help="do not time the module through ansible")
     parser.add_argument("--baseline", metavar="REF", help="also time the module as it was at this git ref")
+    parser.add_argument("--shards", type=int, default=0,
+                        help="split the big model's weights into this many files, as real checkpoints are "
+                             "(default: one file)")
     parser.add_argument("--link-rate", metavar="SIZE", default=None,
                         help="bytes per second of the hub's one shared link (e.g. 125MB = 1 Gbit/s); default: none")
     parser.add_argument("--workdir", default=None)
@@ -218,8 +226,14 @@ def main():
     os.makedirs(workdir, exist_ok=True)
     opts.baseline_tree = baseline_tree(opts.baseline, workdir) if opts.baseline else None
     store = os.path.join(REPO, ".work", "bench-hub-store")
+    big_spec = "bench:%s" % opts.size
+    if opts.shards > 1:
+        # the same model id with another file layout: a store of its own
+        size = parse_size(opts.size)
+        big_spec = bench_model(size, max_shard_bytes=-(-size // opts.shards))
+        store = os.path.join(REPO, ".work", "bench-hub-store-%d-shards" % opts.shards)
     link_rate = parse_size(opts.link_rate) if opts.link_rate else None
-    hub = LocalHub(store, models=["bench:%s" % opts.size, "bench:%s" % opts.small], link_rate=link_rate).start()
+    hub = LocalHub(store, models=[big_spec, "bench:%s" % opts.small], link_rate=link_rate).start()
     link = ", link %s/s" % opts.link_rate if link_rate else ""
     gib = 2 ** 30
     try:
