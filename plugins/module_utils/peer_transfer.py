@@ -58,6 +58,10 @@ DONE_TAG = "llmops-received"
 OUT_FORMAT = DONE_TAG + " %b %n"
 _DONE_RE = re.compile(r"^" + DONE_TAG + r" (\d+) (.+)$")
 _ESCAPE_RE = re.compile(rb"\\#([0-7]{3})")
+#: rsync options (of the user's ``rsync_opts``, which come after OUT_FORMAT) that replace the per-file line
+#: (``--out-format`` and its old name ``--log-format``) or silence it (``--quiet``): with one of them no file is hashed
+#: while it arrives; every file is then hashed after rsync exits (still checked, only later).
+LINE_OPTIONS = ("--out-format", "--log-format", "--quiet")
 #: Files followed while they grow: new files of at least FOLLOW_MIN_BYTES, at most HELD_MAX of them (each follower
 #: polls its files; thousands of small files would cost more in ``lstat`` than they save). Smaller ones are hashed
 #: on rsync's line. At most HELD_MAX descriptors are kept for line-hashed files; beyond, files are hashed after rsync.
@@ -136,6 +140,12 @@ def rsync_argv(source, dest, files_from, key_file, known_hosts_file, extra=None,
             "--timeout=%d" % max(60, connect_timeout),
             "-e", ssh_command(key_file, known_hosts_file, source["port"], connect_timeout, ssh)] \
         + list(extra or []) + ["%s@%s:." % (source["user"], host), dest.rstrip("/") + "/"]
+
+
+def options_without_lines(extra):
+    """The options of ``extra`` (the user's rsync options) that take away rsync's line for each finished file, so
+    that nothing can be hashed while it arrives (see LINE_OPTIONS); empty when early hashing works."""
+    return [opt for opt in extra or [] if opt.split("=", 1)[0] in LINE_OPTIONS]
 
 
 def received_bytes(output):

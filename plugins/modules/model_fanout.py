@@ -125,7 +125,11 @@ options:
     type: path
     default: /usr/bin/rrsync
   rsync_opts:
-    description: More C(rsync) options, for example C(--bwlimit=100m).
+    description:
+      - More C(rsync) options, for example C(--bwlimit=100m).
+      - C(--out-format), C(--log-format) and C(--quiet) replace or silence the line C(rsync) prints for each file it
+        received, which lets the module hash a file while the next ones arrive; with one of them every file is hashed
+        after C(rsync) exits (still checked, the receive only takes longer) and a warning says so.
     type: list
     elements: str
     default: []
@@ -268,7 +272,7 @@ from ansible_collections.llmops.deploy.plugins.module_utils.model_install import
     InstallError, install_verified, sync_attributes)
 from ansible_collections.llmops.deploy.plugins.module_utils.peer_transfer import (
     KEY_COMMENT_PREFIX, PeerError, Receiver, authorized_line, check_manifest, check_source, fanout_manifest,
-    is_transfer_line, rsync_argv, run_transfer, updated_authorized_keys, write_files_from)
+    is_transfer_line, options_without_lines, rsync_argv, run_transfer, updated_authorized_keys, write_files_from)
 from ansible_collections.llmops.deploy.plugins.module_utils.tree_safety import (
     TreeError, apply_to_files, parse_mode, prepare_staging, remove_tree, resolve_ids, staging_path_for,
     target_tree_problems)
@@ -557,6 +561,12 @@ class Fanout(object):
             return
         self.result["changed"] = True
         self.result["complete"] = False
+        silencing = options_without_lines(p["rsync_opts"])
+        if silencing:
+            self.module.warn("rsync_opts %s replace or silence rsync's line for each file it received, so no file is "
+                             "hashed while it arrives: every file is hashed after rsync exits (still checked against "
+                             "the manifest, only later, and the receive takes longer); leave them out to hash on "
+                             "arrival" % ", ".join(silencing))
         if self.module.check_mode:
             return
         if not self.sources:

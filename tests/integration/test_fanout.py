@@ -134,6 +134,14 @@ class Result(object):
     def info(self, host):
         return self.task("Export what was downloaded")[host]["ansible_facts"]["model_download_info"]
 
+    def warnings(self, host):
+        """Every warning the tasks of ``host`` gave (all rounds)."""
+        found = []
+        for play in self.doc["plays"]:
+            for task in play["tasks"]:
+                found += task["hosts"].get(host, {}).get("warnings") or []
+        return found
+
     def plan_lines(self):
         hosts = self.task("Show the plan (check mode says this and changes nothing)")
         return next(iter(hosts.values()))["msg"]
@@ -270,4 +278,19 @@ def test_a_receiver_killed_mid_transfer_resumes_on_rerun(fleet):
     # the resumed file was hashed when rsync reported it, not read again after rsync exited (a file hashed early
     # needs rsync's line for it: with no line parsed, this is 0)
     assert int(peer["attempts"][-1]["hashed_while_receiving"]) >= 1, peer["attempts"]
+    fleet.verified("fan4")
+
+
+def test_rsync_options_that_replace_its_lines_are_warned_about_and_every_file_still_checked(fleet):
+    """A user's --out-format replaces the receiver's per-file line: nothing is hashed on arrival, every file is
+    hashed after rsync (and checked), and the result says why the receive was slower."""
+    fleet.ensure_complete()
+    fleet.wipe("fan4")
+    res = fleet.play(**{"model_download_peer_rsync_opts": ["--out-format=%n"]})
+    assert res.proc.returncode == 0, res.text[-6000:]
+    peer = res.info("fan4")["peer"]
+    assert [int(a["hashed_while_receiving"]) for a in peer["attempts"]] == [0], peer["attempts"]
+    assert int(peer["attempts"][0]["verified"]) == len(fleet.hub.snapshot(QWEN).files)
+    assert [w for w in res.warnings("fan4") if "--out-format=%n" in w and "hashed after rsync exits" in w]
+    assert not [w for w in res.warnings("fan3") if "rsync_opts" in w]     # it received nothing this time
     fleet.verified("fan4")

@@ -60,6 +60,19 @@ def test_source_defaults_and_rsync_command_line():
     assert v6[-2] == "root@[fd00::1]:."
 
 
+@pytest.mark.parametrize("extra, found", [
+    (None, []),
+    (["--bwlimit=1m", "--info=stats2", "--itemize-changes", "--outbuf=L"], []),
+    (["--out-format=%n", "--bwlimit=1m"], ["--out-format=%n"]),
+    (["--log-format=%i %n"], ["--log-format=%i %n"]),
+    (["--quiet", "--log-format"], ["--quiet", "--log-format"]),
+])
+def test_options_that_take_away_the_per_file_line(extra, found):
+    """rsync 3.2.7 (checked on the fan-out test hosts): the last --out-format/--log-format wins over the receiver's
+    own, --quiet prints no line at all; --itemize-changes, --info and the others leave the lines alone."""
+    assert pt.options_without_lines(extra) == found
+
+
 def test_received_bytes():
     assert pt.received_bytes("Number of files: 3\nTotal bytes received: 1,234,567\n") == 1234567
     assert pt.received_bytes("rsync error") == 0

@@ -118,3 +118,27 @@ def test_bad_client_options_are_refused_before_the_hub_is_asked(monkeypatch, tmp
     failed, result = run_module(monkeypatch, model_fanout, dict(state="manifest", model_id="o/m", timeout=0,
                                                                 endpoint="http://127.0.0.1:9"))
     assert failed and "timeout 0 is not valid" in result["msg"]
+
+
+@pytest.mark.parametrize("opts, named", [
+    (["--bwlimit=64m"], None),
+    (["--bwlimit=64m", "--out-format=%n"], "--out-format=%n"),
+    (["--log-format=%i %n"], "--log-format=%i %n"),
+    (["--quiet"], "--quiet"),
+])
+def test_options_that_take_away_rsyncs_lines_are_named_in_a_warning(monkeypatch, tmp_path, opts, named):
+    failed, result = run_module(monkeypatch, model_fanout, receive_args(str(tmp_path / "o" / "m"), rsync_opts=opts),
+                                check_mode=True)
+    assert not failed and result["would_fetch"] == sorted(FILES)
+    if named is None:
+        assert result["_warnings"] == []
+    else:
+        assert len(result["_warnings"]) == 1 and named in result["_warnings"][0]
+        assert "hashed after rsync exits" in result["_warnings"][0]
+
+
+def test_no_warning_when_nothing_is_to_fetch(monkeypatch, tmp_path):
+    model_dir = str(tmp_path / "o" / "m")
+    complete_model(model_dir)
+    failed, result = run_module(monkeypatch, model_fanout, receive_args(model_dir, rsync_opts=["--quiet"]))
+    assert not failed and result["complete"] and result["_warnings"] == []
