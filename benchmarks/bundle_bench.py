@@ -20,7 +20,8 @@ Each comparison is made on the machine as it is (``quiet``) and under ``--load``
 Usage: .venv/bin/python benchmarks/bundle_bench.py [--size 1GiB] [--part 256MiB] [--rounds 3]
        [--phases quiet,loaded] [--load N] [--files N] [--baseline REF] [--workdir DIR]
 Run from the repository root after scripts/setup.sh. Medians of wall-clock seconds, and of the CPU seconds (user +
-system) of every process of the case, which other work on the machine disturbs far less; nothing is asserted.
+system) of every process of the case, which other work on the machine disturbs far less; nothing is asserted. Every
+case starts after a ``sync`` (not timed), so none pays for the write-back of what the case before it wrote.
 """
 import argparse
 import hashlib
@@ -47,12 +48,14 @@ from ansible_collections.llmops.deploy.plugins.module_utils.marker import build_
 def bundle(workdir, collections=COLLECTIONS, **args):
     """``(wall seconds, CPU seconds)`` of one model_bundle run, as the process Ansible runs on the target (no
     controller start-up); ``collections``: the folder holding the collection to run (a baseline's)."""
+    os.sync()
     cpu = child_cpu()
     return direct_module("model_bundle", args, workdir, collections)[0], child_cpu() - cpu
 
 
 def shell(cmd):
     """``(wall seconds, CPU seconds)`` of a bash pipeline (every process of it)."""
+    os.sync()
     cpu = child_cpu()
     start = time.monotonic()
     subprocess.run(["bash", "-o", "pipefail", "-c", cmd], check=True)

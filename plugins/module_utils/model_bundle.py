@@ -22,6 +22,7 @@ padding and the end of the archive the rule that they are zeros. A file that fai
 bytes came from.
 """
 
+import bisect
 import hashlib
 import json
 import os
@@ -196,21 +197,27 @@ class PartWriter(object):
 
 
 class PartReader(object):
-    """The parts, in order, read as one stream (:meth:`readinto`, :meth:`read`); each is opened with ``O_NOFOLLOW``
-    and must be a regular file. ``position`` counts the bytes read; :meth:`parts_holding` names the parts a range of
-    the stream came from. ``part_digests``: also compute each part's sha256 on the way (``digests``) - only for
-    bundles whose sidecar lists them (sidecar format v1), at the cost of a second hash of every byte."""
+    """The parts, in order, read as one stream (:meth:`readinto`, :meth:`read`, :meth:`skip`); each is opened with
+    ``O_NOFOLLOW`` and must be a regular file. ``position`` counts the bytes passed (read or skipped), ``bytes_read``
+    the bytes really read (here and by :class:`PartFiles` at their offsets); :meth:`parts_holding` names the parts a
+    range of the stream came from. ``part_digests``: also compute each part's sha256 on the way (``digests``) - only
+    for bundles whose sidecar lists them (sidecar format v1), at the cost of a second hash of every byte; such a
+    stream is read front to back, nothing skipped (``random_access`` is False)."""
 
     def __init__(self, paths, part_digests=False):
         self.paths = list(paths)
         self.part_digests = part_digests
+        self.random_access = not part_digests
         self.index = -1
         self.fd = None
         self.position = 0
+        self.bytes_read = 0
         self.starts = []
         self.sizes = []
+        self.idents = []
         self.digests = []
         self._digest = None
+        self._count_lock = threading.Lock()
 
     def _end_part(self):
         if self.fd is not None:
@@ -234,8 +241,14 @@ class PartReader(object):
         self.fd = fd
         self.starts.append(self.position)
         self.sizes.append(st.st_size)
+        self.idents.append((st.st_dev, st.st_ino))
         self._digest = hashlib.sha256() if self.part_digests else None
         return True
+
+    def count_read(self, count):
+        """Add ``count`` to ``bytes_read`` (thread-safe: :class:`PartFiles` of several threads report here)."""
+        with self._count_lock:
+            self.bytes_read += count
 
     def readinto(self, view):
         """Read into the writable buffer ``view`` (fewer bytes at the end of a part); 0 at the end of the last."""
@@ -247,6 +260,7 @@ class PartReader(object):
                 if self._digest is not None:
                     self._digest.update(view[:count])
                 self.position += count
+                self.count_read(count)
                 return count
             self._end_part()
 
@@ -262,6 +276,33 @@ class PartReader(object):
             got += count
         return bytes(view[:got])
 
+    def skip(self, count):
+        """Move ``count`` bytes ahead without reading them (a member's data, read later at its offset by
+        :class:`PartFiles`); the count passed, fewer only at the end of the stream. Every part passed is opened and
+        recorded (start, size, identity). A stream with ``part_digests`` reads them instead (each part is hashed
+        whole)."""
+        if not self.random_access:
+            view = memoryview(bytearray(min(count, COPY_CHUNK) or 1))
+            done = 0
+            while done < count:
+                got = self.readinto(view[:min(len(view), count - done)])
+                if not got:
+                    break
+                done += got
+            return done
+        done = 0
+        while done < count:
+            if self.fd is None and not self._next():
+                break
+            step = min(count - done, self.starts[-1] + self.sizes[-1] - self.position)
+            if step <= 0:
+                self._end_part()
+                continue
+            os.lseek(self.fd, step, os.SEEK_CUR)
+            self.position += step
+            done += step
+        return done
+
     def parts_holding(self, start, end):
         """Names of the parts that held the stream's bytes ``start`` to ``end`` (exclusive)."""
         return [os.path.basename(self.paths[i]) for i, first in enumerate(self.starts)
@@ -269,6 +310,45 @@ class PartReader(object):
 
     def close(self):
         self._end_part()
+
+
+class PartFiles(object):
+    """Reads of a :class:`PartReader`'s stream at given offsets (:meth:`readinto_at`), with descriptors of its own
+    (one :class:`PartFiles` per thread). Only the parts the reader has already passed can be read: each is opened
+    again with ``O_NOFOLLOW`` and must still be the very file (device and inode) the reader saw, so a part replaced
+    in between is refused, never read."""
+
+    def __init__(self, reader):
+        self.reader = reader
+        self.index = None
+        self.fd = None
+
+    def _open(self, index):
+        self.close()
+        fd = os.open(self.reader.paths[index], _READ_FLAGS)
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or (st.st_dev, st.st_ino) != self.reader.idents[index]:
+            os.close(fd)
+            raise BundleError("%s was replaced while the bundle was read" % self.reader.paths[index])
+        self.index, self.fd = index, fd
+
+    def readinto_at(self, view, offset):
+        """Read into ``view`` the stream's bytes from ``offset`` (fewer at the end of a part); 0 past the end."""
+        starts = self.reader.starts
+        index = bisect.bisect_right(starts, offset) - 1
+        if index < 0 or offset >= starts[index] + self.reader.sizes[index]:
+            return 0
+        if index != self.index:
+            self._open(index)
+        end = starts[index] + self.reader.sizes[index]
+        count = os.preadv(self.fd, [view[:min(len(view), end - offset)]], offset - starts[index])
+        self.reader.count_read(count)
+        return count
+
+    def close(self):
+        if self.fd is not None:
+            os.close(self.fd)
+        self.index = self.fd = None
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -399,15 +479,18 @@ class TarReader(object):
     """The members of a tar stream read front to back from ``stream`` (``read(n)``, ``readinto(buffer)``), without
     tarfile's stream buffering. Headers are parsed (and their checksum checked) by ``tarfile.TarInfo.frombuf``; pax
     records override path and size; the padding after each member must be zeros. Each member is a TarInfo; its data
-    is read with :meth:`readinto` or :meth:`read_data` (or skipped by the next :meth:`next`). ``position`` counts the
-    bytes read from ``stream``."""
+    is read with :meth:`readinto` or :meth:`read_data`, or passed by the next :meth:`next` - without reading it when
+    the stream has ``random_access`` (a :class:`PartReader`: the data is then read at its offset, ``data_start``,
+    by :class:`PartFiles`). ``position`` counts the bytes of ``stream`` read or passed."""
 
     def __init__(self, stream):
         self.stream = stream
         self.left = 0        # data bytes of the current member not read yet
         self.pad = 0
         self.position = 0
+        self.data_start = 0  # stream offset of the current member's data
         self.name = None     # the current member
+        self.random_access = bool(getattr(stream, "random_access", False))
 
     def _read(self, size):
         data = self.stream.read(size)
@@ -436,6 +519,16 @@ class TarReader(object):
                                   "bundle is damaged" % (zeros_after, start, self.where(start, self.position)))
             count -= len(chunk)
 
+    def _pass(self, count):
+        """Go past ``count`` bytes of member data: skipped unread when the stream allows it, read otherwise."""
+        if count > 0 and self.random_access:
+            done = self.stream.skip(count)
+            self.position += done
+            if done < count:
+                raise BundleError(TRUNCATED)
+            return
+        self._skip(count)
+
     def where(self, start, end):
         """``' in <parts>'`` for the stream's bytes ``start`` to ``end`` when the stream knows its parts."""
         holding = getattr(self.stream, "parts_holding", None)
@@ -444,7 +537,7 @@ class TarReader(object):
 
     def next(self):
         """The next member, or None at the end of the archive."""
-        self._skip(self.left)
+        self._pass(self.left)
         self._skip(self.pad, zeros_after=self.name)
         self.left = self.pad = 0
         pax = {}
@@ -478,6 +571,7 @@ class TarReader(object):
         self.left = info.size if info.isreg() or info.type not in tarfile.SUPPORTED_TYPES else 0
         self.pad = -self.left % BLOCK
         self.name = info.name
+        self.data_start = self.position
         return info
 
     def readinto(self, view):
@@ -573,44 +667,124 @@ def _extract_one(tar, pipe, lane, staging_files, entry):
     return digest, count, mtime_ns
 
 
+def _extract_at(files, pipe, lane, staging_files, entry, start, stop):
+    """:func:`_extract_one` for the member whose data starts at stream offset ``start``, read there through
+    ``files`` (a :class:`PartFiles`); stops early once ``stop`` is set (another file failed)."""
+    digest = hashlib.sha256()
+    count = 0
+    size = entry["size"]
+    fd = _create(staging_files, entry["path"])
+    try:
+        while count < size and not stop.is_set():
+            filled = pipe.fill(lambda view, at=start + count, left=size - count: files.readinto_at(view[:left], at))
+            if filled is None:
+                raise BundleError(TRUNCATED)
+            index, view, got = filled
+            pipe.hash(digest, index, got, lane)
+            _write_all(fd, view[:got])
+            count += got
+        mtime_ns = os.fstat(fd).st_mtime_ns
+    finally:
+        os.close(fd)
+    return digest, count, mtime_ns
+
+
+def _extract_parallel(tar, pipe, jobs, staging_files, workers):
+    """Extract ``jobs`` (``(entry, data offset)`` in stream order) with ``workers`` threads (this one included),
+    each taking the next file, reading it at its offset and handing its buffers to its own hashing lane of
+    ``pipe``: files are copied and hashed on several cores at once, each byte still read once and hashed once from
+    the buffer that is written. Returns ``[(entry, digest, bytes, mtime_ns, where)]`` in stream order."""
+    results = [None] * len(jobs)
+    errors = []
+    stop = threading.Event()
+    lock = threading.Lock()
+    pending = iter(range(len(jobs)))
+
+    def work(lane):
+        files = PartFiles(tar.stream)
+        try:
+            while not stop.is_set():
+                with lock:
+                    index = next(pending, None)
+                if index is None:
+                    return
+                entry, start = jobs[index]
+                digest, count, mtime_ns = _extract_at(files, pipe, lane, staging_files, entry, start, stop)
+                results[index] = (entry, digest, count, mtime_ns, tar.where(start, start + entry["size"]))
+        except Exception as exc:  # pylint: disable=broad-except
+            errors.append(exc)
+            stop.set()
+        finally:
+            files.close()
+
+    threads = [threading.Thread(target=work, args=(lane,), name="llmops-bundle-extract-%d" % lane)
+               for lane in range(1, min(workers, len(jobs)))]
+    for thread in threads:
+        thread.daemon = True
+        thread.start()
+    work(0)
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+    return results
+
+
+def _accepted(member, wanted, seen, problems):
+    """The manifest entry ``member`` (a TarInfo) stands for, or None with the reason added to ``problems``."""
+    name = member.name
+    if name not in wanted:
+        problems.append("unexpected member %r (not in the manifest)" % name)
+        return None
+    if name in seen:
+        problems.append("%s appears twice" % name)
+        return None
+    seen.add(name)
+    entry = wanted[name]
+    if not member.isreg():
+        problems.append("%s is not a regular file in the bundle (type %r)" % (name, member.type))
+        return None
+    if member.size != entry["size"]:
+        problems.append("%s has %d bytes in the bundle, the manifest says %d" % (name, member.size, entry["size"]))
+        return None
+    return entry
+
+
 def extract_bundle(tar, manifest, staging_files, only=None, chunk=CHUNK, workers=None):
     """Write the members of ``tar`` (a :class:`TarReader` past its manifest) into ``staging_files`` and verify each
     one against the manifest's sha256, hashed from the very buffers that are written (each byte read and hashed
-    once; ``workers`` helper threads, consecutive files on different ones).
+    once).
 
-    ``only``: paths to write (others are read past and checked by size only: files already in place). Returns the
-    verified entries (with mtime_ns). Raises BundleError with every problem (nothing partial is returned; a file
-    that failed is removed from the staging directory and named with the part(s) its bytes came from).
+    Over parts (a :class:`PartReader`), every header is read and checked first, to the end of the archive, without
+    reading the files' data; then the files are copied at their offsets by ``workers`` threads at once, each with its
+    own hashing helper (several files on several cores). Over any other stream (or parts whose own digests are
+    computed) the members are copied front to back, consecutive files hashed by different helpers.
+
+    ``only``: paths to write (others are passed unread - over parts - and checked by size only: files already in
+    place). Returns the verified entries (with mtime_ns). Raises BundleError with every problem (nothing partial is
+    returned; a file that failed is removed from the staging directory and named with the part(s) its bytes came
+    from).
     """
     wanted = dict((f["path"], f) for f in manifest["files"])
     seen = set()
-    good, problems, written = [], [], []
-    with HashPipeline(chunk, workers=workers or hash_workers()) as pipe:
+    good, problems, written, jobs = [], [], [], []
+    workers = workers or hash_workers()
+    with HashPipeline(chunk, workers=workers) as pipe:
         while True:
             member = tar.next()
             if member is None:
                 break
-            name = member.name
-            if name not in wanted:
-                problems.append("unexpected member %r (not in the manifest)" % name)
+            entry = _accepted(member, wanted, seen, problems)
+            if entry is None or (only is not None and entry["path"] not in only):
                 continue
-            if name in seen:
-                problems.append("%s appears twice" % name)
-                continue
-            seen.add(name)
-            entry = wanted[name]
-            if not member.isreg():
-                problems.append("%s is not a regular file in the bundle (type %r)" % (name, member.type))
-                continue
-            if member.size != entry["size"]:
-                problems.append("%s has %d bytes in the bundle, the manifest says %d" % (
-                    name, member.size, entry["size"]))
-                continue
-            if only is not None and name not in only:
+            if tar.random_access:
+                jobs.append((entry, tar.data_start))
                 continue
             start = tar.position
             digest, count, mtime_ns = _extract_one(tar, pipe, len(written), staging_files, entry)
             written.append((entry, digest, count, mtime_ns, tar.where(start, tar.position)))
+        if jobs and not problems and len(seen) == len(wanted):     # refused anyway: no need to copy
+            written = _extract_parallel(tar, pipe, jobs, staging_files, workers)
         pipe.wait()
     for entry, digest, count, mtime_ns, where in written:
         if count != entry["size"] or digest.hexdigest() != entry["sha256"]:

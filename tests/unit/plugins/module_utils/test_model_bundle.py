@@ -75,9 +75,53 @@ def test_import_verifies_every_file_and_reads_each_part_once(tmp_path, chunk, wo
     assert sorted(g["path"] for g in good) == sorted(FILES)
     for rel, data in FILES.items():
         assert (staging / rel).read_bytes() == data
-    # every byte of every part read once, none twice; no part digest computed (only v1 sidecars ask for them)
-    assert reader.position == tar.position == sum(p["size"] for p in parts)
+    # every byte of every part read once, none twice (headers in order, the files' data at their offsets); no part
+    # digest computed (only v1 sidecars ask for them)
+    assert reader.position == tar.position == reader.bytes_read == sum(p["size"] for p in parts)
     assert reader.digests == []
+
+
+def test_files_already_in_place_are_passed_unread_and_the_others_checked(tmp_path):
+    manifest, parts, manifest_sha256 = export(tmp_path, part_size=70000)
+    reader = mb.PartReader([str(tmp_path / p["name"]) for p in parts])
+    tar = mb.TarReader(reader)
+    mb.read_manifest(tar, sha256=manifest_sha256)
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    good = mb.extract_bundle(tar, manifest, str(staging), only={"config.json", "sub/tokenizer.json"}, workers=2)
+    tar.finish()
+    assert sorted(g["path"] for g in good) == ["config.json", "sub/tokenizer.json"]
+    assert not (staging / "model.safetensors").exists()
+    total = sum(p["size"] for p in parts)
+    assert reader.position == total and reader.bytes_read == total - len(FILES["model.safetensors"])
+
+
+def test_a_part_replaced_after_its_headers_were_read_is_refused(tmp_path):
+    manifest, parts, _sha = export(tmp_path, part_size=70000)
+    reader = mb.PartReader([str(tmp_path / p["name"]) for p in parts])
+    tar = mb.TarReader(reader)
+    mb.read_manifest(tar)
+    while tar.next() is not None:          # every header read, the data passed
+        pass
+    _header, data_at, _size = offsets(tmp_path, parts)["model.safetensors"]
+    files = mb.PartFiles(reader)
+    view = memoryview(bytearray(100))
+    assert files.readinto_at(view, data_at) == 100 and bytes(view) == FILES["model.safetensors"][:100]
+    files.close()
+    second = tmp_path / parts[1]["name"]
+    copy = tmp_path / "copy"
+    copy.write_bytes(second.read_bytes())
+    os.replace(str(copy), str(second))      # same bytes, another file
+    with pytest.raises(mb.BundleError, match="was replaced while the bundle was read"):
+        files.readinto_at(view, 70000 + 5)
+    reader.close()
+
+
+def test_parts_that_end_in_the_middle_of_a_file_are_refused(tmp_path):
+    manifest, parts, manifest_sha256 = export(tmp_path, part_size=70000)
+    exc = import_parts(tmp_path, parts[:3], manifest, manifest_sha256)
+    assert exc is not None and "truncated" in exc.message
+    assert os.listdir(str(tmp_path / "staging")) == []
 
 
 def test_part_digests_of_older_sidecars_are_computed_on_request(tmp_path):
