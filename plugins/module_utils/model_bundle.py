@@ -13,9 +13,13 @@ sizes and the manifest's sha256.
 Every byte is read once and hashed once. Export reads every file once, through ``O_NOFOLLOW``, into a few reused
 buffers; each buffer is hashed in a helper thread (``stream_hash.HashPipeline``; consecutive files on different
 helpers) while the same buffer is written into the stream, and the file's sha256 must equal the marker's. Import
-reads the stream once: each file's bytes go into a new file of a private staging directory (``O_EXCL |
-O_NOFOLLOW``) and into that file's sha256 from the same buffer, and the digest is compared with the manifest before
-the caller moves anything into place (module_utils ``model_install``). The parts carry no sha256 of their own any
+reads every byte of the parts once: first every tar header, in order, to the end of the archive (the files' data is
+passed without being read), then the files' data at their offsets, several files at once (one thread per core, each
+with its own hashing helper, so the sha256 of several files are computed on several cores). Each file's bytes go
+into a new file of a private staging directory (``O_EXCL | O_NOFOLLOW``) and into that file's sha256 from the same
+buffer, and the digest is compared with the manifest before the caller moves anything into place (module_utils
+``model_install``). A part opened again for its data must be the very file (device and inode) whose headers were
+read. The parts carry no sha256 of their own any
 more (it was a second hash of every byte); what covers each byte instead: file data its file's sha256 from the hub,
 the manifest its sha256 in the sidecar, every tar header tar's own checksum plus the manifest's names and sizes, the
 padding and the end of the archive the rule that they are zeros. A file that fails is named with the part(s) its
@@ -667,9 +671,10 @@ def _extract_one(tar, pipe, lane, staging_files, entry):
     return digest, count, mtime_ns
 
 
-def _extract_at(files, pipe, lane, staging_files, entry, start, stop):
+def _extract_at(files, pipe, staging_files, entry, start, stop):
     """:func:`_extract_one` for the member whose data starts at stream offset ``start``, read there through
-    ``files`` (a :class:`PartFiles`); stops early once ``stop`` is set (another file failed)."""
+    ``files`` (a :class:`PartFiles`) into the buffers of ``pipe`` (used by this thread alone); stops early once
+    ``stop`` is set (another file failed)."""
     digest = hashlib.sha256()
     count = 0
     size = entry["size"]
@@ -680,7 +685,7 @@ def _extract_at(files, pipe, lane, staging_files, entry, start, stop):
             if filled is None:
                 raise BundleError(TRUNCATED)
             index, view, got = filled
-            pipe.hash(digest, index, got, lane)
+            pipe.hash(digest, index, got)
             _write_all(fd, view[:got])
             count += got
         mtime_ns = os.fstat(fd).st_mtime_ns
@@ -689,40 +694,44 @@ def _extract_at(files, pipe, lane, staging_files, entry, start, stop):
     return digest, count, mtime_ns
 
 
-def _extract_parallel(tar, pipe, jobs, staging_files, workers):
+def _extract_parallel(tar, jobs, staging_files, workers, chunk):
     """Extract ``jobs`` (``(entry, data offset)`` in stream order) with ``workers`` threads (this one included),
-    each taking the next file, reading it at its offset and handing its buffers to its own hashing lane of
-    ``pipe``: files are copied and hashed on several cores at once, each byte still read once and hashed once from
-    the buffer that is written. Returns ``[(entry, digest, bytes, mtime_ns, where)]`` in stream order."""
+    each taking the next file, reading it at its offset and handing its buffers to a hashing helper of its own:
+    files are copied and hashed on several cores at once, each byte still read once and hashed once from the buffer
+    that is written. Each thread has its own :class:`HashPipeline` (its own buffers): a buffer the helper is done
+    with is refilled only by the thread that wrote it, once the write returned. Returns ``[(entry, digest, bytes,
+    mtime_ns, where)]`` in stream order, every digest complete."""
     results = [None] * len(jobs)
     errors = []
     stop = threading.Event()
     lock = threading.Lock()
     pending = iter(range(len(jobs)))
 
-    def work(lane):
+    def work():
         files = PartFiles(tar.stream)
         try:
-            while not stop.is_set():
-                with lock:
-                    index = next(pending, None)
-                if index is None:
-                    return
-                entry, start = jobs[index]
-                digest, count, mtime_ns = _extract_at(files, pipe, lane, staging_files, entry, start, stop)
-                results[index] = (entry, digest, count, mtime_ns, tar.where(start, start + entry["size"]))
+            with HashPipeline(chunk) as pipe:
+                while not stop.is_set():
+                    with lock:
+                        index = next(pending, None)
+                    if index is None:
+                        break
+                    entry, start = jobs[index]
+                    digest, count, mtime_ns = _extract_at(files, pipe, staging_files, entry, start, stop)
+                    results[index] = (entry, digest, count, mtime_ns, tar.where(start, start + entry["size"]))
+                pipe.wait()
         except Exception as exc:  # pylint: disable=broad-except
             errors.append(exc)
             stop.set()
         finally:
             files.close()
 
-    threads = [threading.Thread(target=work, args=(lane,), name="llmops-bundle-extract-%d" % lane)
+    threads = [threading.Thread(target=work, name="llmops-bundle-extract-%d" % lane)
                for lane in range(1, min(workers, len(jobs)))]
     for thread in threads:
         thread.daemon = True
         thread.start()
-    work(0)
+    work()
     for thread in threads:
         thread.join()
     if errors:
@@ -767,25 +776,27 @@ def extract_bundle(tar, manifest, staging_files, only=None, chunk=CHUNK, workers
     """
     wanted = dict((f["path"], f) for f in manifest["files"])
     seen = set()
-    good, problems, written, jobs = [], [], [], []
+    good, problems = [], []
     workers = workers or hash_workers()
-    with HashPipeline(chunk, workers=workers) as pipe:
-        while True:
-            member = tar.next()
-            if member is None:
-                break
+    if tar.random_access:
+        jobs = []
+        for member in iter(tar.next, None):
             entry = _accepted(member, wanted, seen, problems)
-            if entry is None or (only is not None and entry["path"] not in only):
-                continue
-            if tar.random_access:
+            if entry is not None and (only is None or entry["path"] in only):
                 jobs.append((entry, tar.data_start))
-                continue
-            start = tar.position
-            digest, count, mtime_ns = _extract_one(tar, pipe, len(written), staging_files, entry)
-            written.append((entry, digest, count, mtime_ns, tar.where(start, tar.position)))
-        if jobs and not problems and len(seen) == len(wanted):     # refused anyway: no need to copy
-            written = _extract_parallel(tar, pipe, jobs, staging_files, workers)
-        pipe.wait()
+        refused = problems or len(seen) < len(wanted)       # no need to copy anything
+        written = [] if refused else _extract_parallel(tar, jobs, staging_files, workers, chunk)
+    else:
+        written = []
+        with HashPipeline(chunk, workers=workers) as pipe:
+            for member in iter(tar.next, None):
+                entry = _accepted(member, wanted, seen, problems)
+                if entry is None or (only is not None and entry["path"] not in only):
+                    continue
+                start = tar.position
+                digest, count, mtime_ns = _extract_one(tar, pipe, len(written), staging_files, entry)
+                written.append((entry, digest, count, mtime_ns, tar.where(start, tar.position)))
+            pipe.wait()
     for entry, digest, count, mtime_ns, where in written:
         if count != entry["size"] or digest.hexdigest() != entry["sha256"]:
             problems.append("%s does not match its sha256 (%d bytes read%s)" % (entry["path"], count, where))

@@ -32,8 +32,12 @@ description:
     copy, consecutive files on different cores); a directory whose files no longer match its marker is refused and
     no bundle is left behind. Each full part is synced to disk while the next one is written; the sidecar is
     written once every part is.
-  - Import reads the parts once as one stream. Every member must be a regular file the manifest names, of its listed
-    size; links, devices, directories, unknown or repeated names are refused. Files are written into the same private
+  - Import reads every byte of the parts once - first every tar header, in order (the files' data is passed
+    unread), then the files at their offsets, one file per core at a time, each hashed by a helper thread of its own,
+    so the sha256 of several files are computed on several cores; files already in place under a valid marker are not
+    read at all. Every member must be a regular file the manifest names, of its listed size; links, devices,
+    directories, unknown or repeated names are refused. A part opened again for its data
+    must be the very file (device and inode) whose headers were read. Files are written into the same private
     staging directory downloads use (C(.<name>.llmops-staging), mode 0700), each hashed from the very bytes written,
     and switched into the model directory only when every one of them matched the manifest's sha256 (the previous
     revision stays whole until then, see M(llmops.deploy.modelscope_download)). A file that does not match is named
@@ -41,7 +45,8 @@ description:
     checksum, and the padding and the end of the archive must be zeros, so a damaged byte anywhere that matters is
     refused.
   - Bundles whose sidecar lists a sha256 per part (written by earlier development versions) are still imported, and
-    those part digests checked too (a second hash of every byte, for those bundles only).
+    those part digests checked too (a second hash of every byte, for those bundles only; they are read front to
+    back, one file after another).
   - Runs are serialised per model directory with the lock M(llmops.deploy.modelscope_download) uses.
 author:
   - llmops.deploy developers (@llmops)
