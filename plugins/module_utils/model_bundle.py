@@ -41,6 +41,9 @@ BUNDLE_FORMAT = "llmops.deploy/model-bundle/v1"
 MANIFEST_MEMBER = "llmops-bundle.json"
 MAX_MANIFEST_BYTES = 64 * 1024 * 1024
 COPY_CHUNK = 4 * 1024 * 1024
+#: Buffers (of ``CHUNK`` bytes) of each thread that extracts files: enough that its hashing helper still has bytes
+#: to hash while the copying thread waits for a core on a busy machine.
+EXTRACT_DEPTH = 8
 _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
 _CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
 _MANIFEST_KEYS = ("model_id", "revision_requested", "revision", "endpoint", "include", "exclude")
@@ -710,7 +713,7 @@ def _extract_parallel(tar, jobs, staging_files, workers, chunk):
     def work():
         files = PartFiles(tar.stream)
         try:
-            with HashPipeline(chunk) as pipe:
+            with HashPipeline(chunk, depth=EXTRACT_DEPTH) as pipe:
                 while not stop.is_set():
                     with lock:
                         index = next(pending, None)

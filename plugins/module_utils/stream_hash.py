@@ -315,6 +315,10 @@ class HashPipeline(object):
     so a digest is read only after :meth:`wait`. ``workers`` helpers (lanes) hash different files at the same time:
     all the buffers of one digest must go to the same lane (they are hashed in the order given). Use as a context
     manager (the helpers end on exit).
+
+    One pipeline serves one copying thread: a helper gives a buffer back as soon as it has hashed it, possibly while
+    the copier is still writing it, so only that copier's own next :meth:`take` may reuse it. Threads that copy at
+    the same time each need a pipeline of their own.
     """
 
     def __init__(self, chunk=CHUNK, depth=4, workers=1):
