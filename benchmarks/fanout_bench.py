@@ -20,13 +20,14 @@ host 1's ``rrsync -ro`` forced command, size and sha256 of every file checked, f
 before each round and an untimed ``sync`` runs before each copy, so neither pays for writing back what the other left
 in the page cache; an untimed ``state=probe`` (as the role runs before a receive) and the ``sync`` build both
 modules' AnsiballZ payloads before the timed tasks (Ansible builds a module's payload once per run, on the controller:
-about 0.6 s for model_fanout against 0.25 s for command here), so neither timed task pays for it. Each is timed as an Ansible task (the callback's task start and end: both carry the same task
-overhead); printed: the medians, the median of the per-round ratios ("peer transfer = X x plain rsync": plain time /
-peer time, so 1.0 is as fast as rsync and more is better). ``--shards N`` splits the bench model's weights into N
-files. ``--bwlimit RATE`` hands ``--bwlimit=RATE`` to both rsyncs (RATE as rsync takes it, e.g. ``64m``): a link
-slower than the CPUs, as between real hosts, instead of this machine's loopback where ssh's ciphers and sha256 share
-the same cores. ``--phases quiet,loaded``: phase ``loaded`` runs the same rounds beside ``--load`` busy loops
-(download_bench.py's ``BusyLoops``: ``while True: pass`` processes, default 2 per core, children of this script).
+about 0.6 s for model_fanout against 0.25 s for command here), so neither timed task pays for it. Each is timed as
+an Ansible task (the callback's task start and end: both carry the same task overhead); printed: the medians, the
+median of the per-round ratios ("peer transfer = X x plain rsync": plain time / peer time, so 1.0 is as fast as rsync
+and more is better). ``--shards N`` splits the bench model's weights into N files. ``--bwlimit RATE`` hands
+``--bwlimit=RATE`` to both rsyncs (RATE as rsync takes it, e.g. ``64m``): a link slower than the CPUs, as between real
+hosts, instead of this machine's loopback where ssh's ciphers and sha256 share the same cores.
+``--phases quiet,loaded``: phase ``loaded`` runs the same rounds beside ``--load`` busy loops (download_bench.py's
+``BusyLoops``: ``while True: pass`` processes, default 2 per core, children of this script).
 
 ``--ssh-cipher NAME`` writes ``Ciphers NAME`` into host 2's ``/root/.ssh/config``, which both rsyncs' ssh read (the
 module passes no ``-F``, so a host's ssh_config applies to its receives): e.g. ``aes128-gcm@openssh.com`` on CPUs with
@@ -246,8 +247,8 @@ def _on_host(hosts, name, command):
     wall = time.monotonic() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
-        raise SystemExit("%s failed on %s (rc %d): %s%s" % (command[:200], name, proc.returncode,
-                                                             proc.stdout[-2000:], proc.stderr[-2000:]))
+        raise SystemExit("%s failed on %s (rc %d): %s%s" % (
+            command[:200], name, proc.returncode, proc.stdout[-2000:], proc.stderr[-2000:]))
     return wall, after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
 
 
@@ -308,8 +309,8 @@ def print_pair(label, times, hashed, files, model_bytes):
         print("| %s | %.2f | %.0f | %s |" % (name, median, model_bytes / median / 2 ** 20, runs))
     print()
     print("%s: peer transfer = %.2f x plain rsync (median of the per-round ratios plain time / peer time; per round: "
-          "%s; ratio of the medians %.2f)" % (label, statistics.median(ratios), " ".join("%.2f" % r for r in ratios),
-                                               plain / peer))
+          "%s; ratio of the medians %.2f)" % (
+              label, statistics.median(ratios), " ".join("%.2f" % r for r in ratios), plain / peer))
 
 
 def print_breakdown(label, wall, cpu, model_bytes):

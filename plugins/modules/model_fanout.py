@@ -26,17 +26,18 @@ description:
     run (from the same peer or another) resumes. Every file is checked against O(manifest) (size and sha256, never
     the peer's marker), hashed while the bytes arrive (a new large file is read right behind C(rsync) as it grows, any
     other one as soon as C(rsync) reports it finished, while the next files arrive; anything C(rsync) did not
-    report exactly once is hashed after it exits); a file with bad bytes is deleted, named with the peer that served it in RV(rejected), and
-    fetched from the next source. When every file matched, the files are moved in and the completion marker is
-    written exactly as a hub download or a bundle import writes it.
+    report exactly once is hashed after it exits); a file with bad bytes is deleted, named with the peer that served
+    it in RV(rejected), and fetched from the next source. When every file matched, the files are moved in and the
+    completion marker is written exactly as a hub download or a bundle import writes it.
   - The peers are reached with this host's key O(ssh_key) and only the host keys given in O(known_hosts) (strict
     host key checking, no agent); other C(ssh) settings come from this host's C(ssh_config), for example C(Ciphers
     aes128-gcm@openssh.com), which costs less CPU than OpenSSH's default cipher on CPUs with AES instructions (a
-    transfer whose CPUs, not the network, are the limit). O(state=prepare) makes that key pair for the run (O(make_key), in O(key_dir), mode
-    0700; the private key never leaves the host) and returns the host's own SSH host key (O(host_key)) for the
-    receivers' C(known_hosts); O(state=authorize) adds O(public_keys) to the C(authorized_keys) of O(user), each
-    restricted to a read-only rsync of O(path) (C(restrict,command="rrsync -ro <path>")); O(state=withdraw) removes
-    every such key of O(path) and deletes O(key_dir). No daemon is started.
+    transfer whose CPUs, not the network, are the limit). O(state=prepare) makes that key pair for the run
+    (O(make_key), in O(key_dir), mode 0700; the private key never leaves the host) and returns the host's own SSH
+    host key (O(host_key)) for the receivers' C(known_hosts); O(state=authorize) adds O(public_keys) to the
+    C(authorized_keys) of O(user), each restricted to a read-only rsync of O(path)
+    (C(restrict,command="rrsync -ro <path>")); O(state=withdraw) removes every such key of O(path) and deletes
+    O(key_dir). No daemon is started.
 author:
   - llmops.deploy developers (@llmops)
 requirements:
