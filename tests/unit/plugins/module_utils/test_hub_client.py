@@ -6,6 +6,7 @@ transport), and TLS for real through ansible.module_utils.urls against a local H
 (plain HTTP through it is exercised by test_hub_manifest's server)."""
 
 import io
+import os
 from urllib.error import HTTPError
 
 import pytest
@@ -89,6 +90,23 @@ def test_options_are_checked(tmp_path):
     assert hc.check_client_options({"timeout": 5, "ca_path": str(ca)}) == []
     problems = hc.check_client_options({"timeout": 0, "ca_path": str(tmp_path / "missing.pem")})
     assert len(problems) == 2 and problems[0].startswith("timeout 0 is not valid")
+
+
+def test_the_options_have_one_source_without_network_imports():
+    """hub_client re-exports hub_options' spec and check (modelscope_download, modelscope_info use them from here);
+    hub_options itself loads no HTTP code, so model_fanout can build its spec from it alone."""
+    import subprocess
+    import sys
+    from ansible_collections.llmops.deploy.plugins.module_utils import hub_options
+    assert hc.HUB_CLIENT_ARGSPEC is hub_options.HUB_CLIENT_ARGSPEC
+    assert hc.check_client_options is hub_options.check_client_options
+    assert set(hub_options.HUB_CLIENT_ARGSPEC) == {"validate_certs", "ca_path", "use_proxy", "timeout"}
+    code = ("import sys; from ansible_collections.llmops.deploy.plugins.module_utils import hub_options; "
+            "print(sorted(m for m in sys.modules if m.startswith(('ansible.module_utils.urls', 'http.client', "
+            "'urllib.request'))))")
+    out = subprocess.run([sys.executable, "-c", code], check=True, stdout=subprocess.PIPE, text=True,
+                         env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))).stdout
+    assert out.strip() == "[]"
 
 
 def test_sdk_environment():
