@@ -258,11 +258,13 @@ class PartReader(object):
             self.bytes_read += count
 
     def readinto(self, view):
-        """Read into the writable buffer ``view`` (fewer bytes at the end of a part); 0 at the end of the last."""
+        """Read into the writable buffer ``view`` (fewer bytes at the end of a part); 0 at the end of the last. A part
+        ends at the size it had when it was opened (what the caller checked, and what :class:`PartFiles` reads)."""
         while True:
             if self.fd is None and not self._next():
                 return 0
-            count = os.readv(self.fd, [view])
+            left = self.starts[-1] + self.sizes[-1] - self.position
+            count = os.readv(self.fd, [view[:left]]) if left > 0 else 0
             if count:
                 if self._digest is not None:
                     self._digest.update(view[:count])

@@ -117,6 +117,22 @@ def test_a_part_replaced_after_its_headers_were_read_is_refused(tmp_path):
     reader.close()
 
 
+def test_bytes_added_to_a_part_after_it_was_opened_are_not_read(tmp_path):
+    # the stream is the parts at the sizes they had when opened (the module checks those against the sidecar first)
+    manifest, parts, manifest_sha256 = export(tmp_path, part_size=70000)
+    reader = mb.PartReader([str(tmp_path / p["name"]) for p in parts])
+    tar = mb.TarReader(reader)
+    mb.read_manifest(tar, sha256=manifest_sha256)
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    assert sorted(g["path"] for g in mb.extract_bundle(tar, manifest, str(staging))) == sorted(FILES)
+    assert reader.index == len(parts) - 1                  # the last part is open: its end of archive was read
+    with open(str(tmp_path / parts[-1]["name"]), "ab") as handle:
+        handle.write(b"\xff" * 1000)
+    tar.finish()
+    assert reader.position == reader.bytes_read == sum(p["size"] for p in parts)
+
+
 def test_parts_that_end_in_the_middle_of_a_file_are_refused(tmp_path):
     manifest, parts, manifest_sha256 = export(tmp_path, part_size=70000)
     exc = import_parts(tmp_path, parts[:3], manifest, manifest_sha256)
