@@ -35,6 +35,7 @@ import tarfile
 import threading
 
 from ansible_collections.llmops.deploy.plugins.module_utils.marker import files_digest, marker_problems
+from ansible_collections.llmops.deploy.plugins.module_utils.model_install import BackgroundSync
 from ansible_collections.llmops.deploy.plugins.module_utils.stream_hash import CHUNK, HashPipeline
 
 BUNDLE_FORMAT = "llmops.deploy/model-bundle/v1"
@@ -44,6 +45,9 @@ COPY_CHUNK = 4 * 1024 * 1024
 #: Buffers (of ``CHUNK`` bytes) of each thread that extracts files: enough that its hashing helper still has bytes
 #: to hash while the copying thread waits for a core on a busy machine.
 EXTRACT_DEPTH = 8
+#: Bytes written to a file between two hand-overs to the background sync (its data reaches the disk during the copy,
+#: not all at once before the marker).
+SYNC_EVERY = 64 * 1024 * 1024
 _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
 _CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
 _MANIFEST_KEYS = ("model_id", "revision_requested", "revision", "endpoint", "include", "exclude")
@@ -676,15 +680,17 @@ def _extract_one(tar, pipe, lane, staging_files, entry):
     return digest, count, mtime_ns
 
 
-def _extract_at(files, pipe, staging_files, entry, start, stop):
+def _extract_at(files, pipe, staging_files, entry, start, stop, syncer=None):
     """:func:`_extract_one` for the member whose data starts at stream offset ``start``, read there through
     ``files`` (a :class:`PartFiles`) into the buffers of ``pipe`` (used by this thread alone); stops early once
-    ``stop`` is set (another file failed)."""
+    ``stop`` is set (another file failed). ``syncer`` (model_install.BackgroundSync): the data written is handed to it
+    every SYNC_EVERY bytes and at the end, to reach the disk while the copy goes on."""
     digest = hashlib.sha256()
     count = 0
     size = entry["size"]
     fd = _create(staging_files, entry["path"])
     try:
+        unsynced = 0
         while count < size and not stop.is_set():
             filled = pipe.fill(lambda view, at=start + count, left=size - count: files.readinto_at(view[:left], at))
             if filled is None:
@@ -693,6 +699,10 @@ def _extract_at(files, pipe, staging_files, entry, start, stop):
             pipe.hash(digest, index, got)
             _write_all(fd, view[:got])
             count += got
+            unsynced += got
+            if syncer is not None and (unsynced >= SYNC_EVERY or count >= size):
+                syncer.sync_fd(fd)
+                unsynced = 0
         mtime_ns = os.fstat(fd).st_mtime_ns
     finally:
         os.close(fd)
@@ -722,7 +732,7 @@ def _extract_parallel(tar, jobs, staging_files, workers, chunk):
                     if index is None:
                         break
                     entry, start = jobs[index]
-                    digest, count, mtime_ns = _extract_at(files, pipe, staging_files, entry, start, stop)
+                    digest, count, mtime_ns = _extract_at(files, pipe, staging_files, entry, start, stop, syncer)
                     results[index] = (entry, digest, count, mtime_ns, tar.where(start, start + entry["size"]))
                 pipe.wait()
         except Exception as exc:  # pylint: disable=broad-except
@@ -733,12 +743,13 @@ def _extract_parallel(tar, jobs, staging_files, workers, chunk):
 
     threads = [threading.Thread(target=work, name="llmops-bundle-extract-%d" % lane)
                for lane in range(1, min(workers, len(jobs)))]
-    for thread in threads:
-        thread.daemon = True
-        thread.start()
-    work()
-    for thread in threads:
-        thread.join()
+    with BackgroundSync() as syncer:
+        for thread in threads:
+            thread.daemon = True
+            thread.start()
+        work()
+        for thread in threads:
+            thread.join()
     if errors:
         raise errors[0]
     return results

@@ -75,6 +75,48 @@ def install_verified(model_dir, staging_files, paths, complete, staged, marker, 
                      uid=uid, gid=gid)
 
 
+class BackgroundSync(object):
+    """Writes files' data to disk in a thread of its own while the caller goes on writing, so that the sync before
+    the marker (:func:`sync_files`) finds little left to write. :meth:`sync_fd` takes a descriptor of a file being
+    written (a duplicate is synced, then closed); at most ``backlog`` requests wait, more are dropped (the final sync
+    covers them). Errors are ignored here: :func:`sync_files` reports them. A context manager."""
+
+    def __init__(self, backlog=8):
+        import queue   # pylint: disable=import-outside-toplevel
+        self._queue = queue.Queue(backlog)
+        self._full = queue.Full
+        self._thread = threading.Thread(target=self._run, name="llmops-background-sync")
+        self._thread.daemon = True
+        self._thread.start()
+
+    def _run(self):
+        for fd in iter(self._queue.get, None):
+            try:
+                os.fdatasync(fd)
+            except OSError:
+                pass
+            finally:
+                os.close(fd)
+
+    def sync_fd(self, fd):
+        dup = os.dup(fd)
+        try:
+            self._queue.put_nowait(dup)
+        except self._full:
+            os.close(dup)
+
+    def close(self):
+        self._queue.put(None)
+        self._thread.join()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+
 def sync_files(root, paths, workers=SYNC_WORKERS):
     """Write the data of every file ``paths`` (relative to ``root``, a private directory) to disk (``fdatasync``),
     ``workers`` files at once. Each is opened with ``O_NOFOLLOW``. Raises the first OSError met."""

@@ -69,6 +69,9 @@ _ESCAPE_RE = re.compile(rb"\\#([0-7]{3})")
 #: (``--out-format`` and its old name ``--log-format``) or silence it (``--quiet``): with one of them no file is hashed
 #: while it arrives; every file is then hashed after rsync exits (still checked, only later).
 LINE_OPTIONS = ("--out-format", "--log-format", "--quiet")
+#: Bytes of a followed file between two syncs to disk while it arrives (the sync before the marker then finds little
+#: left to write).
+SYNC_EVERY = 64 * 1024 * 1024
 #: Files followed while they grow: new files of at least FOLLOW_MIN_BYTES, at most HELD_MAX of them (each follower
 #: polls its files; thousands of small files would cost more in ``lstat`` than they save). Smaller ones are hashed
 #: on rsync's line. At most HELD_MAX descriptors are kept for line-hashed files; beyond, files are hashed after rsync.
@@ -212,7 +215,7 @@ class ArrivalHasher(object):
         self.fresh = set(large[:HELD_MAX])
         self.workers = max(1, int(workers))
         self.follower = FollowHasher(root, [e for p, e in sorted(self.entries.items()) if p in self.fresh],
-                                     workers=self.workers) if self.fresh else None
+                                     workers=self.workers, sync_every=SYNC_EVERY) if self.fresh else None
         self.reports = {}
         self.records = {}
         self.jobs = queue.Queue()
@@ -268,6 +271,10 @@ class ArrivalHasher(object):
                 return None
             digest = sha256_file(os.dup(fd))
             after = os.fstat(fd)
+            try:
+                os.fdatasync(fd)   # complete (rsync said so): to disk now, while the next files arrive
+            except OSError:
+                pass               # the sync before the marker reports it
         except BaseException:
             os.close(fd)
             raise

@@ -136,10 +136,13 @@ class FollowHasher(object):
 
     ``start()`` launches ``workers`` threads; ``stop()`` ends them; ``finish()`` (after the writer exited) returns
     ``{path: sha256}`` for the files whose every byte was hashed from the final inode, and closes everything.
+    ``sync_every``: also write a file's data to disk (``fdatasync``) each time that many more bytes were hashed, so it
+    reaches the disk while the writer goes on (None: never).
     """
 
-    def __init__(self, root, entries, workers=2, poll=0.05, chunk=CHUNK):
+    def __init__(self, root, entries, workers=2, poll=0.05, chunk=CHUNK, sync_every=None):
         self.root = root
+        self.sync_every = sync_every
         self.items = [_Follow(e) for e in entries]
         self.workers = max(1, int(workers))
         self.poll = poll
@@ -253,6 +256,11 @@ class FollowHasher(object):
             item.digest.update(view[:count])
             item.offset += count
             total += count
+            if self.sync_every and item.offset // self.sync_every != (item.offset - count) // self.sync_every:
+                try:
+                    os.fdatasync(item.fd)
+                except OSError:
+                    pass   # the sync before the marker reports it
         self.bytes_followed += total
         return total
 

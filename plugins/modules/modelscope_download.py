@@ -37,8 +37,10 @@ description:
   - "An update never leaves a half-old, half-new model: the previous revision's files and its completion marker stay
     untouched while the new files download and are verified in the staging directory. The switch is: remove the old
     marker, rename the verified files in (one rename each, milliseconds), check the tree, write the new marker
-    C(<model_dir>/.llmops-complete.json) atomically (new file, fsync, rename). A directory without a valid marker is
-    never reported as complete. A failed download leaves the previous revision whole and usable, and its verified
+    C(<model_dir>/.llmops-complete.json) atomically (new file, fsync, rename). The files' data is on disk before the
+    marker is (the runner's hashing thread syncs each file every 64 MiB while the next bytes arrive, the rest is
+    synced before the switch, the directories after the renames), so a power cut never leaves a durable marker over
+    data that did not reach the disk. A directory without a valid marker is never reported as complete. A failed download leaves the previous revision whole and usable, and its verified
     files wait in the staging directory for the next run (hashed again before they are used)."
   - On a rerun with a valid marker nothing is fetched and nothing is re-hashed (sizes and mtimes are compared with the
     marker); only the listing is fetched to notice a moved revision. O(verify=full) re-hashes every file.
@@ -474,12 +476,14 @@ def _hash_as_written(local_dir, suffix):
     # accepts a digest only for the file it describes (device, inode, size, mtime) and hashes any other file itself.
     import builtins, hashlib, queue, threading
     from modelscope_hub import _download
+    SYNC_EVERY = 64 << 20
     real_open = builtins.open
     root = os.path.abspath(local_dir) + os.sep
     class Hashing(object):
         def __init__(self, handle, rel, append):
             self._handle, self._rel, self._ok = handle, rel, True
             self._digest, self._queue = hashlib.sha256(), queue.Queue(8)
+            self._fd, self._unsynced = os.dup(handle.fileno()), 0   # the hashing thread's own, closed after it
             if append:
                 with real_open(handle.name, "rb") as prefix:
                     for block in iter(lambda: prefix.read(1 << 20), b""):
@@ -489,6 +493,14 @@ def _hash_as_written(local_dir, suffix):
         def _hash(self):
             for data in iter(self._queue.get, None):
                 self._digest.update(data)
+                # the data goes to disk while the next bytes arrive, not all at once before the marker
+                self._unsynced += len(data)
+                if self._unsynced >= SYNC_EVERY:
+                    self._unsynced = 0
+                    try:
+                        os.fdatasync(self._fd)
+                    except OSError:
+                        pass
         def write(self, data):
             try:
                 count = self._handle.write(data)
@@ -512,6 +524,7 @@ def _hash_as_written(local_dir, suffix):
                 self._handle.close()
                 self._queue.put(None)
                 self._thread.join()
+                os.close(self._fd)
             if self._ok:
                 _streamed[self._rel] = [self._digest.hexdigest(), st.st_size, st.st_dev, st.st_ino, st.st_mtime_ns]
             else:

@@ -81,3 +81,19 @@ def test_sync_files_syncs_every_file_and_never_follows_a_link(tmp_path, monkeypa
     with pytest.raises(OSError):
         model_install.sync_files(str(root), ["f00", "link"], workers=2)
     model_install.sync_files(str(root), [])   # nothing to do
+
+
+def test_background_sync_syncs_what_it_is_handed_and_leaks_no_descriptor(tmp_path, monkeypatch):
+    path = tmp_path / "weights.bin"
+    fd = os.open(str(path), os.O_WRONLY | os.O_CREAT, 0o600)
+    os.write(fd, b"w" * 1024)
+    seen = []
+    real = os.fdatasync
+    monkeypatch.setattr(os, "fdatasync", lambda dup: seen.append(os.readlink("/proc/self/fd/%d" % dup)) or real(dup))
+    before = len(os.listdir("/proc/self/fd"))
+    with model_install.BackgroundSync(backlog=2) as syncer:
+        for _index in range(50):   # more than the backlog: the surplus is dropped, never waited for
+            syncer.sync_fd(fd)
+    os.close(fd)
+    assert seen and set(seen) == {str(path)} and len(seen) <= 50
+    assert len(os.listdir("/proc/self/fd")) == before - 1   # only the test's own descriptor is gone
