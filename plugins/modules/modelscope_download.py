@@ -40,8 +40,9 @@ description:
     C(<model_dir>/.llmops-complete.json) atomically (new file, fsync, rename). The files' data is on disk before the
     marker is (the runner's hashing thread syncs each file every 64 MiB while the next bytes arrive, the rest is
     synced before the switch, the directories after the renames), so a power cut never leaves a durable marker over
-    data that did not reach the disk. A directory without a valid marker is never reported as complete. A failed download leaves the previous revision whole and usable, and its verified
-    files wait in the staging directory for the next run (hashed again before they are used)."
+    data that did not reach the disk. A directory without a valid marker is never reported as complete. A failed
+    download leaves the previous revision whole and usable, and its verified files wait in the staging directory
+    for the next run (hashed again before they are used)."
   - On a rerun with a valid marker nothing is fetched and nothing is re-hashed (sizes and mtimes are compared with the
     marker); only the listing is fetched to notice a moved revision. O(verify=full) re-hashes every file.
     O(offline=true) trusts the marker without asking the hub.
