@@ -35,8 +35,8 @@ import tarfile
 import threading
 
 from ansible_collections.llmops.deploy.plugins.module_utils.marker import files_digest, marker_problems
-from ansible_collections.llmops.deploy.plugins.module_utils.model_install import BackgroundSync
-from ansible_collections.llmops.deploy.plugins.module_utils.stream_hash import CHUNK, HashPipeline
+from ansible_collections.llmops.deploy.plugins.module_utils.model_install import SYNC_EVERY, BackgroundSync
+from ansible_collections.llmops.deploy.plugins.module_utils.stream_hash import CHUNK, HashPipeline, in_threads
 
 BUNDLE_FORMAT = "llmops.deploy/model-bundle/v1"
 MANIFEST_MEMBER = "llmops-bundle.json"
@@ -45,9 +45,6 @@ COPY_CHUNK = 4 * 1024 * 1024
 #: Buffers (of ``CHUNK`` bytes) of each thread that extracts files: enough that its hashing helper still has bytes
 #: to hash while the copying thread waits for a core on a busy machine.
 EXTRACT_DEPTH = 8
-#: Bytes written to a file between two hand-overs to the background sync (its data reaches the disk during the copy,
-#: not all at once before the marker).
-SYNC_EVERY = 64 * 1024 * 1024
 _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
 _CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
 _MANIFEST_KEYS = ("model_id", "revision_requested", "revision", "endpoint", "include", "exclude")
@@ -741,15 +738,8 @@ def _extract_parallel(tar, jobs, staging_files, workers, chunk):
         finally:
             files.close()
 
-    threads = [threading.Thread(target=work, name="llmops-bundle-extract-%d" % lane)
-               for lane in range(1, min(workers, len(jobs)))]
     with BackgroundSync() as syncer:
-        for thread in threads:
-            thread.daemon = True
-            thread.start()
-        work()
-        for thread in threads:
-            thread.join()
+        in_threads(work, min(workers, len(jobs)), "llmops-bundle-extract")
     if errors:
         raise errors[0]
     return results

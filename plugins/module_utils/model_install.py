@@ -20,6 +20,7 @@ import threading
 
 from ansible_collections.llmops.deploy.plugins.module_utils.marker import (
     MARKER_NAME, quick_check, remove_marker, write_marker)
+from ansible_collections.llmops.deploy.plugins.module_utils.stream_hash import in_threads
 from ansible_collections.llmops.deploy.plugins.module_utils.tree_safety import (
     PARTIAL_SUFFIX, TargetDir, target_tree_problems)
 
@@ -27,6 +28,9 @@ _SRC_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEX
 _SYNC_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
 #: Files synced at once: the disk queue, not the CPU, is what they wait on.
 SYNC_WORKERS = 4
+#: Bytes written to a file between two syncs while it arrives (a download, a peer receive, a bundle import), so that
+#: its data reaches the disk during the transfer and the sync before the marker finds little left to write.
+SYNC_EVERY = 64 * 1024 * 1024
 
 
 class InstallError(Exception):
@@ -139,14 +143,7 @@ def sync_files(root, paths, workers=SYNC_WORKERS):
             except OSError as exc:
                 errors.append(exc)
 
-    threads = [threading.Thread(target=work, name="llmops-sync-%d" % index)
-               for index in range(1, min(workers, len(pending)))]
-    for thread in threads:
-        thread.daemon = True
-        thread.start()
-    work()
-    for thread in threads:
-        thread.join()
+    in_threads(work, min(workers, len(pending)), "llmops-sync")
     if errors:
         raise errors[0]
 

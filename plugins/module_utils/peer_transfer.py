@@ -52,6 +52,7 @@ import threading
 
 from ansible_collections.llmops.deploy.plugins.module_utils.fetch_plan import verify_fetched
 from ansible_collections.llmops.deploy.plugins.module_utils.model_bundle import bundle_manifest, manifest_problems
+from ansible_collections.llmops.deploy.plugins.module_utils.model_install import SYNC_EVERY
 from ansible_collections.llmops.deploy.plugins.module_utils.stream_hash import (
     FollowHasher, hash_files, open_regular, sha256_file)
 from ansible_collections.llmops.deploy.plugins.module_utils.tree_safety import lstat_or_none
@@ -69,9 +70,6 @@ _ESCAPE_RE = re.compile(rb"\\#([0-7]{3})")
 #: (``--out-format`` and its old name ``--log-format``) or silence it (``--quiet``): with one of them no file is hashed
 #: while it arrives; every file is then hashed after rsync exits (still checked, only later).
 LINE_OPTIONS = ("--out-format", "--log-format", "--quiet")
-#: Bytes of a followed file between two syncs to disk while it arrives (the sync before the marker then finds little
-#: left to write).
-SYNC_EVERY = 64 * 1024 * 1024
 #: Files followed while they grow: new files of at least FOLLOW_MIN_BYTES, at most HELD_MAX of them (each follower
 #: polls its files; thousands of small files would cost more in ``lstat`` than they save). Smaller ones are hashed
 #: on rsync's line. At most HELD_MAX descriptors are kept for line-hashed files; beyond, files are hashed after rsync.

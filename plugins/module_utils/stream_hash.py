@@ -285,6 +285,20 @@ class FollowHasher(object):
         return done
 
 
+def in_threads(work, count, name):
+    """Run ``work()`` in ``count`` threads at once, this one included (at least this one), and return when every one
+    has returned. ``work`` takes its jobs itself (a shared list under a lock) and keeps its own errors."""
+    threads = [threading.Thread(target=work, name="%s-%d" % (name, index)) for index in range(1, max(1, count))]
+    for thread in threads:
+        thread.daemon = True
+        thread.start()
+    try:
+        work()
+    finally:
+        for thread in threads:
+            thread.join()
+
+
 def hash_files(root, paths, workers=2, hasher=sha256_file):
     """``{path: sha256}`` of files under ``root``, ``workers`` at a time (threads: hashlib releases the GIL).
     A file that cannot be read maps to None."""
@@ -305,11 +319,7 @@ def hash_files(root, paths, workers=2, hasher=sha256_file):
             with lock:
                 results[rel] = digest
 
-    threads = [threading.Thread(target=work) for _index in range(max(1, min(int(workers), len(pending))))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    in_threads(work, min(int(workers), len(pending)), "llmops-hash-files")
     return results
 
 

@@ -439,7 +439,7 @@ from ansible_collections.llmops.deploy.plugins.module_utils.marker import (
     RESERVED_NAMES, build_marker, full_check, manifest_matches_marker, marker_files, marker_path, quick_check,
     read_marker, remove_marker)
 from ansible_collections.llmops.deploy.plugins.module_utils.model_install import (
-    InstallError, install_verified, sync_attributes)
+    SYNC_EVERY, InstallError, install_verified, sync_attributes)
 from ansible_collections.llmops.deploy.plugins.module_utils.stream_hash import hash_files, streamed_digests
 from ansible_collections.llmops.deploy.plugins.module_utils.tree_safety import (
     PARTIAL_SUFFIX, STAGING_FILES, TreeError, apply_to_files, lstat_or_none, parse_mode, prepare_staging,
@@ -471,13 +471,12 @@ def _out(result):
         result["streamed"] = _streamed
     sys.stdout.write("\n" + json.dumps(result) + "\n")
     sys.stdout.flush()
-def _hash_as_written(local_dir, suffix):
+def _hash_as_written(local_dir, suffix, sync_every):
     # Each file the SDK writes below local_dir (front to back, "wb", or "ab" to resume) is hashed from the very bytes
     # handed to write(), in a thread per file; on close its digest is recorded with the file's identity. The module
     # accepts a digest only for the file it describes (device, inode, size, mtime) and hashes any other file itself.
     import builtins, hashlib, queue, threading
     from modelscope_hub import _download
-    SYNC_EVERY = 64 << 20
     real_open = builtins.open
     root = os.path.abspath(local_dir) + os.sep
     class Hashing(object):
@@ -496,7 +495,7 @@ def _hash_as_written(local_dir, suffix):
                 self._digest.update(data)
                 # the data goes to disk while the next bytes arrive, not all at once before the marker
                 self._unsynced += len(data)
-                if self._unsynced >= SYNC_EVERY:
+                if self._unsynced >= sync_every:
                     self._unsynced = 0
                     try:
                         os.fdatasync(self._fd)
@@ -579,7 +578,7 @@ except Exception as exc:
 files = req["files"]
 if HubApi is not None and req.get("stream_hash"):
     try:
-        _hash_as_written(req["local_dir"], req["partial_suffix"])
+        _hash_as_written(req["local_dir"], req["partial_suffix"], req["sync_every"])
     except Exception:
         pass  # this SDK writes its files some other way: the module hashes them after the download
 try:
@@ -943,7 +942,7 @@ class Download(object):
             "max_workers": p["max_workers"], "validate_certs": p["validate_certs"],
             # The runner hashes every byte as the SDK writes it (stream_hash), and the module checks every digest;
             # a second hash in the SDK would only cost CPU.
-            "sdk_verify": False, "stream_hash": True, "partial_suffix": PARTIAL_SUFFIX,
+            "sdk_verify": False, "stream_hash": True, "partial_suffix": PARTIAL_SUFFIX, "sync_every": SYNC_EVERY,
             "files": [{"path": f["path"], "size": f["size"], "sha256": f["sha256"]} for f in items],
         }
         env = {
