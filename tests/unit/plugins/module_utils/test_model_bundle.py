@@ -62,14 +62,21 @@ def test_parts_hold_the_whole_stream(tmp_path):
     assert not [n for n in os.listdir(str(tmp_path)) if ".tmp-" in n]
 
 
-@pytest.mark.parametrize("chunk, workers", [(mb.CHUNK, 1), (1000, 1), (1000, 3)])
-def test_import_verifies_every_file_and_reads_each_part_once(tmp_path, chunk, workers):
+def opened(tmp_path):
+    """A bundle exported in parts of 70,000 bytes, opened for import past its manifest (checked against the sidecar's
+    sha256) and an empty staging directory: ``(manifest, parts, reader, tar, staging)``."""
     manifest, parts, manifest_sha256 = export(tmp_path, part_size=70000)
     reader = mb.PartReader([str(tmp_path / p["name"]) for p in parts])
     tar = mb.TarReader(reader)
     assert mb.read_manifest(tar, sha256=manifest_sha256) == manifest
     staging = tmp_path / "staging"
     staging.mkdir()
+    return manifest, parts, reader, tar, staging
+
+
+@pytest.mark.parametrize("chunk, workers", [(mb.CHUNK, 1), (1000, 1), (1000, 3)])
+def test_import_verifies_every_file_and_reads_each_part_once(tmp_path, chunk, workers):
+    manifest, parts, reader, tar, staging = opened(tmp_path)
     good = mb.extract_bundle(tar, manifest, str(staging), chunk=chunk, workers=workers)
     assert tar.finish() > 0
     assert sorted(g["path"] for g in good) == sorted(FILES)
@@ -82,12 +89,7 @@ def test_import_verifies_every_file_and_reads_each_part_once(tmp_path, chunk, wo
 
 
 def test_files_already_in_place_are_passed_unread_and_the_others_checked(tmp_path):
-    manifest, parts, manifest_sha256 = export(tmp_path, part_size=70000)
-    reader = mb.PartReader([str(tmp_path / p["name"]) for p in parts])
-    tar = mb.TarReader(reader)
-    mb.read_manifest(tar, sha256=manifest_sha256)
-    staging = tmp_path / "staging"
-    staging.mkdir()
+    manifest, parts, reader, tar, staging = opened(tmp_path)
     good = mb.extract_bundle(tar, manifest, str(staging), only={"config.json", "sub/tokenizer.json"}, workers=2)
     tar.finish()
     assert sorted(g["path"] for g in good) == ["config.json", "sub/tokenizer.json"]
@@ -119,12 +121,7 @@ def test_a_part_replaced_after_its_headers_were_read_is_refused(tmp_path):
 
 def test_bytes_added_to_a_part_after_it_was_opened_are_not_read(tmp_path):
     # the stream is the parts at the sizes they had when opened (the module checks those against the sidecar first)
-    manifest, parts, manifest_sha256 = export(tmp_path, part_size=70000)
-    reader = mb.PartReader([str(tmp_path / p["name"]) for p in parts])
-    tar = mb.TarReader(reader)
-    mb.read_manifest(tar, sha256=manifest_sha256)
-    staging = tmp_path / "staging"
-    staging.mkdir()
+    manifest, parts, reader, tar, staging = opened(tmp_path)
     assert sorted(g["path"] for g in mb.extract_bundle(tar, manifest, str(staging))) == sorted(FILES)
     assert reader.index == len(parts) - 1                  # the last part is open: its end of archive was read
     with open(str(tmp_path / parts[-1]["name"]), "ab") as handle:
