@@ -232,6 +232,32 @@ def resolve_ids(owner=None, group=None):
     return tuple(ids)
 
 
+#: Ansible's common file arguments (``add_file_common_args``) that have no descriptor-based implementation here: a
+#: value is refused (:func:`file_arguments`) rather than applied through a path or silently ignored.
+UNSUPPORTED_FILE_ARGS = ("seuser", "serole", "setype", "selevel", "attributes")
+
+
+def refuse_unsupported_file_args(params, module_name):
+    """Raise ValueError naming every option of :data:`UNSUPPORTED_FILE_ARGS` given a value in ``params`` (an empty
+    string counts as not given) and what the module accepts instead."""
+    unsupported = [key for key in UNSUPPORTED_FILE_ARGS if params.get(key) not in (None, "")]
+    if unsupported:
+        raise ValueError("%s not supported by %s: it sets only owner, group and mode (and dir_mode), through "
+                         "descriptors that never follow a link; remove %s" % (
+                             " and ".join(unsupported) + (" is" if len(unsupported) == 1 else " are"), module_name,
+                             ", ".join(unsupported)))
+
+
+def file_arguments(params, module_name):
+    """The file arguments of a module that writes a model directory, checked: ``(uid, gid, file_mode, dir_mode)``
+    from ``params``' ``owner``, ``group`` (names or numbers), ``mode`` and ``dir_mode`` (octal), each None when not
+    given. Raises ValueError naming the offending option(s) and what is accepted: an unsupported common file argument
+    (:func:`refuse_unsupported_file_args`), an unknown user or group, a mode that is not octal."""
+    refuse_unsupported_file_args(params, module_name)
+    uid, gid = resolve_ids(params.get("owner"), params.get("group"))
+    return uid, gid, parse_mode(params.get("mode"), "mode"), parse_mode(params.get("dir_mode"), "dir_mode")
+
+
 def apply_to_files(root, paths, uid=None, gid=None, mode=None):
     """Owner, group and mode of regular files under a private ``root`` (the staging directory), by descriptor."""
     if uid is None and gid is None and mode is None:

@@ -4,7 +4,9 @@
 """tree_safety: what a model directory must not hold before a download, the private staging directory, link-free
 walks, moves and attributes that never follow a link."""
 
+import grp
 import os
+import pwd
 import stat
 
 import pytest
@@ -130,6 +132,46 @@ def test_parse_mode(value, expected):
 def test_parse_mode_refuses(value):
     with pytest.raises(ValueError, match="mode .* is not valid: expected an octal mode"):
         ts.parse_mode(value)
+
+
+# ------------------------------------------------------------------ file_arguments
+def file_params(**given):
+    """The file arguments as AnsibleModule hands them over with ``add_file_common_args`` (and ``dir_mode``)."""
+    params = dict(owner=None, group=None, mode=None, dir_mode=None, seuser=None, serole=None, setype=None,
+                  selevel=None, attributes=None, unsafe_writes=False)
+    params.update(given)
+    return params
+
+
+def test_file_arguments_by_name_number_and_octal():
+    user, group = pwd.getpwuid(os.geteuid()), grp.getgrgid(os.getegid())
+    assert ts.file_arguments(file_params(owner=user.pw_name, group=group.gr_name, mode="0640", dir_mode=0o750),
+                             "m") == (user.pw_uid, group.gr_gid, 0o640, 0o750)
+    # a number that names no account is taken as an id; empty SELinux/attribute values count as not given
+    assert ts.file_arguments(file_params(owner="4000123", group="4000124", mode="644", seuser="", attributes=""),
+                             "m") == (4000123, 4000124, 0o644, None)
+    assert ts.file_arguments(file_params(unsafe_writes=True), "m") == (None, None, None, None)
+
+
+@pytest.mark.parametrize("given, message", [
+    ({"setype": "httpd_sys_content_t"},
+     "setype is not supported by model_x: it sets only owner, group and mode (and dir_mode), through descriptors "
+     "that never follow a link; remove setype"),
+    ({"seuser": "u", "attributes": "+i", "owner": "no-such-user-llmops"},
+     "seuser and attributes are not supported by model_x: it sets only owner, group and mode (and dir_mode), "
+     "through descriptors that never follow a link; remove seuser, attributes"),
+    ({"serole": "r", "selevel": "s0", "mode": "0640"}, "serole and selevel are not supported by model_x"),
+    ({"owner": "no-such-user-llmops"},
+     "owner 'no-such-user-llmops' is not valid: expected a user name of this host or a number"),
+    ({"group": "no-such-group-llmops"},
+     "group 'no-such-group-llmops' is not valid: expected a group name of this host or a number"),
+    ({"mode": "u=rw,g=r"}, "mode 'u=rw,g=r' is not valid: expected an octal mode such as '0644'"),
+    ({"mode": "0644", "dir_mode": "0999"}, "dir_mode '0999' is not valid: expected an octal mode such as '0644'"),
+])
+def test_file_arguments_refuse_naming_the_field_and_what_is_accepted(given, message):
+    with pytest.raises(ValueError) as caught:
+        ts.file_arguments(file_params(**given), "model_x")
+    assert str(caught.value).startswith(message), str(caught.value)
 
 
 # ------------------------------------------------------------------ target_tree_problems
