@@ -64,9 +64,9 @@ requirements:
     downloads only. Check mode, reruns of complete directories and O(offline=true) need only the standard library.
   - Linux (C(fcntl), C(os.statvfs)).
 extends_documentation_fragment:
-  - ansible.builtin.files
   - llmops.deploy.attributes
   - llmops.deploy.hub_client
+  - llmops.deploy.model_files
 attributes:
   check_mode:
     support: full
@@ -158,55 +158,7 @@ options:
       - Python interpreter that can import the ModelScope SDK, used for the download step only.
       - Defaults to the interpreter running this module.
     type: path
-  owner:
-    description:
-      - Owner (name or uid) of the model directory, its subdirectories, files and marker. Unchanged when not given.
-      - Set through file descriptors, never through a path that could cross a symlink (see the notes).
-    type: str
-  group:
-    description:
-      - Group (name or gid) of the model directory, its subdirectories, files and marker. Unchanged when not given.
-      - Set through file descriptors, like O(owner).
-    type: str
-  mode:
-    description:
-      - Octal mode of the model's files and marker, for example C('0644') (symbolic modes are refused).
-      - Unchanged when not given (the marker is then C(0644)). Set through file descriptors, like O(owner).
-    type: raw
-  dir_mode:
-    description: Octal mode of the model directory and its subdirectories, for example C('0755'). Unchanged when not
-      given.
-    type: raw
-  seuser:
-    description: Not supported by this module (see the notes); a value is refused before anything changes.
-    type: str
-  serole:
-    description: Not supported by this module (see the notes); a value is refused before anything changes.
-    type: str
-  setype:
-    description: Not supported by this module (see the notes); a value is refused before anything changes.
-    type: str
-  selevel:
-    description: Not supported by this module (see the notes); a value is refused before anything changes.
-    type: str
-  attributes:
-    description: Not supported by this module (see the notes); a value is refused before anything changes.
-    type: str
-    aliases: [attr]
-  unsafe_writes:
-    description: Has no effect; the module never writes a file in place (files are verified in a private staging
-      directory, then renamed into the model directory).
-    type: bool
-    default: false
 notes:
-  - "O(owner), O(group) and O(mode) are the common file arguments (C(add_file_common_args)), but they are not applied
-    with C(set_fs_attributes_if_different): Ansible's helper works on path names, so it follows a symlink planted in
-    the model directory during the run (a symlinked subdirectory on the way to a file; for modes, a file swapped for a
-    link between its C(islink) check and its C(chmod)), and would C(chown) or C(chmod) something outside. The module
-    opens every directory below O(model_dir) and every file with C(O_NOFOLLOW) and sets owner, group and mode with
-    C(fchown)/C(fchmod) on those descriptors; a link is refused, never followed. SELinux contexts (O(seuser),
-    O(serole), O(setype), O(selevel)) and file attributes (O(attributes)) have no such descriptor-based path in
-    Ansible's helpers, so they are refused rather than applied through a path or silently ignored."
   - Every listed blob must carry a size and a lowercase hex sha256; a listing that does not, or that holds an unsafe
     path (C(..), absolute, backslash, drive letter, a control or format character of Unicode categories Cc, Cf, Zl or
     Zp such as U+0085, U+009B, U+2028 or the bidi override U+202E, empty segment, the marker's name, an SDK
@@ -442,15 +394,13 @@ from ansible_collections.llmops.deploy.plugins.module_utils.model_install import
     SYNC_EVERY, InstallError, install_verified, sync_attributes)
 from ansible_collections.llmops.deploy.plugins.module_utils.stream_hash import hash_files, streamed_digests
 from ansible_collections.llmops.deploy.plugins.module_utils.tree_safety import (
-    PARTIAL_SUFFIX, STAGING_FILES, TreeError, apply_to_files, lstat_or_none, parse_mode, prepare_staging,
-    remove_tree, resolve_ids, staging_path_for, target_tree_problems, tree_problems)
+    PARTIAL_SUFFIX, STAGING_FILES, TreeError, apply_to_files, file_arguments, lstat_or_none, prepare_staging,
+    remove_tree, staging_path_for, target_tree_problems, tree_problems)
 
 MODULE_VERSION = "0.1.0"
 # SDK runs per download: a file that arrives with wrong bytes is fetched once more.
 FETCH_ATTEMPTS = 2
 DEFAULT_MODELS_ROOT = "/opt/llmops/models"
-# Common file arguments that have no descriptor-based implementation here (see the notes in DOCUMENTATION).
-UNSUPPORTED_FILE_ARGS = ("seuser", "serole", "setype", "selevel", "attributes")
 
 # The download step, run by ``sdk_python -I -c``. It reads its request (token included) as JSON on stdin, dies with
 # its parent, downloads exactly the files of the verified manifest and prints one JSON line. It never decides success:
@@ -627,8 +577,9 @@ def build_module():
         sdk_python=dict(type="path"),
         dir_mode=dict(type="raw"),
     )
-    # owner, group, mode (and the SELinux and attribute options, refused in check_params) come from Ansible's common
-    # file arguments; they are applied through descriptors, never with set_fs_attributes_if_different (see notes).
+    # owner, group, mode (and the SELinux and attribute options, refused by tree_safety.file_arguments) come from
+    # Ansible's common file arguments; they are applied through descriptors, never with set_fs_attributes_if_different
+    # (see the notes of the llmops.deploy.model_files doc fragment).
     return AnsibleModule(argument_spec=spec, supports_check_mode=True, add_file_common_args=True)
 
 
@@ -669,16 +620,8 @@ class Download(object):
         problems = check_client_options(p)
         if problems:
             self.fail("; ".join(problems))
-        unsupported = [key for key in UNSUPPORTED_FILE_ARGS if p.get(key) not in (None, "")]
-        if unsupported:
-            self.fail("%s not supported by modelscope_download: it sets only owner, group and mode (and dir_mode), "
-                      "through descriptors that never follow a link; remove %s" % (
-                          " and ".join(unsupported) + (" is" if len(unsupported) == 1 else " are"),
-                          ", ".join(unsupported)))
         try:
-            self.uid, self.gid = resolve_ids(p["owner"], p["group"])
-            self.file_mode = parse_mode(p["mode"], "mode")
-            self.dir_mode = parse_mode(p["dir_mode"], "dir_mode")
+            self.uid, self.gid, self.file_mode, self.dir_mode = file_arguments(p, "modelscope_download")
         except ValueError as exc:
             self.fail(str(exc))
         self.model_dir = os.path.abspath(p["model_dir"] or os.path.join(DEFAULT_MODELS_ROOT, self.owner, self.name))
