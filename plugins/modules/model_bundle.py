@@ -52,6 +52,7 @@ author:
   - llmops.deploy developers (@llmops)
 extends_documentation_fragment:
   - llmops.deploy.attributes
+  - llmops.deploy.model_files
 attributes:
   check_mode:
     support: full
@@ -91,19 +92,10 @@ options:
     description: Seconds to wait for another run on the same model directory before failing.
     type: int
     default: 600
-  owner:
-    description: Owner (name or uid) of the imported directory, subdirectories, files and marker.
-    type: str
-  group:
-    description: Group (name or gid) of the imported directory, subdirectories, files and marker.
-    type: str
-  mode:
-    description: Octal mode of the imported files and marker, for example C('0644').
-    type: raw
-  dir_mode:
-    description: Octal mode of the imported directory and its subdirectories, for example C('0755').
-    type: raw
 notes:
+  - O(owner), O(group), O(mode) and O(dir_mode) apply to the model directory an import writes (O(state=import));
+    files an import writes get mode C(0644) when O(mode) is not given. An export checks that they are valid and
+    does not apply them; the bundle's parts (mode C(0644)) and sidecar belong to the user running the module.
   - An export is unchanged when the sidecar (of the current format) already describes the same files, revision and
     part size and every part is there with its recorded size; an import is unchanged when the model directory
     already holds the bundle's files under a valid marker.
@@ -201,8 +193,7 @@ from ansible_collections.llmops.deploy.plugins.module_utils.model_bundle import 
 from ansible_collections.llmops.deploy.plugins.module_utils.model_install import (
     InstallError, install_verified, sync_attributes)
 from ansible_collections.llmops.deploy.plugins.module_utils.tree_safety import (
-    TreeError, apply_to_files, parse_mode, prepare_staging, remove_tree, resolve_ids, staging_path_for,
-    target_tree_problems)
+    TreeError, apply_to_files, file_arguments, prepare_staging, remove_tree, staging_path_for, target_tree_problems)
 
 MODULE_VERSION = "0.1.0"
 SIDECAR_FORMAT = "llmops.deploy/model-bundle-parts/v2"
@@ -211,6 +202,9 @@ SIDECAR_FORMAT_V1 = "llmops.deploy/model-bundle-parts/v1"
 
 
 def build_module():
+    # owner, group, mode (and the SELinux and attribute options, refused by tree_safety.file_arguments) come from
+    # Ansible's common file arguments; they are applied through descriptors, never with set_fs_attributes_if_different
+    # (see the notes of the llmops.deploy.model_files doc fragment).
     return AnsibleModule(
         argument_spec=dict(
             state=dict(type="str", choices=["export", "import"], required=True),
@@ -219,12 +213,10 @@ def build_module():
             part_size=dict(type="str", default=""),
             model_id=dict(type="str"),
             lock_timeout=dict(type="int", default=600),
-            owner=dict(type="str"),
-            group=dict(type="str"),
-            mode=dict(type="raw"),
             dir_mode=dict(type="raw"),
         ),
         supports_check_mode=True,
+        add_file_common_args=True,
     )
 
 
@@ -247,9 +239,7 @@ class Bundle(object):
             if p["model_id"]:
                 split_model_id(p["model_id"])
             self.part_size = margin_bytes(p["part_size"], 0) if p["part_size"].strip() else None
-            self.file_mode = parse_mode(p["mode"], "mode")
-            self.dir_mode = parse_mode(p["dir_mode"], "dir_mode")
-        except (ManifestError, ValueError) as exc:
+        except ManifestError as exc:
             self.fail(getattr(exc, "message", str(exc)))
         except VerifyError:
             self.fail("part_size %r is not valid: expected a size such as '4GiB' or '700MB', or empty for one file"
@@ -259,7 +249,7 @@ class Bundle(object):
         if p["lock_timeout"] < 0:
             self.fail("lock_timeout %r is not valid: expected an integer >= 0" % p["lock_timeout"])
         try:
-            self.uid, self.gid = resolve_ids(p["owner"], p["group"])
+            self.uid, self.gid, self.file_mode, self.dir_mode = file_arguments(p, "model_bundle")
         except ValueError as exc:
             self.fail(str(exc))
         self.model_dir = os.path.abspath(p["path"])

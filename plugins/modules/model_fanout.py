@@ -45,6 +45,7 @@ requirements:
 extends_documentation_fragment:
   - llmops.deploy.attributes
   - llmops.deploy.hub_client
+  - llmops.deploy.model_files
 attributes:
   check_mode:
     support: full
@@ -149,18 +150,11 @@ options:
     description: Seconds to wait for another run on the same model directory.
     type: int
     default: 600
-  owner:
-    description: Owner (name or uid) of the model directory, subdirectories, files and marker.
-    type: str
-  group:
-    description: Group (name or gid) of the model directory, subdirectories, files and marker.
-    type: str
-  mode:
-    description: Octal mode of the files and marker, for example C('0644').
-    type: raw
-  dir_mode:
-    description: Octal mode of the model directory and its subdirectories, for example C('0755').
-    type: raw
+notes:
+  - O(owner), O(group), O(mode) and O(dir_mode) apply to the model directory O(state=receive) writes; files it
+    writes get mode C(0644) when O(mode) is not given. O(state=probe) checks that they are valid; the other states
+    ignore them. A value of an unsupported file argument (O(seuser), O(serole), O(setype), O(selevel),
+    O(attributes)) is refused in every state.
 seealso:
   - module: llmops.deploy.modelscope_download
   - module: llmops.deploy.model_bundle
@@ -277,8 +271,8 @@ from ansible_collections.llmops.deploy.plugins.module_utils.peer_transfer import
     KEY_COMMENT_PREFIX, PeerError, Receiver, authorized_line, check_manifest, check_source, fanout_manifest,
     is_transfer_line, options_without_lines, rsync_argv, run_transfer, updated_authorized_keys, write_files_from)
 from ansible_collections.llmops.deploy.plugins.module_utils.tree_safety import (
-    TreeError, apply_to_files, parse_mode, prepare_staging, remove_tree, resolve_ids, staging_path_for,
-    target_tree_problems)
+    TreeError, apply_to_files, file_arguments, prepare_staging, refuse_unsupported_file_args, remove_tree,
+    staging_path_for, target_tree_problems)
 
 MODULE_VERSION = "0.1.0"
 
@@ -309,17 +303,18 @@ def build_module():
         connect_timeout=dict(type="int", default=20),
         hash_workers=dict(type="int", default=2),
         lock_timeout=dict(type="int", default=600),
-        owner=dict(type="str"),
-        group=dict(type="str"),
-        mode=dict(type="raw"),
         dir_mode=dict(type="raw"),
     )
+    # owner, group, mode (and the SELinux and attribute options, refused by tree_safety) come from Ansible's common
+    # file arguments; they are applied through descriptors, never with set_fs_attributes_if_different (see the notes
+    # of the llmops.deploy.model_files doc fragment).
     return AnsibleModule(
         argument_spec=spec,
         required_if=[("state", "manifest", ["model_id"]), ("state", "probe", ["path", "manifest"]),
                      ("state", "receive", ["path", "manifest"]), ("state", "prepare", ["key_dir"]),
                      ("state", "authorize", ["path"]), ("state", "withdraw", ["path"])],
         supports_check_mode=True,
+        add_file_common_args=True,
     )
 
 
@@ -340,6 +335,10 @@ class Fanout(object):
 
     def run(self):
         state = self.params["state"]
+        try:
+            refuse_unsupported_file_args(self.params, "model_fanout")
+        except ValueError as exc:
+            self.fail(str(exc))
         if state == "manifest":
             self.manifest()
         elif state == "prepare":
@@ -489,9 +488,7 @@ class Fanout(object):
                 self.fail("rsync_opts %r is not valid: expected long rsync options (--name or --name=value) other "
                           "than --rsh, --rsync-path, --files-from, --delete and --remove-source-files" % opt)
         try:
-            self.uid, self.gid = resolve_ids(p["owner"], p["group"])
-            self.file_mode = parse_mode(p["mode"], "mode")
-            self.dir_mode = parse_mode(p["dir_mode"], "dir_mode")
+            self.uid, self.gid, self.file_mode, self.dir_mode = file_arguments(p, "model_fanout")
         except ValueError as exc:
             self.fail(str(exc))
         self.model_dir = os.path.abspath(p["path"])

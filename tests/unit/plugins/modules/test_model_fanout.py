@@ -142,3 +142,38 @@ def test_no_warning_when_nothing_is_to_fetch(monkeypatch, tmp_path):
     complete_model(model_dir)
     failed, result = run_module(monkeypatch, model_fanout, receive_args(model_dir, rsync_opts=["--quiet"]))
     assert not failed and result["complete"] and result["_warnings"] == []
+
+
+def tree(root):
+    """Every path under ``root`` (links not followed)."""
+    found = []
+    for top, dirs, names in os.walk(str(root)):
+        found.extend(os.path.relpath(os.path.join(top, n), str(root)) for n in dirs + names)
+    return sorted(found)
+
+
+@pytest.mark.parametrize("state, unsupported, named", [
+    ("receive", {"setype": "httpd_sys_content_t"}, "setype is"),
+    ("receive", {"serole": "object_r", "attributes": "+i"}, "serole and attributes are"),
+    ("prepare", {"selevel": "s0"}, "selevel is"),
+])
+def test_an_unsupported_file_argument_is_refused_and_nothing_is_written(monkeypatch, tmp_path, state, unsupported,
+                                                                        named):
+    host_key = tmp_path / "ssh_host_ed25519_key.pub"
+    host_key.write_text("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA host\n")
+    if state == "receive":
+        # not check mode: a receive that got past its checks would create the parent, the lock and the staging
+        # directory before it reached for a peer
+        args = receive_args(str(tmp_path / "models" / "o" / "m"), mode="0640", dir_mode="0750")
+    else:
+        args = dict(state="prepare", key_dir=str(tmp_path / "keys"), make_key=True, host_key=str(host_key))
+    before = tree(tmp_path)
+    failed, result = run_module(monkeypatch, model_fanout, dict(args, **unsupported))
+    assert failed and result["msg"].startswith("%s not supported by model_fanout: it sets only owner, group and "
+                                               "mode (and dir_mode)" % named), result["msg"]
+    assert tree(tmp_path) == before and not result["changed"]
+    # the control: the same task without it is accepted (a receive in check mode plans the files)
+    failed, result = run_module(monkeypatch, model_fanout, args, check_mode=True)
+    assert not failed and result["changed"], result
+    if state == "receive":
+        assert result["would_fetch"] == sorted(FILES)

@@ -644,6 +644,8 @@ def test_model_dir_symlink_to_a_directory_is_followed_once(world, tmp_path):
     ({"dir_mode": "999"}, "dir_mode '999' is not valid"),
     ({"owner": "no-such-user-llmops"}, "owner 'no-such-user-llmops' is not valid"),
     ({"group": "no-such-group-llmops"}, "group 'no-such-group-llmops' is not valid"),
+    ({"setype": "httpd_sys_content_t", "attr": "+i"}, "setype and attributes are not supported by modelscope_download: "
+                                                      "it sets only owner, group and mode (and dir_mode)"),
     ({"timeout": 0}, "timeout 0 is not valid"),
     ({"ca_path": "/nonexistent/ca.pem"}, "ca_path '/nonexistent/ca.pem' is not valid"),
 ])
