@@ -91,11 +91,20 @@ def capacity_plan(hardware, options=None, **kwargs):
     probing, computed here on the controller (no module run, no connection). Options left None are not given.
 
     A host that cannot be judged (a part of the hardware not declared, a model that cannot be sized) or that
-    ``fail_on`` fails gives ``{failed: true, msg: ..., ...}``, as the module's failed result.
+    ``fail_on`` fails gives ``{failed: true, msg: ..., ...}``, as the module's failed result. Options that
+    capacity_check's argument spec refuses raise an error naming them.
     """
     params = dict(options or {})
     params.update(kwargs)
-    params = dict((key, value) for key, value in params.items() if value is not None)
+    result, error = _judge(hardware, params)
+    if error:
+        raise AnsibleFilterError("llmops.deploy.capacity_plan: %s" % error)
+    return result
+
+
+def _judge(hardware, options):
+    """(the plan, None), or (None, what capacity_check's argument spec says of ``options``) when it refuses them."""
+    params = dict((key, value) for key, value in options.items() if value is not None)
     params["hardware"] = hardware or None
     params["probe"] = False
     validator = ArgumentSpecValidator(check_spec.check_argument_spec(),
@@ -103,18 +112,18 @@ def capacity_plan(hardware, options=None, **kwargs):
                                       required_one_of=check_spec.CHECK_REQUIRED_ONE_OF)
     validated = validator.validate(params)
     if validated.error_messages:
-        raise AnsibleFilterError("llmops.deploy.capacity_plan: %s" % "; ".join(validated.error_messages))
+        return None, "; ".join(validated.error_messages)
     p = validated.validated_parameters
     try:
         result, warnings = model_selection.judge_host(p, None)
     except SizingInputError as exc:
-        return {"failed": True, "changed": False, "msg": str(exc), "field": exc.field}
+        return {"failed": True, "changed": False, "msg": str(exc), "field": exc.field}, None
     if warnings:
         result["warnings"] = warnings
     result["changed"] = False
     if model_selection.fails(result, p["fail_on"]):
         result.update(failed=True, msg=model_selection.failure_message(result))
-    return result
+    return result, None
 
 
 def capacity_plans(inputs, common=None):
@@ -156,7 +165,11 @@ def capacity_plans(inputs, common=None):
         except (TypeError, ValueError):
             key = None
         if key is None or key not in judged:
-            result = capacity_plan(item.get("hardware"), options)
+            result, error = _judge(item.get("hardware"), options or {})
+            if error:
+                # This host's own options are refused (as capacity_check's spec would refuse them on the host):
+                # the host fails with the reason, the others are judged.
+                result = {"failed": True, "changed": False, "msg": error}
             if key is not None:
                 judged[key] = result
         else:

@@ -323,6 +323,38 @@ def test_without_probing_an_undeclared_host_fails_naming_the_parts(tmp_path):
     assert "not declared" in failed["reasons"][0]
 
 
+@pytest.mark.parametrize("probe", ["true", "false"])
+def test_a_host_with_a_refused_value_of_its_own_fails_alone(tmp_path, probe):
+    # The role's argument spec is checked once for the play; a value that differs on one host (here its target) is
+    # checked by capacity_check's spec, on the host or on the controller: that host fails, naming the field, and the
+    # others are judged and reported.
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text(
+        "all:\n  vars:\n    ansible_connection: local\n"
+        "    ansible_python_interpreter: '{{ ansible_playbook_python }}'\n"
+        "    llmops_declared_hardware: {gpu_model: H100, gpu_count: 8, memory_total_mib: 1048576, cpu_cores: 64,"
+        " disk_free_mib: 4000000}\n  hosts:\n"
+        "    good-node:\n    odd-node:\n      llmops_target: tpu\n")
+    proc, report = run_playbook(tmp_path, "-i", str(inventory), "-e", "preflight_probe=%s" % probe,
+                                "-e", "llmops_model=Qwen/Qwen2.5-7B-Instruct", "-e", "llmops_precision=bf16")
+    assert proc.returncode != 0
+    assert "value of target must be one of: gpu, cpu, got: tpu" in proc.stdout
+    assert recap(proc.stdout, "odd-node")["failed"] == "1"
+    assert recap(proc.stdout, "good-node")["failed"] == "0"
+    rows = dict((row["host"], row) for row in report["hosts"])
+    assert rows["good-node"]["verdict"] == "fits"
+    assert rows["odd-node"]["verdict"] == "failed"
+
+
+def test_a_play_wide_value_outside_the_role_spec_fails_before_any_host_is_probed(tmp_path):
+    proc, report = run_playbook(tmp_path, "-i", "localhost,", "-c", "local", "-e", "llmops_model=Qwen/Qwen2.5-7B-Instruct",
+                                "-e", "llmops_reserve=lots")
+    assert proc.returncode != 0
+    assert "preflight_reserve" in proc.stdout
+    assert "Probe every host once" not in proc.stdout
+    assert report is None
+
+
 def test_one_given_model_every_rendering_agrees(tmp_path):
     # The README's example: one model (outside the inventory's enterprise band) instead of a choice. The band chooses
     # among candidates; a model given alone is checked as given, so the console, the JSON, the Markdown and the HTML

@@ -376,6 +376,19 @@ def test_capacity_plans_judges_a_fleet_each_host_with_its_own_hardware():
     assert plans["d"]["failed"] and "not declared" in plans["d"]["msg"]
 
 
+def test_capacity_plans_fails_only_the_host_whose_own_options_are_refused():
+    from ansible_collections.llmops.deploy.plugins.filter.model_selection import capacity_plans
+
+    common = {"model": "Qwen/Qwen2.5-7B-Instruct", "fail_on": "never"}
+    plans = capacity_plans({"good": {"hardware": HOSTS["h100x8"], "options": {"target": "gpu"}},
+                            "bad": {"hardware": HOSTS["h100x8"], "options": {"target": "tpu"}},
+                            "worse": {"hardware": HOSTS["h100x8"], "options": {"reserve": "a lot"}}}, common)
+    assert plans["good"]["verdict"] == "fits" and not plans["good"].get("failed")
+    assert plans["bad"]["failed"] and plans["bad"]["msg"] == "value of target must be one of: gpu, cpu, got: tpu"
+    assert plans["worse"]["failed"] and "reserve" in plans["worse"]["msg"]
+    assert "verdict" not in plans["bad"]
+
+
 def _probed_gpus(serial):
     return [{"index": i, "vendor": "nvidia", "name": "NVIDIA H100 80GB HBM3", "uuid": "GPU-%s-%d" % (serial, i),
              "pci_bus_id": "00000000:%02X:00.0" % (serial * 8 + i), "memory_total_mib": 81559, "memory_used_mib": 0,
