@@ -427,30 +427,49 @@ def _hash_as_written(local_dir, suffix, sync_every):
     # accepts a digest only for the file it describes (device, inode, size, mtime) and hashes any other file itself.
     import builtins, hashlib, queue, threading
     from modelscope_hub import _download
+    BATCH = 4 << 20
     real_open = builtins.open
     root = os.path.abspath(local_dir) + os.sep
     class Hashing(object):
         def __init__(self, handle, rel, append):
             self._handle, self._rel, self._ok = handle, rel, True
-            self._digest, self._queue = hashlib.sha256(), queue.Queue(8)
-            self._fd, self._unsynced = os.dup(handle.fileno()), 0   # the hashing thread's own, closed after it
+            # Received blocks are handed to the hashing thread in batches of BATCH bytes: one hand-off (a lock, a
+            # wake-up, the interpreter lock changing threads) per batch instead of per block the socket gave.
+            self._digest, self._queue, self._batch, self._batched = hashlib.sha256(), queue.Queue(8), [], 0
+            self._fd = os.dup(handle.fileno())   # the syncing thread's own, closed after it
+            self._unsynced, self._sync_due, self._done = 0, threading.Event(), False
             if append:
                 with real_open(handle.name, "rb") as prefix:
                     for block in iter(lambda: prefix.read(1 << 20), b""):
                         self._digest.update(block)
             self._thread = threading.Thread(target=self._hash, daemon=True)
+            self._syncer = threading.Thread(target=self._sync, daemon=True)
             self._thread.start()
+            self._syncer.start()
         def _hash(self):
-            for data in iter(self._queue.get, None):
-                self._digest.update(data)
-                # the data goes to disk while the next bytes arrive, not all at once before the marker
-                self._unsynced += len(data)
+            for batch in iter(self._queue.get, None):
+                for data in batch:
+                    self._digest.update(data)
+                    self._unsynced += len(data)
                 if self._unsynced >= sync_every:
+                    # the data goes to disk while the next bytes arrive (in the syncing thread, so that neither
+                    # the hashing nor the download waits for the disk), not all at once before the marker
                     self._unsynced = 0
-                    try:
-                        os.fdatasync(self._fd)
-                    except OSError:
-                        pass
+                    self._sync_due.set()
+        def _sync(self):
+            while not self._done:
+                self._sync_due.wait()
+                self._sync_due.clear()
+                if self._done:
+                    break
+                try:
+                    os.fdatasync(self._fd)
+                except OSError:
+                    pass
+        def _hand_off(self):
+            if self._batch:
+                self._queue.put(self._batch)
+                self._batch, self._batched = [], 0
         def write(self, data):
             try:
                 count = self._handle.write(data)
@@ -459,7 +478,10 @@ def _hash_as_written(local_dir, suffix, sync_every):
                 raise
             if count is not None and count != len(data):
                 self._ok = False
-            self._queue.put(data if isinstance(data, bytes) else bytes(data))
+            self._batch.append(data if isinstance(data, bytes) else bytes(data))
+            self._batched += len(data)
+            if self._batched >= BATCH:
+                self._hand_off()
             return count
         def close(self):
             if self._handle.closed:
@@ -472,8 +494,12 @@ def _hash_as_written(local_dir, suffix, sync_every):
                 raise
             finally:
                 self._handle.close()
+                self._hand_off()
                 self._queue.put(None)
                 self._thread.join()
+                self._done = True
+                self._sync_due.set()
+                self._syncer.join()
                 os.close(self._fd)
             if self._ok:
                 _streamed[self._rel] = [self._digest.hexdigest(), st.st_size, st.st_dev, st.st_ino, st.st_mtime_ns]
