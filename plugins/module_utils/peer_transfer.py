@@ -67,9 +67,10 @@ OUT_FORMAT = DONE_TAG + " %b %n"
 _DONE_RE = re.compile(r"^" + DONE_TAG + r" (\d+) (.+)$")
 _ESCAPE_RE = re.compile(rb"\\#([0-7]{3})")
 #: rsync options (of the user's ``rsync_opts``, which come after OUT_FORMAT) that replace the per-file line
-#: (``--out-format`` and its old name ``--log-format``) or silence it (``--quiet``): with one of them no file is hashed
-#: while it arrives; every file is then hashed after rsync exits (still checked, only later).
-LINE_OPTIONS = ("--out-format", "--log-format", "--quiet")
+#: (``--out-format`` and its old name ``--log-format``) or silence it (``--quiet``, ``-q``): with one of them no file is
+#: hashed while it arrives; every file is then hashed after rsync exits (still checked, only later). ``--quiet``
+#: also silences ``--stats``: the bytes received are then unknown.
+LINE_OPTIONS = ("--out-format", "--log-format", "--quiet", "-q")
 #: Files followed while they grow: new files of at least FOLLOW_MIN_BYTES, at most HELD_MAX of them (each follower
 #: polls its files; thousands of small files would cost more in ``lstat`` than they save). Smaller ones are hashed
 #: on rsync's line. At most HELD_MAX descriptors are kept for line-hashed files; beyond, files are hashed after rsync.
@@ -157,11 +158,20 @@ def options_without_lines(extra):
 
 
 def received_bytes(output):
-    """``Total bytes received`` of rsync's ``--stats`` (0 when absent)."""
+    """``Total bytes received`` of rsync's ``--stats``; None when rsync printed no statistics (``--quiet`` silences
+    them)."""
     match = _STATS_RE.search(output or "")
     if not match:
-        return 0
+        return None
     return int(re.sub(r"[,.]", "", match.group(1)))
+
+
+def total_received(attempts):
+    """The bytes received over all ``attempts`` (each with ``bytes_received``); None when any of them is unknown."""
+    counts = [attempt.get("bytes_received") for attempt in attempts]
+    if any(count is None for count in counts):
+        return None
+    return sum(counts)
 
 
 def reported_path(line):

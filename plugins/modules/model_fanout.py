@@ -131,9 +131,10 @@ options:
   rsync_opts:
     description:
       - More C(rsync) options, for example C(--bwlimit=100m).
-      - C(--out-format), C(--log-format) and C(--quiet) replace or silence the line C(rsync) prints for each file it
-        received, which lets the module hash a file while the next ones arrive; with one of them every file is hashed
-        after C(rsync) exits (still checked, the receive only takes longer) and a warning says so.
+      - C(--out-format), C(--log-format) and C(--quiet) (C(-q)) replace or silence the line C(rsync) prints for each
+        file it received, which lets the module hash a file while the next ones arrive; with one of them every file is
+        hashed after C(rsync) exits (still checked, the receive only takes longer) and a warning says so.
+        C(--quiet) also silences the transfer statistics (RV(bytes_received) is then V(null)).
     type: list
     elements: str
     default: []
@@ -211,8 +212,9 @@ bytes_fetched:
   type: int
   sample: 4300000
 bytes_received:
-  description: Bytes rsync received over the network (all attempts; less than RV(bytes_fetched) when a transfer
-    resumed).
+  description:
+    - Bytes rsync received over the network (all attempts; less than RV(bytes_fetched) when a transfer resumed).
+    - V(null) when rsync printed no statistics for an attempt (C(--quiet) in O(rsync_opts) silences them).
   returned: state=receive
   type: int
   sample: 4301022
@@ -269,7 +271,8 @@ from ansible_collections.llmops.deploy.plugins.module_utils.model_install import
     InstallError, install_verified, sync_attributes)
 from ansible_collections.llmops.deploy.plugins.module_utils.peer_transfer import (
     KEY_COMMENT_PREFIX, PeerError, Receiver, authorized_line, check_manifest, check_source, fanout_manifest,
-    is_transfer_line, options_without_lines, rsync_argv, run_transfer, updated_authorized_keys, write_files_from)
+    is_transfer_line, options_without_lines, rsync_argv, run_transfer, total_received, updated_authorized_keys,
+    write_files_from)
 from ansible_collections.llmops.deploy.plugins.module_utils.tree_safety import (
     TreeError, apply_to_files, file_arguments, prepare_staging, refuse_unsupported_file_args, remove_tree,
     staging_path_for, target_tree_problems)
@@ -566,7 +569,9 @@ class Fanout(object):
             self.module.warn("rsync_opts %s replace or silence rsync's line for each file it received, so no file is "
                              "hashed while it arrives: every file is hashed after rsync exits (still checked against "
                              "the manifest, only later, and the receive takes longer); leave them out to hash on "
-                             "arrival" % ", ".join(silencing))
+                             "arrival%s" % (", ".join(silencing),
+                                            "; --quiet also silences rsync's statistics, so bytes_received is null"
+                                            if set(silencing) & {"--quiet", "-q"} else ""))
         if self.module.check_mode:
             return
         if not self.sources:
@@ -609,7 +614,7 @@ class Fanout(object):
                             transfer, hash_workers=p["hash_workers"])
         missing = receiver.run(self.sources)
         self.result.update(attempts=receiver.attempts, rejected=receiver.rejected,
-                           bytes_received=sum(a["bytes_received"] for a in receiver.attempts))
+                           bytes_received=total_received(receiver.attempts))
         if missing:
             self.fail("%d file(s) could not be copied from any peer (%s): %s; what arrived stays in %s for the next "
                       "run" % (len(missing), ", ".join(s["name"] for s in self.sources), ", ".join(missing[:20]),

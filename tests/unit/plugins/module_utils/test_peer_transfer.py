@@ -66,6 +66,7 @@ def test_source_defaults_and_rsync_command_line():
     (["--out-format=%n", "--bwlimit=1m"], ["--out-format=%n"]),
     (["--log-format=%i %n"], ["--log-format=%i %n"]),
     (["--quiet", "--log-format"], ["--quiet", "--log-format"]),
+    (["-q", "--bwlimit=1m"], ["-q"]),
 ])
 def test_options_that_take_away_the_per_file_line(extra, found):
     """rsync 3.2.7 (checked on the fan-out test hosts): the last --out-format/--log-format wins over the receiver's
@@ -75,7 +76,16 @@ def test_options_that_take_away_the_per_file_line(extra, found):
 
 def test_received_bytes():
     assert pt.received_bytes("Number of files: 3\nTotal bytes received: 1,234,567\n") == 1234567
-    assert pt.received_bytes("rsync error") == 0
+    # rsync 3.2.7 with --quiet prints no statistics even with --stats (checked with the fan-out test hosts' rsync):
+    # the count is unknown, not 0
+    assert pt.received_bytes("rsync error") is None
+    assert pt.received_bytes("") is None
+
+
+def test_total_received_is_unknown_when_one_attempt_is():
+    assert pt.total_received([{"bytes_received": 10}, {"bytes_received": 5}]) == 15
+    assert pt.total_received([]) == 0
+    assert pt.total_received([{"bytes_received": 10}, {"bytes_received": None}]) is None
 
 
 def _serving(files):
