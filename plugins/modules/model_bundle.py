@@ -92,6 +92,14 @@ options:
     description: Seconds to wait for another run on the same model directory before failing.
     type: int
     default: 600
+  workers:
+    description:
+      - Threads that handle files at once. An import copies that many files out of the bundle at once, each
+        reading its own place in the bundle and hashing what it copies. An export reads the files one after another
+        (a bundle is one stream) and hashes up to that many at once. Default is one per core, at most 4.
+      - V(1) imports one file at a time, for a bundle on a rotating disk or removable media, where reading several
+        places at once makes the head seek back and forth.
+    type: int
 notes:
   - O(owner), O(group), O(mode) and O(dir_mode) apply to the model directory an import writes (O(state=import));
     files an import writes get mode C(0644) when O(mode) is not given. An export checks that they are valid and
@@ -213,6 +221,7 @@ def build_module():
             part_size=dict(type="str", default=""),
             model_id=dict(type="str"),
             lock_timeout=dict(type="int", default=600),
+            workers=dict(type="int"),
             dir_mode=dict(type="raw"),
         ),
         supports_check_mode=True,
@@ -248,6 +257,8 @@ class Bundle(object):
             self.fail("part_size %r is not valid: expected at least 1MiB" % p["part_size"])
         if p["lock_timeout"] < 0:
             self.fail("lock_timeout %r is not valid: expected an integer >= 0" % p["lock_timeout"])
+        if p["workers"] is not None and p["workers"] < 1:
+            self.fail("workers %r is not valid: expected an integer >= 1 (1: one file at a time)" % p["workers"])
         try:
             self.uid, self.gid, self.file_mode, self.dir_mode = file_arguments(p, "model_bundle")
         except ValueError as exc:
@@ -353,7 +364,7 @@ class Bundle(object):
     def write_parts(self, manifest):
         writer = PartWriter(self.data, self.part_size)
         try:
-            manifest_sha256 = write_bundle(self.model_dir, manifest, writer)
+            manifest_sha256 = write_bundle(self.model_dir, manifest, writer, workers=self.params["workers"])
             parts = writer.commit()
         except BundleError as exc:
             writer.abort()
@@ -468,7 +479,8 @@ class Bundle(object):
                 self.fail("cannot prepare the staging directory %s: %s" % (staging, getattr(exc, "message", exc)))
             started = time.monotonic()
             try:
-                staged = extract_bundle(tar, manifest, staging_files, only=set(e["path"] for e in todo))
+                staged = extract_bundle(tar, manifest, staging_files, only=set(e["path"] for e in todo),
+                                        workers=self.params["workers"])
                 tar.finish()                      # to the end of the last part: zeros only
                 reader.close()
             except BundleError as exc:

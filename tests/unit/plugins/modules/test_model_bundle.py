@@ -66,3 +66,30 @@ def test_an_unsupported_file_argument_is_refused_and_nothing_is_written(monkeypa
         assert oct(os.stat(str(target / "sub")).st_mode & 0o777) == "0o750"
     else:
         assert sorted(os.listdir(str(media))) == ["m.json", "m.tar"]
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+def test_workers_export_and_import_the_same_verified_files(monkeypatch, tmp_path, workers):
+    source, media, target = str(tmp_path / "src" / "m"), tmp_path / "usb", tmp_path / "dst" / "m"
+    complete_model(source)
+    media.mkdir()
+    prefix = str(media / "m")
+    failed, result = run_module(monkeypatch, model_bundle, dict(state="export", path=source, bundle=prefix,
+                                                                workers=workers))
+    assert not failed and result["changed"], result
+    failed, result = run_module(monkeypatch, model_bundle, dict(state="import", path=str(target), bundle=prefix,
+                                                                workers=workers))
+    assert not failed and result["changed"], result
+    for rel, data in FILES.items():
+        assert (target / rel).read_bytes() == data
+
+
+def test_workers_below_one_is_refused_before_anything_is_written(monkeypatch, tmp_path):
+    source = str(tmp_path / "src" / "m")
+    complete_model(source)
+    (tmp_path / "usb").mkdir()
+    before = tree(tmp_path)
+    failed, result = run_module(monkeypatch, model_bundle, dict(state="export", path=source,
+                                                                bundle=str(tmp_path / "usb" / "m"), workers=0))
+    assert failed and result["msg"] == "workers 0 is not valid: expected an integer >= 1 (1: one file at a time)"
+    assert tree(tmp_path) == before
