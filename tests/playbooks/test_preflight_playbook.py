@@ -355,6 +355,25 @@ def test_a_play_wide_value_outside_the_role_spec_fails_before_any_host_is_probed
     assert report is None
 
 
+def test_when_every_host_fails_the_report_is_still_written(tmp_path):
+    # The report is the first thing a team reads when a whole fleet is refused (here: nothing declared, no probing):
+    # it is written and summarised before the hosts fail.
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text(
+        "all:\n  vars:\n    ansible_connection: local\n"
+        "    ansible_python_interpreter: '{{ ansible_playbook_python }}'\n  hosts:\n    node-a:\n    node-b:\n")
+    proc, report = run_playbook(tmp_path, "-i", str(inventory), "-e", "preflight_probe=false",
+                                "-e", "llmops_model=Qwen/Qwen2.5-7B-Instruct", "-e", "llmops_precision=bf16")
+    assert proc.returncode != 0
+    assert recap(proc.stdout, "node-a")["failed"] == "1" and recap(proc.stdout, "node-b")["failed"] == "1"
+    assert report is not None, proc.stdout[-3000:]
+    rows = dict((row["host"], row) for row in report["hosts"])
+    assert sorted(rows) == ["node-a", "node-b"]
+    assert all(row["verdict"] == "failed" and "not declared" in row["reasons"][0] for row in rows.values())
+    assert "Report: " in proc.stdout
+    assert (tmp_path / "reports" / "preflight.html").exists()
+
+
 def test_one_given_model_every_rendering_agrees(tmp_path):
     # The README's example: one model (outside the inventory's enterprise band) instead of a choice. The band chooses
     # among candidates; a model given alone is checked as given, so the console, the JSON, the Markdown and the HTML
