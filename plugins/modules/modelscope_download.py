@@ -434,8 +434,9 @@ def _hash_as_written(local_dir, suffix, sync_every):
         def __init__(self, handle, rel, append):
             self._handle, self._rel, self._ok = handle, rel, True
             # Received blocks are handed to the hashing thread in batches of BATCH bytes: one hand-off (a lock, a
-            # wake-up, the interpreter lock changing threads) per batch instead of per block the socket gave.
-            self._digest, self._queue, self._batch, self._batched = hashlib.sha256(), queue.Queue(8), [], 0
+            # wake-up, the interpreter lock changing threads) per batch instead of per block the socket gave. At most
+            # five batches (20 MiB) per file wait for the hash, which runs faster than any link.
+            self._digest, self._queue, self._batch, self._batched = hashlib.sha256(), queue.Queue(4), [], 0
             self._fd = os.dup(handle.fileno())   # the syncing thread's own, closed after it
             self._unsynced, self._sync_due, self._done = 0, threading.Event(), False
             if append:
