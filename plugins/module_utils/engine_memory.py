@@ -59,7 +59,7 @@ import math
 import re
 from fractions import Fraction
 
-from ansible_collections.llmops.deploy.plugins.module_utils import model_spec
+from ansible_collections.llmops.deploy.plugins.module_utils import gpu_catalog, model_spec
 from ansible_collections.llmops.deploy.plugins.module_utils.sizing_errors import SizingInputError
 
 GIB = 2 ** 30
@@ -99,13 +99,6 @@ V1_SAMPLER_FP32_BUFFERS = Fraction("9.6")
 # besides the logits in the model dtype: their fp32 copy, the softmax probabilities, the exponential noise.
 V1_TRITON_SAMPLER_FP32_BUFFERS = 3
 TRITON_TOP_K_TOP_P_MIN_REQUESTS = 8        # smaller batches keep PyTorch's sort (apply_top_k_top_p)
-# Compute units (SMs / CUs, what vllm.utils.platform_utils.num_compute_units reports) of GPUs by name part, checked
-# in this order (vendor specifications): the Triton top-k/top-p scratch has one fp32 vocabulary row per program, at
-# most this many. A GPU not named here gets the most of the list (the safer assumption for the KV room).
-COMPUTE_UNITS_BY_NAME_PART = (
-    ("3090", 82), ("4090", 128), ("6000 ada", 142), ("l40", 142), ("a100", 108), ("h100", 132), ("h200", 132),
-    ("b200", 148), ("mi300", 304),
-)
 # Non-torch memory: CUDA runtime and cuBLAS workspaces on one GPU (llm-d's H100 logs: 0.13 GiB at TP 1); NCCL with
 # several GPUs (0.21 GiB at TP 8 on L40S, vLLM 0.10.2, custom all-reduce off); custom all-reduce buffers where vLLM
 # enables them (0.55 GiB at TP 2 on H100 with it: the rest).
@@ -115,7 +108,8 @@ NON_TORCH_CUSTOM_ALL_REDUCE_BYTES = int(Fraction("0.34") * GIB)
 NON_TORCH_PARALLEL_BYTES = NON_TORCH_NCCL_BYTES + NON_TORCH_CUSTOM_ALL_REDUCE_BYTES  # the most several GPUs add
 # GPUs whose nodes NVLink/NVSwitch fully connects (SXM/HGX/OAM parts): custom all-reduce on any TP size. Other GPUs
 # (PCIe cards; NVLink bridges join pairs only) get it on two GPUs at most. nvidia-smi names the H100 SXM
-# "H100 80GB HBM3".
+# "H100 80GB HBM3". A name that says PCIe ("NVIDIA A100 80GB PCIe", "NVIDIA H800 PCIe") is a PCIe card whatever
+# else it contains.
 FULLY_CONNECTED_NAME_PARTS = ("sxm", "hbm3", "h200", "h20", "h800", "b200", "b300", "gb200", "gh200", "mi300", "mi250",
                               "mi325", "mi355")
 # CUDA context created before vLLM measures free memory: outside the requested budget, it must fit in the rest.
@@ -259,19 +253,10 @@ def forward_bytes(profile, tokens, tp=1):
     return int(math.ceil(tokens * profile["element_bytes"] * per_token))
 
 
-def compute_units(gpu_name=None):
-    """Compute units (SMs / CUs) of a GPU by its name: ``COMPUTE_UNITS_BY_NAME_PART``, else the most of the list."""
-    name = (gpu_name or "").lower()
-    for part, units in COMPUTE_UNITS_BY_NAME_PART:
-        if part in name:
-            return units
-    return max(units for _part, units in COMPUTE_UNITS_BY_NAME_PART)
-
-
 def triton_top_k_top_p_rows(requests, gpu_name=None):
     """Rows of the Triton top-k/top-p scratch buffer: one per program, ``min(compute units, requests)`` programs,
     rounded up to a power of two and capped at the compute units (``apply_top_k_top_p_triton``)."""
-    units = compute_units(gpu_name)
+    units = gpu_catalog.compute_units(gpu_name)
     programs = max(min(units, requests), 1)
     return min(1 << (programs - 1).bit_length(), units)
 
@@ -305,7 +290,15 @@ def custom_all_reduce(gpus, gpu_name=None):
         return False
     if gpus == 2 or not gpu_name:
         return True
+    return fully_connected(gpu_name)
+
+
+def fully_connected(gpu_name):
+    """Whether NVLink/NVSwitch fully connects GPUs named ``gpu_name`` (``FULLY_CONNECTED_NAME_PARTS``), decided on the
+    name as given (nvidia-smi's or the inventory's), never on another card's: a PCIe card never is."""
     name = gpu_name.lower()
+    if "pcie" in re.sub(r"[\s_\-]", "", name):
+        return False
     return any(part in name for part in FULLY_CONNECTED_NAME_PARTS)
 
 

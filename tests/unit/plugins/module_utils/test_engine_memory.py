@@ -16,7 +16,7 @@ from fractions import Fraction
 
 import pytest
 
-from ansible_collections.llmops.deploy.plugins.module_utils import engine_memory
+from ansible_collections.llmops.deploy.plugins.module_utils import engine_memory, gpu_catalog
 from ansible_collections.llmops.deploy.plugins.module_utils.sizing_errors import SizingInputError
 
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..", "..", "..")
@@ -139,6 +139,37 @@ def test_custom_all_reduce_only_where_vllm_enables_it():
     for name, non_torch in (("l40s-x8-qwen3-235b-a22b-fp8-tp8-ep", 0.21), ("h100x2-llama-3.3-70b-fp8-tp2", 0.55)):
         meta = [f for f in FIXTURES if f["name"] == name][0]
         assert abs(COMPARE.evaluate(meta)["non_torch_gib"] - non_torch) < 0.02, name
+
+
+def test_an_a100_pcie_at_tp_4_is_not_fully_connected_in_any_spelling():
+    """vLLM keeps custom all-reduce off on more than two PCIe-only GPUs; the catalog keeps the PCIe card's own name."""
+    profile = {"hidden_size": 5120, "mlp_width": 27648, "experts_per_token": 0, "expert_width": 0,
+               "vocab_size": 152064, "num_hidden_layers": 64, "element_bytes": 2}
+    smi = "NVIDIA A100 80GB PCIe"
+    assert gpu_catalog.canonical_name(smi) == smi
+    for name in (smi, gpu_catalog.canonical_name(smi), "A100 PCIe 80GB", "NVIDIA A100-PCIE-40GB", "A100-PCI-E-40GB",
+                 "NVIDIA H100 PCIe", "NVIDIA H800 PCIe"):
+        assert not engine_memory.fully_connected(name), name
+        assert not engine_memory.custom_all_reduce(4, name), name
+        assert engine_memory.custom_all_reduce(2, name), name  # two GPUs: vLLM enables it on PCIe too
+    for name in ("NVIDIA A100-SXM4-80GB", gpu_catalog.canonical_name("A100 SXM4 80GB"), "NVIDIA H800"):
+        assert engine_memory.custom_all_reduce(4, name), name
+    pcie = engine_memory.kv_room(profile, 0, 81920, 0.9, tp=4, gpu_name=smi)
+    sxm = engine_memory.kv_room(profile, 0, 81920, 0.9, tp=4, gpu_name="NVIDIA A100-SXM4-80GB")
+    assert "no custom all-reduce" in pcie["non_torch_source"]
+    assert "custom all-reduce buffers (4 GPUs)" in sxm["non_torch_source"]
+    assert sxm["non_torch_bytes"] - pcie["non_torch_bytes"] == engine_memory.NON_TORCH_CUSTOM_ALL_REDUCE_BYTES
+    assert pcie["kv_cache_bytes"] - sxm["kv_cache_bytes"] == engine_memory.NON_TORCH_CUSTOM_ALL_REDUCE_BYTES
+
+
+def test_triton_scratch_rows_follow_the_catalogs_compute_units():
+    """The H100 PCIe has 114 SMs, the H100 SXM5 ('H100 80GB HBM3') 132: one scratch row per Triton program."""
+    assert engine_memory.triton_top_k_top_p_rows(256, "NVIDIA H100 PCIe") == 114
+    assert engine_memory.triton_top_k_top_p_rows(256, "H100") == 132
+    assert engine_memory.triton_top_k_top_p_rows(256, "Tesla T4") == 40
+    assert engine_memory.triton_top_k_top_p_rows(20, "Tesla T4") == 32
+    assert engine_memory.triton_top_k_top_p_rows(256, "NVIDIA RTX 6000 Ada Generation") == 142  # name part
+    assert not hasattr(engine_memory, "COMPUTE_UNITS_BY_NAME_PART")  # one place for GPU facts: the catalog
 
 
 def _judged(kind, fixtures):
