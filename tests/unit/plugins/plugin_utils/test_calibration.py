@@ -263,3 +263,58 @@ def test_constants_no_host_plans_on_are_named():
     assert len(warnings) == 1 and warnings[0].startswith("calibration for NVIDIA H200 (143771 MiB, measured on "
                                                          "h200-lab, 2026-11-30T10:00:00+00:00, vLLM 0.32.0) not used")
     assert calibration.unmatched_warnings(found, dict(hosts, h200=[{"name": "H200", "memory_total_mib": 143771}])) == []
+
+
+# nvidia-smi's names of the two A100 80GB form factors: the same 81920 MiB, two GPU models.
+NVIDIA_SMI_A100_PCIE = "NVIDIA A100 80GB PCIe"
+NVIDIA_SMI_A100_SXM4 = "NVIDIA A100-SXM4-80GB"
+
+
+def test_a100_pcie_and_sxm4_are_two_calibration_classes():
+    pcie = calibration.gpu_class(NVIDIA_SMI_A100_PCIE, 81920)
+    assert pcie == "nvidia-a100-80gb-pcie/81920MiB"
+    assert pcie != calibration.gpu_class(NVIDIA_SMI_A100_SXM4, 81920)
+    assert pcie == calibration.gpu_class("A100 PCIe 80GB", 81920) == calibration.gpu_class("A100-PCIE-80GB", 81920)
+    assert calibration.gpu_class("NVIDIA A100-PCIE-40GB", 40960) != calibration.gpu_class(
+        "NVIDIA A100-SXM4-40GB", 40960)
+    assert calibration.gpu_class("NVIDIA H100 PCIe", 81559) != calibration.gpu_class("NVIDIA H100 80GB HBM3", 81559)
+
+
+def test_a_trial_on_a100_pcie_does_not_calibrate_sxm4_plans_and_back():
+    doc = calibration.record(None, trial(gpu=NVIDIA_SMI_A100_PCIE, host="pcie-node-01"))
+    for sxm4 in (NVIDIA_SMI_A100_SXM4, "A100 80GB", "A100"):
+        found = calibration.lookup(doc, "0.32.0", sxm4, 81920, today=NOW)
+        assert found["constants"] is None and found["warnings"] == [], sxm4
+    for pcie in (NVIDIA_SMI_A100_PCIE, "A100 PCIe 80GB"):
+        assert calibration.lookup(doc, "0.32.0", pcie, 81920, today=NOW)["constants"]["host"] == "pcie-node-01"
+    # And the other way round; with both recorded, each plan gets its own card's.
+    doc = calibration.record(doc, trial(gpu=NVIDIA_SMI_A100_SXM4, host="sxm4-node-01", date="2026-11-29T10:00:00"))
+    assert calibration.lookup(doc, "0.32.0", "A100 80GB", 81920, today=NOW)["constants"]["host"] == "sxm4-node-01"
+    assert calibration.lookup(doc, "0.32.0", NVIDIA_SMI_A100_PCIE, 81920, today=NOW)["constants"]["host"] == \
+        "pcie-node-01"
+    found = calibration.lookup_all(doc, "0.32.0", today=NOW)
+    assert sorted(c["host"] for c in found["calibrations"]) == ["pcie-node-01", "sxm4-node-01"]
+    # A fleet of SXM4 hosts only: the PCIe constants are named as not used.
+    warnings = calibration.unmatched_warnings(found["calibrations"], {
+        "hgx-01": [{"name": NVIDIA_SMI_A100_SXM4, "memory_total_mib": 81920}]})
+    assert len(warnings) == 1 and warnings[0].startswith("calibration for NVIDIA A100 80GB PCIe (81920 MiB, measured "
+                                                         "on pcie-node-01")
+
+
+def test_a_pcie_entry_stored_with_the_sxm4_class_string_is_keyed_again_by_its_gpu():
+    """Files written while the catalog folded the A100 PCIe into the SXM4 carry the SXM4 class on PCIe trials."""
+    old = {"format": 1, "entries": [dict(calibration.make_entry(trial(gpu=NVIDIA_SMI_A100_PCIE, host="pcie-old")),
+                                         gpu_class="nvidia-a100-sxm4-80gb/81920MiB")]}
+    assert calibration.lookup(old, "0.32.0", NVIDIA_SMI_A100_SXM4, 81920, today=NOW)["constants"] is None
+    assert calibration.lookup(old, "0.32.0", NVIDIA_SMI_A100_PCIE, 81920, today=NOW)["constants"]["host"] == "pcie-old"
+
+
+def test_each_host_plans_with_the_constants_of_its_own_a100_form_factor():
+    """capacity_check's choice (model_selection.pick_calibration) among lookup_all's constants, by the host's GPU."""
+    from ansible_collections.llmops.deploy.plugins.module_utils import model_selection
+    doc = calibration.record(None, trial(gpu=NVIDIA_SMI_A100_PCIE, host="pcie-node-01"))
+    found = calibration.lookup_all(doc, "0.32.0", today=NOW)["calibrations"]
+    assert model_selection.pick_calibration(found, [{"name": NVIDIA_SMI_A100_SXM4, "memory_total_mib": 81920}]) is None
+    assert model_selection.pick_calibration(found, [{"name": "A100 80GB", "memory_total_mib": 81920}]) is None
+    assert model_selection.pick_calibration(found, [{"name": NVIDIA_SMI_A100_PCIE, "memory_total_mib": 81920}])[
+        "host"] == "pcie-node-01"
