@@ -1,4 +1,8 @@
-"""Run an AnsibleModule's main() in-process and capture exit_json/fail_json (the community.general pattern)."""
+"""Run an AnsibleModule's main() in-process and capture exit_json/fail_json (the community.general pattern), and the
+file helpers the module tests share."""
+import hashlib
+import os
+
 import pytest
 
 from ansible.module_utils import basic
@@ -37,3 +41,25 @@ def run_module(monkeypatch, module, args, check_mode=False):
     result = caught.value.args[0]
     result["_warnings"] = warnings
     return caught.type is AnsibleFailJson, result
+
+
+def tree(root):
+    """Every path under ``root``, relative to it and sorted (links not followed)."""
+    found = []
+    for top, dirs, names in os.walk(str(root)):
+        found.extend(os.path.relpath(os.path.join(top, n), str(root)) for n in dirs + names)
+    return sorted(found)
+
+
+def write_files(root, files):
+    """Write ``files`` (relative path -> bytes) under ``root``; returns their marker entries (path, size, sha256,
+    mtime_ns), sorted by path."""
+    entries = []
+    for rel, data in sorted(files.items()):
+        path = os.path.join(str(root), rel)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as handle:
+            handle.write(data)
+        entries.append({"path": rel, "size": len(data), "sha256": hashlib.sha256(data).hexdigest(),
+                        "mtime_ns": os.stat(path).st_mtime_ns})
+    return entries

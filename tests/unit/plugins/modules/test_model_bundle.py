@@ -3,7 +3,6 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """model_bundle as a task runs it (main() in-process): the common file arguments it cannot apply through descriptors
 (SELinux, attributes) are refused before anything is written, in both states."""
-import hashlib
 import os
 
 import pytest
@@ -11,30 +10,15 @@ import pytest
 from ansible_collections.llmops.deploy.plugins.module_utils.marker import build_marker, write_marker
 from ansible_collections.llmops.deploy.plugins.modules import model_bundle
 
-from .module_runner import run_module
+from .module_runner import run_module, tree, write_files
 
 FILES = {"config.json": b'{"a": 1}', "sub/model.safetensors": b"W" * 5000}
 
 
 def complete_model(model_dir):
     """A model directory holding FILES under a valid completion marker, as a finished download leaves it."""
-    files = []
-    for rel, data in sorted(FILES.items()):
-        path = os.path.join(model_dir, rel)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, "wb") as handle:
-            handle.write(data)
-        files.append({"path": rel, "size": len(data), "sha256": hashlib.sha256(data).hexdigest(),
-                      "mtime_ns": os.stat(path).st_mtime_ns})
-    write_marker(model_dir, build_marker("o/m", "master", "abc123", "http://hub.invalid", [], [], files, "0.1.0"))
-
-
-def tree(root):
-    """Every path under ``root`` (links not followed)."""
-    found = []
-    for top, dirs, names in os.walk(str(root)):
-        found.extend(os.path.relpath(os.path.join(top, n), str(root)) for n in dirs + names)
-    return sorted(found)
+    write_marker(model_dir, build_marker("o/m", "master", "abc123", "http://hub.invalid", [], [],
+                                         write_files(model_dir, FILES), "0.1.0"))
 
 
 @pytest.mark.parametrize("state, unsupported, named", [

@@ -17,7 +17,7 @@ from ansible_collections.llmops.deploy.plugins.module_utils.marker import build_
 from ansible_collections.llmops.deploy.plugins.module_utils.peer_transfer import fanout_manifest
 from ansible_collections.llmops.deploy.plugins.modules import model_fanout
 
-from .module_runner import run_module
+from .module_runner import run_module, tree, write_files
 
 FILES = {"config.json": b'{"a": 1}', "model.safetensors": b"W" * 5000}
 HTTP_CLIENT = ("ansible.module_utils.urls", "ansible_collections.llmops.deploy.plugins.module_utils.hub_client")
@@ -46,13 +46,7 @@ def manifest():
 def complete_model(model_dir):
     """A model directory that holds the manifest under a valid marker, as a finished receive leaves it."""
     os.makedirs(model_dir)
-    files = []
-    for rel, data in sorted(FILES.items()):
-        path = os.path.join(model_dir, rel)
-        with open(path, "wb") as handle:
-            handle.write(data)
-        files.append({"path": rel, "size": len(data), "sha256": hashlib.sha256(data).hexdigest(),
-                      "mtime_ns": os.stat(path).st_mtime_ns})
+    files = write_files(model_dir, FILES)
     doc = manifest()
     write_marker(model_dir, build_marker(doc["model_id"], doc["revision_requested"], doc["revision"],
                                          doc["endpoint"], doc["include"], doc["exclude"], files, "0.1.0"))
@@ -142,14 +136,6 @@ def test_no_warning_when_nothing_is_to_fetch(monkeypatch, tmp_path):
     complete_model(model_dir)
     failed, result = run_module(monkeypatch, model_fanout, receive_args(model_dir, rsync_opts=["--quiet"]))
     assert not failed and result["complete"] and result["_warnings"] == []
-
-
-def tree(root):
-    """Every path under ``root`` (links not followed)."""
-    found = []
-    for top, dirs, names in os.walk(str(root)):
-        found.extend(os.path.relpath(os.path.join(top, n), str(root)) for n in dirs + names)
-    return sorted(found)
 
 
 @pytest.mark.parametrize("state, unsupported, named", [

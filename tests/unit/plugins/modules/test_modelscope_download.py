@@ -14,7 +14,7 @@ from ansible_collections.llmops.deploy.plugins.module_utils import dir_lock, fre
 from ansible_collections.llmops.deploy.plugins.module_utils.hub_manifest import HubError, parse_listing
 from ansible_collections.llmops.deploy.plugins.modules import modelscope_download
 
-from .module_runner import run_module
+from .module_runner import run_module, tree
 
 TOKEN = "CANARY-tok-5f1e"
 
@@ -98,14 +98,6 @@ def run(world, check_mode=False, **params):
     _failed, result = run_module(world.monkeypatch, modelscope_download, args, check_mode)
     world.warnings.extend(result.pop("_warnings"))
     return result
-
-
-def tree(root):
-    found = []
-    for base, dirs, files in os.walk(root):
-        for name in dirs + files:
-            found.append(os.path.relpath(os.path.join(base, name), root))
-    return sorted(found)
 
 
 # ------------------------------------------------------------------ parameters
