@@ -68,6 +68,12 @@ def declared_hardware(hardware):
     return out
 
 
+def hardware_argument_spec():
+    """The ``hardware`` option's spec (capacity_check and hardware_probe), a fresh copy each call."""
+    return dict(type="dict", options=dict((key, dict(value)) for key, value in HARDWARE_OPTIONS.items()),
+                mutually_exclusive=[["gpus", "gpu_model"], ["gpus", "gpu_count"]])
+
+
 def check_argument_spec():
     """capacity_check's argument spec (a fresh copy each call)."""
     spec = model_spec.model_spec_argument_spec()
@@ -75,8 +81,7 @@ def check_argument_spec():
         target=dict(type="str", choices=["gpu", "cpu"], default="gpu"),
         model_dir=dict(type="path", default="/opt/llmops/models"),
         disk_required_bytes=dict(type="int"),
-        hardware=dict(type="dict", options=dict((key, dict(value)) for key, value in HARDWARE_OPTIONS.items()),
-                      mutually_exclusive=[["gpus", "gpu_model"], ["gpus", "gpu_count"]]),
+        hardware=hardware_argument_spec(),
         probe=dict(type="bool", default=True),
         candidates=dict(type="list", elements="dict", options=dict(
             (key, dict(value)) for key, value in CANDIDATE_OPTIONS.items())),
@@ -85,3 +90,11 @@ def check_argument_spec():
         calibrations=dict(type="list", elements="dict"),
     )
     return spec
+
+
+def controller_options(params):
+    """With ``judge=controller``: the judgement options a host's probe hands to the controller (the
+    ``llmops.deploy.capacity_plans`` filter), i.e. the checked parameters that are set, without the hardware (the
+    probe returns it) and the options that only steer the probe."""
+    return dict((key, value) for key, value in params.items()
+                if value is not None and key not in ("hardware", "probe", "judge"))

@@ -37,6 +37,11 @@ description:
 author:
   - llmops.deploy developers (@llmops)
 attributes:
+  action:
+    description: Has an action plugin, run on the controller.
+    support: full
+    details: With O(judge=controller) the options are checked on the controller and the host runs
+      M(llmops.deploy.hardware_probe).
   check_mode:
     support: full
     details: The module only reads; check mode runs the same probes and returns the same result.
@@ -45,6 +50,7 @@ attributes:
 extends_documentation_fragment:
   - llmops.deploy.attributes
   - llmops.deploy.model_spec
+  - llmops.deploy.declared_hardware
 options:
   target:
     description:
@@ -62,79 +68,6 @@ options:
       - Exact bytes still to download, when known (for example from the hub's file listing). Defaults to the sizing
         method's weights size.
     type: int
-  hardware:
-    description:
-      - Declared hardware to plan against instead of probing. Parts not given are probed.
-    type: dict
-    suboptions:
-      gpus:
-        description:
-          - The host's GPUs, with the keys of M(llmops.deploy.gpu_info)'s GPUs; C(memory_total_mib) and
-            C(compute_capability) suffice, and a known C(name) such as C(A100 80GB) fills both. An empty list declares
-            a host without GPUs.
-          - Mutually exclusive with O(hardware.gpu_model) and O(hardware.gpu_count).
-        type: list
-        elements: dict
-        suboptions:
-          index:
-            description: The GPU's index (its position in the list when not given).
-            type: int
-          vendor:
-            description: V(nvidia) or V(amd) (any case); V(nvidia) when not given.
-            type: str
-          name:
-            description: The GPU's name as the driver reports it, or a known model such as C(H100) or C(L40S).
-            type: str
-          uuid:
-            description: The GPU's UUID (reported back, not used for planning).
-            type: str
-          pci_bus_id:
-            description: The GPU's PCI bus id (reported back, not used for planning).
-            type: str
-          driver_version:
-            description: The driver's version (reported back, not used for planning).
-            type: str
-          memory_total_mib:
-            description: Total memory in MiB, as C(nvidia-smi) reports it; from the known O(hardware.gpus[].name) when
-              not given.
-            type: int
-          memory_used_mib:
-            description: Memory in MiB already used by other processes (warned about when large).
-            type: int
-          memory_free_mib:
-            description: Free memory in MiB.
-            type: int
-          compute_capability:
-            description: Compute capability such as C(8.9) (a string or a number); from the known name when not given.
-            type: raw
-          arch:
-            description: Architecture name (C(gfx942) for AMD GPUs).
-            type: str
-          unified_memory:
-            description: Whether the GPU shares host memory (Grace Hopper, Jetson, MI300A).
-            type: bool
-          gpu_class:
-            description: The class M(llmops.deploy.gpu_info) reports; recomputed from the name.
-            type: str
-      gpu_model:
-        description: Shorthand with O(hardware.gpu_count) for that many identical GPUs of a known model (C(H100),
-          C(A100 80GB), C(RTX 4090), ...).
-        type: str
-      gpu_count:
-        description: How many GPUs of O(hardware.gpu_model) the host has (V(0) declares a host without GPUs).
-        type: int
-      memory_total_mib:
-        description: Host RAM in MiB.
-        type: int
-      cpu_cores:
-        description: CPU core count.
-        type: int
-      disk_free_mib:
-        description: Free disk at the model directory in MiB.
-        type: int
-      disk_path:
-        description: Where free disk was measured (reported back).
-        type: str
   probe:
     description:
       - Probe the parts of the hardware that O(hardware) does not declare. V(false) probes nothing, so a check run
@@ -149,11 +82,14 @@ options:
       - V(controller) only probes (the parts O(hardware) does not declare) and returns C(hardware), C(probed),
         C(gpu_source) and C(options), the judgement options as given. Registered from every host, these are what the
         P(llmops.deploy.capacity_plans#filter) filter judges on the controller in one call, with the same code and
-        the same result as V(host). Only the probing code runs on the host (the preflight role does this).
+        the same result as V(host). The host runs M(llmops.deploy.hardware_probe), the probing code alone, instead of
+        this module (the preflight role does this).
       - With V(controller) the model is not needed on the host (O(model), O(params), O(config), O(config_path) or
         O(candidates) may all be left out). What is the same for every host, such as the candidates and the
         calibrations, can be given to the filter once instead of being sent to every host.
-      - The options given are checked on the host all the same, so bad input fails before anything is probed.
+      - The options given are checked all the same, on the controller with V(controller), so bad input fails
+        before the host is contacted.
+      - V(controller) cannot run with C(async).
     type: str
     choices: [host, controller]
     default: host
@@ -409,7 +345,7 @@ import traceback
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.llmops.deploy.plugins.module_utils import check_spec, gpu_facts, host_resources
+from ansible_collections.llmops.deploy.plugins.module_utils import check_spec, gpu_facts, hardware_probe
 from ansible_collections.llmops.deploy.plugins.module_utils.sizing_errors import SizingInputError
 
 
@@ -428,37 +364,7 @@ def build_module():
 
 def probe_missing(module, declared):
     """Probe the parts of the hardware that were not declared. Returns (hardware, probed, gpu_source, warnings)."""
-    hardware = dict(declared)
-    probed = []
-    warnings = []
-    gpu_source = None
-    gpus_declared = hardware.get("gpus") is not None or hardware.get("gpu_model") is not None
-    if not gpus_declared and module.params["target"] == "gpu":
-
-        def which(name):
-            return module.get_bin_path(name, opt_dirs=list(gpu_facts.TOOL_EXTRA_DIRS.get(name, ())))
-
-        def run(argv):
-            # A tool that cannot be executed becomes a warning in collect_gpus, not a failed task.
-            return module.run_command(argv, environ_update={"LC_ALL": "C"}, handle_exceptions=False)
-
-        found = gpu_facts.collect_gpus(which, run)
-        hardware["gpus"] = found["gpus"]
-        gpu_source = ", ".join(found.get("sources") or []) or found["source"]
-        warnings.extend(found["warnings"])
-        probed.append("gpus")
-    if hardware.get("memory_total_mib") is None:
-        hardware["memory_total_mib"] = host_resources.probe_memory()["memory_total_mib"]
-        probed.append("memory_total_mib")
-    if hardware.get("cpu_cores") is None:
-        hardware["cpu_cores"] = host_resources.probe_cpu_cores()
-        probed.append("cpu_cores")
-    if hardware.get("disk_free_mib") is None:
-        disk = host_resources.probe_disk(module.params["model_dir"])
-        hardware["disk_free_mib"] = disk["disk_free_mib"]
-        probed.append("disk_free_mib")
-    hardware.setdefault("disk_path", module.params["model_dir"])
-    return hardware, probed, gpu_source, warnings
+    return hardware_probe.probe_with_module(module, declared, module.params["target"], module.params["model_dir"])
 
 
 def probe_for_controller(module, p):
@@ -473,9 +379,8 @@ def probe_for_controller(module, p):
         module.fail_json(msg=str(exc))
     for warning in warnings:
         module.warn(warning)
-    options = dict((key, value) for key, value in module.params.items()
-                   if value is not None and key not in ("hardware", "probe", "judge"))
-    module.exit_json(changed=False, hardware=hardware, probed=probed, gpu_source=gpu_source, options=options)
+    module.exit_json(changed=False, hardware=hardware, probed=probed, gpu_source=gpu_source,
+                     options=check_spec.controller_options(module.params))
 
 
 def main():
