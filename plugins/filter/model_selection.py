@@ -102,15 +102,27 @@ def capacity_plan(hardware, options=None, **kwargs):
     return result
 
 
-def _judge(hardware, options):
-    """(the plan, None), or (None, what capacity_check's argument spec says of ``options``) when it refuses them."""
+def _validated(hardware, options):
+    """``options`` and ``hardware`` checked against capacity_check's argument spec: the validation result."""
     params = dict((key, value) for key, value in options.items() if value is not None)
     params["hardware"] = hardware or None
     params["probe"] = False
     validator = ArgumentSpecValidator(check_spec.check_argument_spec(),
                                       mutually_exclusive=check_spec.CHECK_MUTUALLY_EXCLUSIVE,
                                       required_one_of=check_spec.CHECK_REQUIRED_ONE_OF)
-    validated = validator.validate(params)
+    return validator.validate(params)
+
+
+def refused_options(hardware, options):
+    """What capacity_check's argument spec says of ``options`` and the declared ``hardware`` (None when it accepts
+    them): the check made before a host is probed."""
+    validated = _validated(hardware, options)
+    return "; ".join(validated.error_messages) if validated.error_messages else None
+
+
+def _judge(hardware, options):
+    """(the plan, None), or (None, what capacity_check's argument spec says of ``options``) when it refuses them."""
+    validated = _validated(hardware, options)
     if validated.error_messages:
         return None, "; ".join(validated.error_messages)
     p = validated.validated_parameters
