@@ -20,7 +20,7 @@ description:
   - The plan becomes the host's facts C(preflight_result), C(preflight_selection), C(preflight_chosen_model) and
     C(preflight_chosen).
   - A host whose plan failed (options that capacity_check's argument spec refuses, a probe that failed, a hardware part
-    not declared with O(probe=false), a model that cannot be sized, or a verdict that O(options.fail_on) names) fails
+    not declared with O(probe=false), a model that cannot be sized, or a verdict that the V(fail_on) of O(options) names) fails
     with the plan's reason and gets no facts. Bad options fail before the host is contacted.
   - A host that does not answer does not fail; it gets an empty choice whose C(justification) says why, and a warning.
   - With O(probe=false) no host is contacted; the declared hardware is judged.
