@@ -17,12 +17,15 @@ __metaclass__ = type
 from ansible.errors import AnsibleConnectionFailure
 from ansible.module_utils.common.text.converters import to_text
 from ansible.plugins.action import ActionBase
+from ansible.utils.display import Display
 
 from ansible_collections.llmops.deploy.plugins.filter.model_selection import capacity_plans, refused_options
 from ansible_collections.llmops.deploy.plugins.module_utils import check_spec
 from ansible_collections.llmops.deploy.plugins.plugin_utils import preflight_outcome
 
 PROBE_MODULE = "llmops.deploy.hardware_probe"
+
+display = Display()
 
 ARGUMENT_SPEC = {
     "probe": {"type": "bool", "default": True},
@@ -51,14 +54,18 @@ class ActionModule(ActionBase):
             refused = refused_options(hardware, dict(common, **options))
             item = {"failed": True, "msg": refused} if refused else self._probe(hardware, options, task_vars, result)
         plan = capacity_plans({"host": item}, common)["host"]
-        result.update(plan)
         result["changed"] = False
         reason = preflight_outcome.failure(plan)
         if reason is not None:
+            # no facts for a failed host: its plan is the (registered) result
+            result.update(plan)
             result["failed"] = True
             result["msg"] = reason
-        else:
-            result["ansible_facts"] = preflight_outcome.host_facts(plan)
+            return result
+        if plan.get("unreachable"):
+            display.warning("%s: not reachable, reported as such: %s"
+                            % (task_vars.get("inventory_hostname"), plan.get("msg")))
+        result["ansible_facts"] = preflight_outcome.host_facts(plan)
         return result
 
     def _probe(self, hardware, options, task_vars, result):

@@ -21,12 +21,13 @@ from ansible_collections.llmops.deploy.plugins.module_utils.sizing_errors import
 
 def fleet_report(hosts, hostvars, result_var="preflight_result", model=None, scenario=None,
                  candidates_var="preflight_candidate_results", selection_var="preflight_selection", candidates=None,
-                 results=None, calibrations=None):
+                 results=None, calibrations=None, fallback_var=None):
     """``ansible_play_hosts_all | fleet_report(hostvars)`` -> the report dict (rows, matrix, totals).
 
     Each host's ``result_var`` is its ``capacity_check`` result: with its ``selection`` (one probe, every candidate
     judged on the host), or a one-model result; ``results`` (host -> result, such as capacity_plans gives) is read
-    first. ``candidates`` (the normalised candidate list) makes the matrix columns even when no host reported. A
+    first. A host without ``result_var`` is read from ``fallback_var`` when given (a host whose check failed gets no
+    facts: its registered result is its plan). ``candidates`` (the normalised candidate list) makes the matrix columns even when no host reported. A
     registered loop over candidates (``candidates_var``) is read too. ``calibrations`` (what
     llmops.deploy.calibration_lookup_all returned) makes the report say which measured constants no plan used.
     """
@@ -54,6 +55,8 @@ def fleet_report(hosts, hostvars, result_var="preflight_result", model=None, sce
             host_vars = hostvars[host] if host in hostvars else {}
             groups = host_vars.get("group_names")
             result = (results or {}).get(host, host_vars.get(result_var))
+            if result is None and fallback_var:
+                result = host_vars.get(fallback_var)
             if isinstance(result, dict) and "verdicts" in result and isinstance(result.get("selection"), dict):
                 selection = result["selection"]  # every candidate judged on the host, against one probe
                 if reserve is None and selection.get("reserve") is not None:

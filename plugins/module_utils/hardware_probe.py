@@ -11,9 +11,6 @@ probed compiles this, ``gpu_facts`` and ``host_resources``.
 
 from ansible_collections.llmops.deploy.plugins.module_utils import gpu_facts, host_resources
 
-# The parts of a host's hardware, in the order they are probed.
-PARTS = ("gpus", "memory_total_mib", "cpu_cores", "disk_free_mib")
-
 
 def probe_hardware(declared, target, disk_path, which, run):
     """Probe the parts of the hardware ``declared`` does not give.

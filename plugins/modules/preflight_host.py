@@ -22,11 +22,12 @@ description:
   - A host whose plan failed (options that capacity_check's argument spec refuses, a probe that failed, a hardware part
     not declared with O(probe=false), a model that cannot be sized, or a verdict that the V(fail_on) of O(options) names) fails
     with the plan's reason and gets no facts. Bad options fail before the host is contacted.
-  - A host that does not answer does not fail; it gets an empty choice whose C(justification) says why, and a warning.
+  - A host that does not answer does not fail; it gets an empty choice whose C(justification) says why (its
+    C(preflight_result) has C(unreachable=true) and C(msg)), and a warning.
   - With O(probe=false) no host is contacted; the declared hardware is judged.
   - The judgement's code is loaded once by Ansible's main process, so each host's worker only judges. Used by the
-    P(llmops.deploy.preflight#role) role; register the result to keep every host's plan (a failed host's too) for a
-    fleet report.
+    P(llmops.deploy.preflight#role) role. A failed host's result is its plan; registered, it is what
+    O(llmops.deploy.fleet_report#filter:fallback_var) of P(llmops.deploy.fleet_report#filter) reads.
 author:
   - llmops.deploy developers (@llmops)
 attributes:
@@ -96,12 +97,12 @@ EXAMPLES = r"""
 
 RETURN = r"""
 verdict:
-  description: The plan's keys are returned as they are (C(verdict), C(reasons), C(resources), C(hardware), C(probed),
-    C(selection), ...), the M(llmops.deploy.capacity_check) result, so that a registered result is the host's plan
-    whether it failed or not. A host that did not answer has C(unreachable=true) and C(msg) instead.
-  returned: always
+  description: For a host that fails, the plan's keys are returned as they are (C(verdict), C(reasons), C(resources),
+    C(hardware), C(probed), C(selection), ...), the M(llmops.deploy.capacity_check) result, with the reason in C(msg),
+    so that its registered result is its plan.
+  returned: failure
   type: str
-  sample: fits
+  sample: insufficient
 ansible_facts:
   description: The host's facts (set only when the host does not fail).
   returned: success

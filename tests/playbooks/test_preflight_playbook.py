@@ -151,6 +151,10 @@ def test_unreachable_hosts_are_reported_not_fatal(tmp_path):
     verdicts = dict((row["host"], row["verdict"]) for row in report["hosts"])
     assert verdicts["ghost"] == "unreachable", proc.stdout
     assert verdicts["localhost"] in ("fits", "tight")
+    # not fatal: the run passes, the host is named, and its facts say why nothing was chosen for it
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert "ghost: not reachable, reported as such" in proc.stdout
+    assert recap(proc.stdout, "ghost")["failed"] == "0" and recap(proc.stdout, "ghost")["unreachable"] == "0"
 
 
 def test_a_host_whose_probe_fails_is_reported_with_its_reason_and_the_others_are_judged(tmp_path):

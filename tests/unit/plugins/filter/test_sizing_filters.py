@@ -118,6 +118,23 @@ def test_fleet_report_rows_totals_matrix_and_summary():
     assert report["totals"]["chosen"] == {"o/M-7B": 1} and report["totals"]["with_choice"] == 1
 
 
+def test_fleet_report_reads_a_failed_hosts_plan_from_the_fallback_variable():
+    """A host whose check failed has no preflight_result fact; its registered result is its plan."""
+    failed = dict(_result("insufficient", []), failed=True, msg="no GPU can hold it")
+    hostvars = {
+        "ok-host": {"preflight_result": _result("fits", [{"name": "H100", "memory_total_mib": 81559}] * 2),
+                    "__check": {"ansible_facts": {}}, "group_names": []},
+        "bad-host": {"__check": failed, "group_names": []},
+        "gone-host": {"group_names": []},
+    }
+    report = FILTERS["fleet_report"](["ok-host", "bad-host", "gone-host"], hostvars, fallback_var="__check")
+    rows = dict((row["host"], row) for row in report["hosts"])
+    assert rows["ok-host"]["verdict"] == "fits" and rows["bad-host"]["verdict"] == "insufficient"
+    assert rows["gone-host"]["verdict"] == "unreachable"
+    without = FILTERS["fleet_report"](["ok-host", "bad-host"], hostvars)
+    assert dict((row["host"], row["verdict"]) for row in without["hosts"])["bad-host"] == "unreachable"
+
+
 def test_model_candidates_reads_names_and_takes_the_default_precision():
     found = FILTERS["model_candidates"](["Qwen/Qwen2.5-32B-Instruct", "Qwen/Qwen2.5-32B-Instruct-AWQ",
                                          {"model": "Qwen/Qwen2.5-32B-Instruct", "precision": "int8"},
