@@ -20,8 +20,7 @@ from ansible.plugins.action import ActionBase
 from ansible.plugins.action.normal import ActionModule as NormalAction
 
 from ansible_collections.llmops.deploy.plugins.module_utils import check_spec
-
-PROBE_MODULE = "llmops.deploy.hardware_probe"
+from ansible_collections.llmops.deploy.plugins.plugin_utils import host_probe
 
 
 class ActionModule(NormalAction):
@@ -44,11 +43,8 @@ class ActionModule(NormalAction):
             raise AnsibleActionFail("judge=controller cannot run asynchronously (async); the probe takes well under a "
                                     "second: run it without async, or use judge=host")
         # The host expands its own paths (~ is the remote user's home): the model directory goes as it was given.
-        probe_args = {"target": params["target"], "model_dir": self._task.args.get("model_dir", params["model_dir"])}
-        if params["hardware"] is not None:
-            probe_args["hardware"] = check_spec.declared_hardware(params["hardware"])
-        probe = self._execute_module(module_name=PROBE_MODULE, module_args=probe_args, task_vars=task_vars)
-        self._remove_tmp_path(self._connection._shell.tmpdir)
+        probe = host_probe.run_probe(self, task_vars, params["target"],
+                                     self._task.args.get("model_dir", params["model_dir"]), params["hardware"])
         result.update(probe)
         if probe.get("failed"):
             return result

@@ -20,10 +20,7 @@ from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 
 from ansible_collections.llmops.deploy.plugins.filter.model_selection import capacity_plans, refused_options
-from ansible_collections.llmops.deploy.plugins.module_utils import check_spec
-from ansible_collections.llmops.deploy.plugins.plugin_utils import preflight_outcome
-
-PROBE_MODULE = "llmops.deploy.hardware_probe"
+from ansible_collections.llmops.deploy.plugins.plugin_utils import host_probe, preflight_outcome
 
 display = Display()
 
@@ -71,21 +68,17 @@ class ActionModule(ActionBase):
     def _probe(self, hardware, options, task_vars, result):
         """The host's hardware_probe, as capacity_plans reads it: hardware, probed, gpu_source and the options; or
         the probe's failure, or the host unreachable (reported as such, not a failed task)."""
-        probe_args = {"target": options.get("target", "gpu"),
-                      "model_dir": options.get("model_dir", "/opt/llmops/models")}
-        if hardware:
-            probe_args["hardware"] = check_spec.declared_hardware(hardware)
+        model_dir = options.get("model_dir", "/opt/llmops/models")
         try:
-            probe = self._execute_module(module_name=PROBE_MODULE, module_args=probe_args, task_vars=task_vars)
+            probe = host_probe.run_probe(self, task_vars, options.get("target", "gpu"), model_dir, hardware)
         except AnsibleConnectionFailure as exc:
             return {"unreachable": True, "msg": to_text(exc)}
-        self._remove_tmp_path(self._connection._shell.tmpdir)
         for key in ("warnings", "deprecations"):
             if probe.get(key):
                 result[key] = probe[key]
         if probe.get("failed"):
             return {"failed": True, "msg": probe.get("msg") or "the probe failed (no reason was given)"}
         # the host expanded the model directory (~ is the remote user's home)
-        options = dict(options, model_dir=probe.get("model_dir", probe_args["model_dir"]))
+        options = dict(options, model_dir=probe.get("model_dir", model_dir))
         return {"hardware": probe["hardware"], "probed": probe["probed"], "gpu_source": probe["gpu_source"],
                 "options": options}

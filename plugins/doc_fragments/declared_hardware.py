@@ -1,7 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) llmops.deploy developers
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The declared hardware option (check_spec.HARDWARE_OPTIONS): capacity_check and hardware_probe take it alike."""
+"""What capacity_check and hardware_probe take alike to probe a host: the declared hardware
+(check_spec.HARDWARE_OPTIONS), which is not probed, and the model directory, where free disk is measured."""
 
 from __future__ import absolute_import, division, print_function
 
@@ -11,6 +12,11 @@ __metaclass__ = type
 class ModuleDocFragment(object):
     DOCUMENTATION = r"""
 options:
+  model_dir:
+    description:
+      - Where the weights will go. Free disk is measured there, or at its nearest existing parent.
+    type: path
+    default: /opt/llmops/models
   hardware:
     description:
       - The host's hardware as declared (in the inventory, for instance) instead of probing it. The parts given are

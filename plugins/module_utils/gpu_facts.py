@@ -4,8 +4,8 @@
 """GPU facts: parse what ``nvidia-smi``, ``amd-smi`` and ``rocm-smi`` print, and probe a host.
 
 Pure standard library, Python 3.8. The probing in :func:`collect_gpus` takes its I/O as
-arguments (``which`` and ``run``) so the ``gpu_info`` and ``capacity_check`` modules share
-one implementation and tests can replay recorded outputs.
+arguments (``which`` and ``run``; :func:`module_tools` gives a module's) so the ``gpu_info`` and
+``hardware_probe`` modules share one implementation and tests can replay recorded outputs.
 
 Every GPU is a dict with the keys of :data:`GPU_KEYS`, always present (``None`` when unknown).
 Memory is reported in MiB as an int: ``nvidia-smi --format=...,nounits`` already prints MiB;
@@ -467,6 +467,22 @@ def _collect_rocm_smi(path, run, warnings):
         )
         return None
     return parse_rocm_smi_json(out)
+
+
+def module_tools(module, paths=None):
+    """The ``which`` and ``run`` of :func:`collect_gpus` for an ``AnsibleModule``: a tool is the path ``paths`` gives
+    for it (``{"nvidia-smi": "/usr/local/nvidia/bin/nvidia-smi"}``), else found with ``get_bin_path`` (also in
+    :data:`TOOL_EXTRA_DIRS`); it runs with ``run_command`` under ``LC_ALL=C``, and a tool that cannot be executed
+    raises ``OSError`` (:func:`collect_gpus` makes that a warning, not a failed task)."""
+    paths = dict(paths or {})
+
+    def which(name):
+        return paths.get(name) or module.get_bin_path(name, opt_dirs=list(TOOL_EXTRA_DIRS.get(name, ())))
+
+    def run(argv):
+        return module.run_command(argv, environ_update={"LC_ALL": "C"}, handle_exceptions=False)
+
+    return which, run
 
 
 def collect_gpus(which, run, vendors=VENDORS):

@@ -49,14 +49,6 @@ def probe_hardware(declared, target, disk_path, which, run):
 
 
 def probe_with_module(module, declared, target, disk_path):
-    """``probe_hardware`` with an ``AnsibleModule``'s own tools: GPU tools found with ``get_bin_path`` (also in their
-    vendors' directories) and run with ``run_command`` under ``LC_ALL=C``. A tool that cannot be executed becomes a
-    warning, not a failed task."""
-
-    def which(name):
-        return module.get_bin_path(name, opt_dirs=list(gpu_facts.TOOL_EXTRA_DIRS.get(name, ())))
-
-    def run(argv):
-        return module.run_command(argv, environ_update={"LC_ALL": "C"}, handle_exceptions=False)
-
+    """``probe_hardware`` with an ``AnsibleModule``'s own tools (``gpu_facts.module_tools``)."""
+    which, run = gpu_facts.module_tools(module)
     return probe_hardware(declared, target, disk_path, which, run)

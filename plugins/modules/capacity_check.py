@@ -58,11 +58,6 @@ options:
     type: str
     choices: [gpu, cpu]
     default: gpu
-  model_dir:
-    description:
-      - Where the weights will go. Free disk is measured there, or at its nearest existing parent.
-    type: path
-    default: /opt/llmops/models
   disk_required_bytes:
     description:
       - Exact bytes still to download, when known (for example from the hub's file listing). Defaults to the sizing

@@ -197,10 +197,10 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.llmops.deploy.plugins.module_utils.gpu_facts import (
-    TOOL_EXTRA_DIRS,
     VENDORS,
     GpuFactsError,
     collect_gpus,
+    module_tools,
 )
 
 PATH_OPTIONS = (
@@ -222,25 +222,6 @@ def build_module():
     )
 
 
-def make_which(module):
-    overrides = dict((tool, module.params[option]) for tool, option in PATH_OPTIONS)
-
-    def which(name):
-        path = overrides.get(name)
-        if path:
-            return path
-        return module.get_bin_path(name, opt_dirs=list(TOOL_EXTRA_DIRS.get(name, ())))
-
-    return which
-
-
-def make_run(module):
-    def run(argv):
-        return module.run_command(argv, environ_update={"LC_ALL": "C"}, handle_exceptions=False)
-
-    return run
-
-
 def main():
     module = build_module()
 
@@ -253,7 +234,8 @@ def main():
             )
 
     try:
-        result = collect_gpus(make_which(module), make_run(module), vendors=module.params["vendors"])
+        which, run = module_tools(module, dict((tool, module.params[option]) for tool, option in PATH_OPTIONS))
+        result = collect_gpus(which, run, vendors=module.params["vendors"])
     except GpuFactsError as exc:
         module.fail_json(msg="Cannot read GPU facts: %s" % exc)
 

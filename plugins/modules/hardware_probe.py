@@ -38,11 +38,6 @@ options:
     type: str
     choices: [gpu, cpu]
     default: gpu
-  model_dir:
-    description:
-      - Where the weights will go. Free disk is measured there, or at its nearest existing parent.
-    type: path
-    default: /opt/llmops/models
 notes:
   - GPU tools run with C(LC_ALL=C). A GPU tool that is present but fails gives no GPU of its vendor and a warning; output
     that cannot be read fails the task with the offending line.

@@ -5,7 +5,7 @@
 
 A plan is what the ``llmops.deploy.capacity_plans`` filter (or ``capacity_check``) made for the host: a judged result
 with ``verdict`` (and, with candidates, ``selection``), or a host that could not be judged (``failed`` with ``msg``)
-or did not answer (``unreachable`` with ``msg``). Controller only; used by the ``llmops.deploy.preflight_outcome``
+or did not answer (``unreachable`` with ``msg``). Controller only; used by the ``llmops.deploy.preflight_host``
 action.
 """
 

@@ -315,26 +315,6 @@ def test_rules_are_data_in_the_documented_order():
     assert len(text["rejections"]) == 4 and text["preferences"][0].startswith("verdict: fits")
 
 
-def test_capacity_plan_filter_is_the_module_without_probing(monkeypatch):
-    """The controller-side judgement (preflight_probe=false) gives what capacity_check gives for declared hardware."""
-    from ansible_collections.llmops.deploy.plugins.filter.model_selection import capacity_plan, model_candidates
-    from ansible_collections.llmops.deploy.plugins.modules import capacity_check
-    from tests.unit.plugins.modules.module_runner import run_module
-
-    specs = model_candidates(PROD, "bf16", check_args=True)
-    options = {"candidates": specs, "scenario": "enterprise", "fail_on": "never", "reserve": "0.2"}
-    planned = capacity_plan(HOSTS["a100-40x2"], options)
-    failed, probed = run_module(monkeypatch, capacity_check, dict(options, hardware=HOSTS["a100-40x2"], probe=False))
-    assert not failed and "failed" not in planned
-    for key in ("verdict", "gpus_needed", "gpu_plan", "reasons", "verdicts", "hardware", "probed"):
-        assert planned[key] == probed[key], key
-    assert planned["selection"]["chosen"] == probed["selection"]["chosen"] == "Qwen/Qwen2.5-32B-Instruct-GPTQ-Int8"
-    # None means "not given", as omit does for the module.
-    one = capacity_plan(HOSTS["h100x8"], {"model": "Qwen/Qwen2.5-7B-Instruct", "default_precision": "bf16",
-                                          "candidates": None, "scenario": None})
-    assert one["verdict"] == "fits" and one["sizing"]["precision"] == "bf16" and one["selection"]["chosen"]
-
-
 def test_capacity_plan_fails_like_the_module():
     from ansible_collections.llmops.deploy.plugins.filter.model_selection import capacity_plan
 

@@ -373,3 +373,30 @@ def test_judge_controller_needs_no_model_and_the_candidates_can_be_given_once(mo
 def test_judge_host_still_needs_a_model(monkeypatch):
     failed, result = run_module(monkeypatch, capacity_check, {"hardware": declared(gpu_model="H100", gpu_count=1)})
     assert failed and "judge is host" in result["msg"] and "candidates" in result["msg"]
+
+
+A100_40X2 = {"gpu_model": "A100 40GB", "gpu_count": 2, "memory_total_mib": 524288, "cpu_cores": 32,
+             "disk_free_mib": 1800000}
+
+
+def test_capacity_plan_filter_is_the_module_without_probing(monkeypatch):
+    """The controller-side judgement (preflight_probe=false) gives what capacity_check gives for declared hardware."""
+    from ansible_collections.llmops.deploy.plugins.filter.model_selection import capacity_plan, model_candidates
+
+    # the prod inventory's candidates
+    specs = model_candidates(["Qwen/Qwen2.5-32B-Instruct", "Qwen/Qwen2.5-32B-Instruct-GPTQ-Int8",
+                              "Qwen/Qwen2.5-32B-Instruct-AWQ", "Qwen/Qwen2.5-7B-Instruct",
+                              "deepseek-ai/DeepSeek-R1-Distill-Qwen-32B", "okwinds/DeepSeek-R1-Distill-Qwen-32B-FP8"],
+                             "bf16", check_args=True)
+    options = {"candidates": specs, "scenario": "enterprise", "fail_on": "never", "reserve": "0.2"}
+    planned = capacity_plan(A100_40X2, options)
+    failed, probed = run_module(monkeypatch, capacity_check, dict(options, hardware=A100_40X2, probe=False))
+    assert not failed and "failed" not in planned
+    for key in ("verdict", "gpus_needed", "gpu_plan", "reasons", "verdicts", "hardware", "probed"):
+        assert planned[key] == probed[key], key
+    assert planned["selection"]["chosen"] == probed["selection"]["chosen"] == "Qwen/Qwen2.5-32B-Instruct-GPTQ-Int8"
+    # None means "not given", as omit does for the module.
+    one = capacity_plan(declared(gpu_model="H100 80GB HBM3", gpu_count=8),
+                        {"model": "Qwen/Qwen2.5-7B-Instruct", "default_precision": "bf16", "candidates": None,
+                         "scenario": None})
+    assert one["verdict"] == "fits" and one["sizing"]["precision"] == "bf16" and one["selection"]["chosen"]
