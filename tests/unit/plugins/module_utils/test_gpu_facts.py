@@ -619,3 +619,34 @@ def test_fake_amd_smi_replays_a_failure():
     result = collect_gpus(fake_which("amd-smi"), subprocess_runner(env))
     assert result["gpus"] == []
     assert result["warnings"][0].startswith("amd-smi static failed (rc=255)")
+
+
+class _RecordingModule:
+    """What module_tools uses of an AnsibleModule: get_bin_path and run_command, recorded."""
+
+    def __init__(self, found):
+        self.found = found
+        self.lookups = []
+        self.runs = []
+
+    def get_bin_path(self, name, opt_dirs=None):
+        self.lookups.append((name, opt_dirs))
+        return self.found.get(name)
+
+    def run_command(self, argv, environ_update=None, handle_exceptions=True):
+        self.runs.append((argv, environ_update, handle_exceptions))
+        return 0, "out", ""
+
+
+def test_module_tools_prefers_a_given_path_then_searches_with_the_vendor_directories():
+    module = _RecordingModule({"amd-smi": "/opt/rocm/bin/amd-smi"})
+    which, run = gpu_facts.module_tools(module, {"nvidia-smi": "/usr/local/nvidia/bin/nvidia-smi", "rocm-smi": None})
+    assert which("nvidia-smi") == "/usr/local/nvidia/bin/nvidia-smi" and module.lookups == []
+    assert which("amd-smi") == "/opt/rocm/bin/amd-smi"
+    assert which("rocm-smi") is None  # an unset path searches, and finds nothing here
+    assert module.lookups == [("amd-smi", ["/opt/rocm/bin"]), ("rocm-smi", ["/opt/rocm/bin"])]
+    assert run(["/opt/rocm/bin/amd-smi", "static"]) == (0, "out", "")
+    # C locale for parseable output; exceptions reach collect_gpus, which makes them a warning
+    assert module.runs == [(["/opt/rocm/bin/amd-smi", "static"], {"LC_ALL": "C"}, False)]
+    which, run = gpu_facts.module_tools(module)
+    assert which("nvidia-smi") is None and module.lookups[-1] == ("nvidia-smi", [])
