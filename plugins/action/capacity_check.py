@@ -34,9 +34,7 @@ class ActionModule(NormalAction):
         dummy, params = self.validate_argument_spec(argument_spec=spec,
                                                     mutually_exclusive=check_spec.CHECK_MUTUALLY_EXCLUSIVE)
         if not params["probe"]:
-            result.update(failed=True, field="judge",
-                          msg="judge=controller probes the host; with probe=false there is nothing to do here: judge "
-                              "the declared hardware with the llmops.deploy.capacity_plan filter instead")
+            result.update(failed=True, field="judge", msg=check_spec.JUDGE_CONTROLLER_WITHOUT_PROBE)
             return result
         if self._task.async_val:
             # the job's result would be the probe's alone, without the options the controller judges with

@@ -68,6 +68,11 @@ def declared_hardware(hardware):
     return out
 
 
+# capacity_check with judge=controller and probe=false (the module and its action refuse it alike).
+JUDGE_CONTROLLER_WITHOUT_PROBE = ("judge=controller probes the host; with probe=false there is nothing to do here: judge "
+                                  "the declared hardware with the llmops.deploy.capacity_plan filter instead")
+
+
 def hardware_argument_spec():
     """The ``hardware`` option's spec (capacity_check and hardware_probe), a fresh copy each call."""
     return dict(type="dict", options=dict((key, dict(value)) for key, value in HARDWARE_OPTIONS.items()),

@@ -52,3 +52,15 @@ def probe_with_module(module, declared, target, disk_path):
     """``probe_hardware`` with an ``AnsibleModule``'s own tools (``gpu_facts.module_tools``)."""
     which, run = gpu_facts.module_tools(module)
     return probe_hardware(declared, target, disk_path, which, run)
+
+
+def probe_or_fail(module, declared, target, disk_path):
+    """``probe_with_module`` as a module's task runs it: GPU tool output that cannot be read fails the task, the
+    tools' warnings become the module's. Returns ``(hardware, probed, gpu_source)``."""
+    try:
+        hardware, probed, gpu_source, warnings = probe_with_module(module, declared, target, disk_path)
+    except gpu_facts.GpuFactsError as exc:
+        module.fail_json(msg=str(exc))
+    for warning in warnings:
+        module.warn(warning)
+    return hardware, probed, gpu_source

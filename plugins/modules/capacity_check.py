@@ -365,15 +365,9 @@ def probe_missing(module, declared):
 def probe_for_controller(module, p):
     """judge=controller: probe the parts not declared and return what capacity_plans judges with, nothing more."""
     if not p["probe"]:
-        module.fail_json(msg="judge=controller probes the host; with probe=false there is nothing to do here: "
-                             "judge the declared hardware with the llmops.deploy.capacity_plan filter instead",
-                         field="judge")
-    try:
-        hardware, probed, gpu_source, warnings = probe_missing(module, p["hardware"] or {})
-    except gpu_facts.GpuFactsError as exc:
-        module.fail_json(msg=str(exc))
-    for warning in warnings:
-        module.warn(warning)
+        module.fail_json(msg=check_spec.JUDGE_CONTROLLER_WITHOUT_PROBE, field="judge")
+    hardware, probed, gpu_source = hardware_probe.probe_or_fail(module, p["hardware"] or {}, p["target"],
+                                                                p["model_dir"])
     module.exit_json(changed=False, hardware=hardware, probed=probed, gpu_source=gpu_source,
                      options=check_spec.controller_options(module.params))
 

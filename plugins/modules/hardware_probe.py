@@ -90,7 +90,7 @@ gpu_source:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.llmops.deploy.plugins.module_utils import check_spec, gpu_facts, hardware_probe
+from ansible_collections.llmops.deploy.plugins.module_utils import check_spec, hardware_probe
 
 
 def build_module():
@@ -107,13 +107,8 @@ def build_module():
 def main():
     module = build_module()
     declared = check_spec.declared_hardware(module.params["hardware"]) or {}
-    try:
-        hardware, probed, gpu_source, warnings = hardware_probe.probe_with_module(
-            module, declared, module.params["target"], module.params["model_dir"])
-    except gpu_facts.GpuFactsError as exc:
-        module.fail_json(msg=str(exc))
-    for warning in warnings:
-        module.warn(warning)
+    hardware, probed, gpu_source = hardware_probe.probe_or_fail(module, declared, module.params["target"],
+                                                                module.params["model_dir"])
     module.exit_json(changed=False, hardware=hardware, probed=probed, gpu_source=gpu_source,
                      model_dir=module.params["model_dir"])
 
