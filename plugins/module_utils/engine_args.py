@@ -132,6 +132,29 @@ done()
 '''
 PARSER_MARK = "LLMOPS-ENGINE-PARSER "
 
+# Stdlib-only script run with the engine venv's python: what the parser check depends on, read without importing vLLM
+# (a fraction of a second where importing the parser takes seconds). Prints 'LLMOPS-ENGINE-FINGERPRINT <json>': the
+# interpreter, and the name, version and sha256 of the RECORD (the installed files and their hashes) of every installed
+# distribution named vllm or vllm-*.
+ENGINE_FINGERPRINT_SCRIPT = r"""
+import hashlib
+import json
+import sys
+from importlib import metadata
+
+found = {}
+for dist in metadata.distributions():
+    name = (dist.metadata["Name"] or "").lower().replace("_", "-")
+    if name == "vllm" or name.startswith("vllm-"):
+        record = dist.read_text("RECORD") or ""
+        found[name] = [dist.version, hashlib.sha256(record.encode("utf-8")).hexdigest()]
+sys.stdout.write("\nLLMOPS-ENGINE-FINGERPRINT " + json.dumps({"python": sys.executable, "distributions": found},
+                                                              sort_keys=True) + "\n")
+"""
+FINGERPRINT_MARK = "LLMOPS-ENGINE-FINGERPRINT "
+# The largest parser record read back (a record is a few KiB).
+PARSER_RECORD_MAX_BYTES = 1024 * 1024
+
 
 class EngineArgsError(SizingInputError):
     """A plan, option or override the engine cannot run; ``str()`` names the field, the value and what is accepted."""
@@ -509,6 +532,53 @@ def read_parser_result(stdout):
         if line.startswith(PARSER_MARK):
             return json.loads(line[len(PARSER_MARK):])
     return None
+
+
+def read_engine_fingerprint(stdout):
+    """The JSON line ENGINE_FINGERPRINT_SCRIPT printed, or None (no vLLM distribution found counts as None too)."""
+    for line in reversed((stdout or "").splitlines()):
+        if line.startswith(FINGERPRINT_MARK):
+            try:
+                found = json.loads(line[len(FINGERPRINT_MARK):])
+            except ValueError:
+                return None
+            return found if isinstance(found, dict) and found.get("distributions") else None
+    return None
+
+
+def parser_record(argv, engine, check):
+    """What to keep after vLLM's parser accepted ``argv``: with the same argv and engine the check need not run again."""
+    return {"argv": list(argv), "engine": engine, "version": check.get("version"), "parsed": check.get("parsed") or {}}
+
+
+def read_parser_record(path):
+    """The record kept at ``path`` by an earlier run, or None when there is none or it cannot be read as one."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(PARSER_RECORD_MAX_BYTES + 1)
+    except (IOError, OSError):
+        return None
+    if len(data) > PARSER_RECORD_MAX_BYTES:
+        return None
+    try:
+        record = json.loads(data.decode("utf-8"))
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def reused_parser_check(record, argv, engine, args):
+    """The earlier check when ``record`` names the same argv, the same engine, and parsed values that still agree with
+    the derived arguments; None otherwise (the parser must run)."""
+    if not record or engine is None:
+        return None
+    parsed = record.get("parsed")
+    if record.get("argv") != list(argv) or record.get("engine") != engine or not isinstance(parsed, dict):
+        return None
+    if compare_parsed(args, parsed):
+        return None
+    return {"checked": True, "version": record.get("version"), "parsed": parsed, "reason": None, "reused": True,
+            "record": parser_record(argv, engine, record)}
 
 
 def compare_parsed(args, parsed):

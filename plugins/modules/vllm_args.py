@@ -33,7 +33,7 @@ author:
 attributes:
   check_mode:
     support: full
-    details: The module only reads (the model's config.json, and the engine's parser when O(venv_python) exists).
+    details: The module only reads (the model's config.json, the O(parser_record), and the engine's parser when O(venv_python) exists).
   diff_mode:
     support: none
 extends_documentation_fragment:
@@ -104,6 +104,16 @@ options:
       - Python of the venv vLLM is installed in. When set, vLLM's own parser reads the rendered argv.
       - In check mode a missing interpreter skips the parser check and says so. Otherwise it fails.
     type: path
+  parser_record:
+    description:
+      - A file on the host in which the caller keeps RV(parser_check.record) of an earlier run (the module only reads
+        it; the M(ansible.builtin.copy) that writes it is the caller's).
+      - When it names the same argv and the same engine, the parser does not run again and the earlier result is
+        returned with C(reused=true). The engine is the interpreter and the name, version and installed-file list
+        (C(RECORD)) of every distribution named C(vllm) or C(vllm-*) in the venv, read without importing vLLM.
+      - A missing, unreadable or different record means the parser runs. Leave this out to run it every time.
+      - Only used with O(venv_python).
+    type: path
 notes:
   - The API key never passes through this module. vLLM reads it from C(VLLM_API_KEY) in the service's environment.
 seealso:
@@ -121,6 +131,22 @@ EXAMPLES = r"""
     served_model_name: Qwen/Qwen2.5-7B-Instruct
     venv_python: /opt/llmops/vllm/bin/python
   register: engine
+
+- name: The same, skipping the parser when this argv was accepted by this engine before
+  llmops.deploy.vllm_args:
+    plan: "{{ preflight_result }}"
+    model_path: /opt/llmops/models/Qwen/Qwen2.5-7B-Instruct
+    served_model_name: Qwen/Qwen2.5-7B-Instruct
+    venv_python: /opt/llmops/vllm/bin/python
+    parser_record: /etc/llmops/vllm/qwen-qwen2-5-7b-instruct.parser.json
+  register: engine
+
+- name: Keep what the parser accepted, for the next run
+  ansible.builtin.copy:
+    content: "{{ engine.parser_check.record | to_nice_json }}"
+    dest: /etc/llmops/vllm/qwen-qwen2-5-7b-instruct.parser.json
+    mode: "0600"
+  when: engine.parser_check.record is not none
 
 - name: A shorter context and more sequences than planned, FP8 KV cache
   llmops.deploy.vllm_args:
@@ -174,11 +200,47 @@ expected:
   sample: {"weights_bytes": 4194304, "kv_cache_tokens": 524288, "max_concurrency": 1024.0, "context_length": 512}
 parser_check:
   description:
-    - The check by vLLM's parser. C(checked) tells whether it ran and C(version) gives the engine's version.
-    - C(parsed) holds the values vLLM read for the derived flags. C(reason) says why it did not run.
+    - The check of the rendered argv by the installed vLLM's own parser.
   returned: always
   type: dict
-  sample: {"checked": true, "version": "0.32.0", "parsed": {"tensor_parallel_size": 2}, "reason": null}
+  contains:
+    checked:
+      description: Whether the argv was checked (now, or by an earlier run when RV(parser_check.reused) is true).
+      type: bool
+      returned: always
+      sample: true
+    version:
+      description: The engine's version, as vLLM reports it.
+      type: str
+      returned: always
+      sample: 0.32.0
+    parsed:
+      description: The values vLLM's parser read for the derived flags, by argparse destination.
+      type: dict
+      returned: always
+      sample: {"tensor_parallel_size": 2, "max_model_len": 8192}
+    reason:
+      description: Why the argv was not checked; null when it was.
+      type: str
+      returned: always
+      sample: no venv_python given
+    reused:
+      description:
+        - True when the result is the earlier one kept in O(parser_record) (the same argv and the same engine), so
+          the parser did not run again.
+      type: bool
+      returned: always
+      sample: false
+    record:
+      description:
+        - What to keep for the next run, in the file named by O(parser_record) - C(argv), C(engine) (the interpreter
+          and the vLLM distributions with their versions and C(RECORD) hashes), C(version) and C(parsed).
+        - Null when nothing was checked or the engine's distributions could not be read.
+      type: dict
+      returned: always
+      sample: {"argv": ["/opt/llmops/models/Qwen/Qwen2.5-7B-Instruct", "--port", "8000"],
+               "engine": {"python": "/opt/llmops/vllm/bin/python", "distributions": {"vllm": ["0.32.0", "9f2c..."]}},
+               "version": "0.32.0", "parsed": {"tensor_parallel_size": 2}}
 """
 
 import json
@@ -206,19 +268,34 @@ def build_module():
             overrides=dict(type="dict", default={}),
             extra_args=dict(type="list", elements="str", default=[]),
             venv_python=dict(type="path"),
+            parser_record=dict(type="path"),
         ),
         supports_check_mode=True,
     )
 
 
-def check_with_engine(module, python, derived):
-    """Run vLLM's own parser on the argv; fail with its message when it refuses."""
+def engine_fingerprint(module, python):
+    """What the parser check depends on (ENGINE_FINGERPRINT_SCRIPT), or None when it cannot be read."""
+    rc, out, _err = module.run_command([python, "-c", engine_args.ENGINE_FINGERPRINT_SCRIPT],
+                                       environ_update={"LC_ALL": "C"})
+    return engine_args.read_engine_fingerprint(out) if rc == 0 else None
+
+
+def check_with_engine(module, python, derived, record_path=None):
+    """Run vLLM's own parser on the argv; fail with its message when it refuses. With ``record_path``, an earlier
+    check of the same argv by the same engine is returned instead of running the parser again."""
     if not os.path.exists(python):
         if module.check_mode:
-            return {"checked": False, "version": None, "parsed": {},
+            return {"checked": False, "version": None, "parsed": {}, "reused": False, "record": None,
                     "reason": "check mode: %s does not exist yet (the engine is installed by the run)" % python}
         module.fail_json(msg="venv_python: %s does not exist; install the engine first" % python, field="venv_python",
                          **derived)
+    engine = engine_fingerprint(module, python)
+    if record_path:
+        reused = engine_args.reused_parser_check(engine_args.read_parser_record(record_path), derived["argv"], engine,
+                                                 derived["args"])
+        if reused:
+            return reused
     dests = engine_args.parser_dests(derived["args"])
     rc, out, err = module.run_command([python, "-c", engine_args.PARSER_CHECK_SCRIPT, json.dumps(derived["argv"]),
                                        json.dumps(dests)], environ_update={"LC_ALL": "C"})
@@ -234,7 +311,10 @@ def check_with_engine(module, python, derived):
     if problems:
         module.fail_json(msg="vLLM %s read the arguments differently: %s" % (result.get("version"), "; ".join(
             problems)), **derived)
-    return {"checked": True, "version": result.get("version"), "parsed": result["parsed"], "reason": None}
+    check = {"checked": True, "version": result.get("version"), "parsed": result["parsed"], "reason": None,
+             "reused": False}
+    check["record"] = engine_args.parser_record(derived["argv"], engine, check) if engine else None
+    return check
 
 
 def main():
@@ -254,9 +334,10 @@ def main():
         module.fail_json(msg="vllm_args failed: %s" % exc, exception=traceback.format_exc())
     for warning in derived.pop("warnings"):
         module.warn(warning)
-    check = {"checked": False, "version": None, "parsed": {}, "reason": "no venv_python given"}
+    check = {"checked": False, "version": None, "parsed": {}, "reused": False, "record": None,
+             "reason": "no venv_python given"}
     if p["venv_python"]:
-        check = check_with_engine(module, p["venv_python"], derived)
+        check = check_with_engine(module, p["venv_python"], derived, p["parser_record"])
     module.exit_json(changed=False, parser_check=check, **derived)
 
 
