@@ -25,6 +25,23 @@ def test_the_recorded_a100_pcie_is_its_own_entry_with_nvidia_smis_figures():
         assert gpu_catalog.canonical_name(gpu["name"]) != "NVIDIA A100-SXM4-40GB"
 
 
+def test_the_recorded_v100_16gb_is_the_catalogs_entry_with_nvidia_smis_memory():
+    with open(os.path.join(NVIDIA_SMI, "tesla-v100-sxm2-16gb-x1-driver-470.csv"), encoding="utf-8") as handle:
+        (gpu,) = gpu_facts.parse_nvidia_smi_csv(handle.read(), gpu_facts.NVIDIA_LEGACY_QUERY_FIELDS)
+    for spelling in (gpu["name"], "V100 16GB", "V100-SXM2-16GB"):
+        known = gpu_catalog.lookup(spelling)
+        assert (known["name"], known["memory_total_mib"]) == (gpu["name"], gpu["memory_total_mib"]) == (
+            "Tesla V100-SXM2-16GB", 16160)
+        assert (known["compute_capability"], known["compute_units"]) == ("7.0", 80)
+
+
+def test_the_v100_32gb_has_the_memory_nvidia_smi_prints_not_32_gib():
+    # nvidia-smi prints memory.total 32510 MiB for a Tesla V100-SXM2-32GB (as 16160 for the 16GB card above), not
+    # 32768: planning against declared "V100 32GB" hardware must not promise 258 MiB per GPU the card does not have.
+    for spelling in ("V100", "V100 32GB", "Tesla V100-SXM2-32GB"):
+        assert gpu_catalog.lookup(spelling)["memory_total_mib"] == 32510
+
+
 @pytest.mark.parametrize("spelling, name, mib, capability, units", [
     # nvidia-smi's own strings
     ("NVIDIA A100-PCIE-40GB", "NVIDIA A100-PCIE-40GB", 40960, "8.0", 108),
