@@ -141,3 +141,48 @@ def test_preflight_with_hub_metadata_sizes_from_the_real_model(tmp_path, local_h
                        if r["file"].endswith(".safetensors"))
     assert weight_bytes < snapshot.files["model.safetensors"].size  # headers only, not the weights
     assert not (tmp_path / "models").exists()
+
+
+@pytest.mark.parametrize("extra, statuses", [
+    # One host per batch: the first fails to serve, the later batches are not touched and say why.
+    (["-e", "llmops_serve_batch=1"], ["failed", "skipped", "skipped"]),
+    # Rolling on regardless: every batch is tried.
+    (["-e", "llmops_serve_batch=1", "-e", "llmops_serve_halt_on_failure=false"], ["failed", "failed", "failed"]),
+    # No batches (the default): every host at once, nothing to halt.
+    ([], ["failed", "failed", "failed"]),
+])
+def test_serving_in_batches_halts_after_a_failed_batch(tmp_path, local_hub, sdk_venv, extra, statuses):
+    """llmops_serve_batch rolls the serve phase over the hosts; a batch whose host fails to serve halts the rest.
+    Serving cannot succeed here (the model directory is empty: serving fails at model_serve's first checks, on
+    this machine or one with systemd), so only the serve and report phases run."""
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text(
+        "all:\n  vars:\n    ansible_connection: local\n    ansible_become: false\n"
+        "    ansible_python_interpreter: '{{ ansible_playbook_python }}'\n"
+        "  hosts:\n    serve-a: {}\n    serve-b: {}\n    serve-c: {}\n")
+    proc, report = deploy(tmp_path, local_hub, sdk_venv, "--tags", "serve,report", *extra, inventory=str(inventory),
+                          serve=True)
+    assert proc.returncode != 0, proc.stdout[-4000:]
+    rows = dict((row["host"], row) for row in report["hosts"])
+    assert [rows[host]["status"] for host in ("serve-a", "serve-b", "serve-c")] == statuses, report["hosts"]
+    assert rows["serve-a"]["reason"].startswith("Fail on hosts whose service manager is not systemd: ") or \
+        rows["serve-a"]["reason"].startswith("Fail without the model (outside check mode): "), rows["serve-a"]
+    for host in ("serve-b", "serve-c"):
+        if rows[host]["status"] == "skipped":
+            assert rows[host]["reason"] == ("rollout halted: serving failed on serve-a in an earlier batch; the engine "
+                                            "running here was left as it was"), rows[host]
+    assert local_hub.requests(kind="file") == []
+
+
+def test_a_serve_batch_set_in_the_inventory_fails_instead_of_serving_every_host_at_once(tmp_path, local_hub, sdk_venv):
+    """A play's serial cannot read inventory variables: set there, llmops_serve_batch would silently be ignored."""
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text(
+        "all:\n  vars:\n    ansible_connection: local\n    ansible_become: false\n"
+        "    ansible_python_interpreter: '{{ ansible_playbook_python }}'\n    llmops_serve_batch: 1\n"
+        "  hosts:\n    serve-a: {}\n    serve-b: {}\n")
+    proc, report = deploy(tmp_path, local_hub, sdk_venv, "--tags", "serve,report", inventory=str(inventory),
+                          serve=True)
+    assert proc.returncode != 0 and report is None, proc.stdout[-4000:]
+    assert "llmops_serve_batch: 1 was set in the inventory or in host variables" in proc.stdout, proc.stdout[-4000:]
+    assert "TASK [llmops.deploy.model_serve" not in proc.stdout
