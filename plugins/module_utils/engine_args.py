@@ -249,6 +249,21 @@ def _fp8_support(gpus, what):
     return warnings
 
 
+def _bf16_dtype_check(gpus):
+    """An override of --dtype: bfloat16 on a GPU below compute capability 8.0 (V100, T4) is refused here, as vLLM
+    would refuse it at start-up (its own "auto" falls back to float16 there by itself)."""
+    def check(value):
+        if str(value).strip().lower() in ("bfloat16", "bf16"):
+            for gpu in gpus or []:
+                ok, reason = precision.hardware_support("bf16", gpu.get("vendor"), gpu.get("compute_capability"),
+                                                        gpu.get("arch"))
+                if ok is False:
+                    raise EngineArgsError("overrides.dtype", value, "float16, half or auto on this host: %s (GPU %s, "
+                                          "%s)" % (reason, gpu.get("index", "?"), gpu.get("name") or "unknown"))
+        return value
+    return check
+
+
 def _quantization(facts, sized, target):
     """(value or None, source, detail) for --quantization."""
     quant = facts.get("quantization")
@@ -431,7 +446,8 @@ def derive(plan, config, model_path, served_model_name, target=None, host=DEFAUL
             warnings.extend(_fp8_support(gpus, "plan.sizing.precision"))
         if kv_value and str(kv_value).startswith("fp8"):
             warnings.extend(_fp8_support(gpus, "kv_cache_dtype"))
-        pick("dtype", None, "engine", "vLLM's auto: the checkpoint's dtype (fp32 served at 16 bits)")
+        pick("dtype", None, "engine", "vLLM's auto: the checkpoint's dtype (fp32 served at 16 bits)",
+             _bf16_dtype_check(gpus))
         seqs = pick("max_num_seqs", concurrency, "plan", "the planned concurrency",
                     lambda v: _positive_int("overrides.max_num_seqs", v, "a positive integer"))
         eager = pick("enforce_eager", True if enforce_eager else None, "default" if enforce_eager else "engine",

@@ -417,3 +417,18 @@ def test_a_renamed_or_invalid_flag_fails_in_the_parser(engine_python):
     bad_choice = engine_args.derive(plan, config, "/m", "llama", overrides={"kv_cache_dtype": "fp9"})
     parsed = run_parser(engine_python, bad_choice)
     assert not parsed["ok"] and "--kv-cache-dtype" in parsed["error"]
+
+
+def test_a_bf16_dtype_override_on_a_gpu_below_compute_capability_8_is_refused():
+    plan, config = gpu_plan("llama-3.1-8b", "V100 32GB", 2, context_length=4096, precision="fp16")
+    # Planned at FP16 (a BF16 checkpoint served at float16: the same bytes); vLLM reads the dtype itself.
+    assert arg(engine_args.derive(plan, config, "/m", "llama"), "dtype")["value"] is None
+    assert arg(engine_args.derive(plan, config, "/m", "llama", overrides={"dtype": "float16"}), "dtype")["value"] == \
+        "float16"
+    with pytest.raises(engine_args.EngineArgsError) as refused:
+        engine_args.derive(plan, config, "/m", "llama", overrides={"dtype": "bfloat16"})
+    assert refused.value.field == "overrides.dtype"
+    assert "needs compute capability 8.0; the GPU has 7.0" in str(refused.value), str(refused.value)
+    plan, config = gpu_plan("llama-3.1-8b", "A100 80GB", 1, context_length=4096)
+    assert arg(engine_args.derive(plan, config, "/m", "llama", overrides={"dtype": "bfloat16"}), "dtype")["value"] == \
+        "bfloat16"
