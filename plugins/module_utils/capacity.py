@@ -199,6 +199,9 @@ def _gpu_resource(sizing_result, gpus, reserve, gpus_per_node):
         entry.update({"verdict": "insufficient", "reason": refused[0] if len(refused) == 1 else "; ".join(
             sorted(set(r.split(" (GPU")[0] for r in refused)))})
         entry["reason"] = "%s cannot run here: %s" % (label, entry["reason"])
+        if precisions.normalize_precision(sizing_result["precision"]) == "bf16":
+            entry["reason"] += ("; FP16 takes the same bytes and runs on these GPUs: plan it with precision fp16 "
+                                "(llmops_precision: fp16), and vLLM serves the BF16 checkpoint as float16")
         return entry, None
     names = sorted(set(gpu["name"] for gpu in eligible))
     per_gpu_mib = min(gpu["memory_total_mib"] for gpu in eligible)

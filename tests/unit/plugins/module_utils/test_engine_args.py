@@ -432,3 +432,13 @@ def test_a_bf16_dtype_override_on_a_gpu_below_compute_capability_8_is_refused():
     plan, config = gpu_plan("llama-3.1-8b", "A100 80GB", 1, context_length=4096)
     assert arg(engine_args.derive(plan, config, "/m", "llama", overrides={"dtype": "bfloat16"}), "dtype")["value"] == \
         "bfloat16"
+
+
+def test_a_bf16_plan_on_gpus_below_compute_capability_8_names_the_fp16_way_that_fits():
+    plan, _config = gpu_plan("llama-3.1-8b", "V100 32GB", 2, context_length=4096)
+    assert plan["verdict"] == "insufficient"
+    (reason,) = plan["reasons"]
+    assert reason.startswith("BF16 cannot run here: BF16 needs compute capability 8.0; the GPU has 7.0")
+    assert "plan it with precision fp16 (llmops_precision: fp16)" in reason
+    fp16, _config = gpu_plan("llama-3.1-8b", "V100 32GB", 2, context_length=4096, precision="fp16")
+    assert fp16["verdict"] in ("fits", "tight"), fp16["reasons"]
