@@ -29,13 +29,20 @@ for type in module filter test role; do
     # All of a type in one ansible-doc run (one start-up instead of one per plugin); when that run fails or warns,
     # each plugin again on its own, so the message names the plugin.
     if ! render "$type" "${plugins[@]}"; then
+        cp "$ANSIBLE_HOME/ansible-doc.err" "$ANSIBLE_HOME/ansible-doc.all.err"
+        named=0
         for name in "${plugins[@]}"; do
             if ! render "$type" "$name"; then
                 echo "ansible-doc -t $type $name failed or warned:" >&2
                 cat "$ANSIBLE_HOME/ansible-doc.err" >&2
-                status=1
+                named=1
             fi
         done
+        if [ "$named" -eq 0 ]; then  # only the run of all of them failed or warned: say what it said
+            echo "ansible-doc -t $type (all of them at once) failed or warned:" >&2
+            cat "$ANSIBLE_HOME/ansible-doc.all.err" >&2
+        fi
+        status=1
     fi
     echo "ansible-doc: ${#plugins[@]} $type plugin(s) checked"
 done
