@@ -235,18 +235,24 @@ def _check_extra_args(extra_args, derived_flags):
     return extra
 
 
-def _fp8_support(gpus, what):
-    """Raise when a GPU of the host cannot run FP8; return warnings for GPUs that did not say."""
+def _gpu_support(gpus, name, field, value, accepted):
+    """Raise naming ``field`` when a GPU of the host cannot run precision ``name`` (``accepted`` says what would be);
+    return warnings for GPUs that did not say."""
     warnings = []
     for gpu in gpus or []:
-        ok, reason = precision.hardware_support("fp8", gpu.get("vendor"), gpu.get("compute_capability"),
+        ok, reason = precision.hardware_support(name, gpu.get("vendor"), gpu.get("compute_capability"),
                                                 gpu.get("arch"))
         if ok is False:
-            raise EngineArgsError(what, "fp8", "a GPU that runs FP8: %s (GPU %s, %s)" % (
-                reason, gpu.get("index", "?"), gpu.get("name") or "unknown"))
+            raise EngineArgsError(field, value, "%s: %s (GPU %s, %s)" % (
+                accepted, reason, gpu.get("index", "?"), gpu.get("name") or "unknown"))
         if ok is None:
-            warnings.append("%s: %s" % (what, reason))
+            warnings.append("%s: %s" % (field, reason))
     return warnings
+
+
+def _fp8_support(gpus, what):
+    """Raise when a GPU of the host cannot run FP8; return warnings for GPUs that did not say."""
+    return _gpu_support(gpus, "fp8", what, "fp8", "a GPU that runs FP8")
 
 
 def _bf16_dtype_check(gpus):
@@ -254,12 +260,7 @@ def _bf16_dtype_check(gpus):
     would refuse it at start-up (its own "auto" falls back to float16 there by itself)."""
     def check(value):
         if str(value).strip().lower() in ("bfloat16", "bf16"):
-            for gpu in gpus or []:
-                ok, reason = precision.hardware_support("bf16", gpu.get("vendor"), gpu.get("compute_capability"),
-                                                        gpu.get("arch"))
-                if ok is False:
-                    raise EngineArgsError("overrides.dtype", value, "float16, half or auto on this host: %s (GPU %s, "
-                                          "%s)" % (reason, gpu.get("index", "?"), gpu.get("name") or "unknown"))
+            _gpu_support(gpus, "bf16", "overrides.dtype", value, "float16, half or auto on this host")
         return value
     return check
 
