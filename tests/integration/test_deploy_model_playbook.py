@@ -46,6 +46,16 @@ def deploy(tmp_path, hub, sdk_venv, *args, inventory="inventories/local", check=
     return proc, (json.loads(path.read_text()) if path.exists() else None)
 
 
+def local_inventory(tmp_path, hosts, **all_vars):
+    """An inventory of ``hosts`` (name -> host variables) on this machine (local connection, no become)."""
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text(json.dumps({"all": {
+        "vars": dict({"ansible_connection": "local", "ansible_become": False,
+                      "ansible_python_interpreter": "{{ ansible_playbook_python }}"}, **all_vars),
+        "hosts": hosts}}))
+    return str(inventory)
+
+
 def sha256(path):
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
@@ -87,12 +97,9 @@ def test_deploy_then_rerun_then_check(tmp_path, local_hub, sdk_venv):
 
 
 def test_hosts_failing_preflight_are_skipped(tmp_path, local_hub, sdk_venv):
-    inventory = tmp_path / "hosts.yml"
-    inventory.write_text(
-        "all:\n  vars:\n    ansible_connection: local\n    ansible_become: false\n"
-        "    ansible_python_interpreter: '{{ ansible_playbook_python }}'\n"
-        "  hosts:\n    small-host:\n      llmops_declared_hardware: {memory_total_mib: 4, cpu_cores: 2}\n")
-    proc, report = deploy(tmp_path, local_hub, sdk_venv, inventory=str(inventory))
+    inventory = local_inventory(tmp_path, {"small-host": {"llmops_declared_hardware": {"memory_total_mib": 4,
+                                                                                     "cpu_cores": 2}}})
+    proc, report = deploy(tmp_path, local_hub, sdk_venv, inventory=inventory)
     assert proc.returncode == 0, proc.stdout[-4000:]
     row = report["hosts"][0]
     assert (row["host"], row["status"], row["preflight_verdict"]) == ("small-host", "skipped", "insufficient")
@@ -155,12 +162,8 @@ def test_serving_in_batches_halts_after_a_failed_batch(tmp_path, local_hub, sdk_
     """llmops_serve_batch rolls the serve phase over the hosts; a batch whose host fails to serve halts the rest.
     Serving cannot succeed here (the model directory is empty: serving fails at model_serve's first checks, on
     this machine or one with systemd), so only the serve and report phases run."""
-    inventory = tmp_path / "hosts.yml"
-    inventory.write_text(
-        "all:\n  vars:\n    ansible_connection: local\n    ansible_become: false\n"
-        "    ansible_python_interpreter: '{{ ansible_playbook_python }}'\n"
-        "  hosts:\n    serve-a: {}\n    serve-b: {}\n    serve-c: {}\n")
-    proc, report = deploy(tmp_path, local_hub, sdk_venv, "--tags", "serve,report", *extra, inventory=str(inventory),
+    inventory = local_inventory(tmp_path, {"serve-a": {}, "serve-b": {}, "serve-c": {}})
+    proc, report = deploy(tmp_path, local_hub, sdk_venv, "--tags", "serve,report", *extra, inventory=inventory,
                           serve=True)
     assert proc.returncode != 0, proc.stdout[-4000:]
     rows = dict((row["host"], row) for row in report["hosts"])
@@ -176,13 +179,8 @@ def test_serving_in_batches_halts_after_a_failed_batch(tmp_path, local_hub, sdk_
 
 def test_a_serve_batch_set_in_the_inventory_fails_instead_of_serving_every_host_at_once(tmp_path, local_hub, sdk_venv):
     """A play's serial cannot read inventory variables: set there, llmops_serve_batch would silently be ignored."""
-    inventory = tmp_path / "hosts.yml"
-    inventory.write_text(
-        "all:\n  vars:\n    ansible_connection: local\n    ansible_become: false\n"
-        "    ansible_python_interpreter: '{{ ansible_playbook_python }}'\n    llmops_serve_batch: 1\n"
-        "  hosts:\n    serve-a: {}\n    serve-b: {}\n")
-    proc, report = deploy(tmp_path, local_hub, sdk_venv, "--tags", "serve,report", inventory=str(inventory),
-                          serve=True)
+    inventory = local_inventory(tmp_path, {"serve-a": {}, "serve-b": {}}, llmops_serve_batch=1)
+    proc, report = deploy(tmp_path, local_hub, sdk_venv, "--tags", "serve,report", inventory=inventory, serve=True)
     assert proc.returncode != 0 and report is None, proc.stdout[-4000:]
     assert "llmops_serve_batch: 1 was set in the inventory or in host variables" in proc.stdout, proc.stdout[-4000:]
     assert "TASK [llmops.deploy.model_serve" not in proc.stdout
