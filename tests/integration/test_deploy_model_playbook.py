@@ -97,8 +97,8 @@ def test_deploy_then_rerun_then_check(tmp_path, local_hub, sdk_venv):
 
 
 def test_hosts_failing_preflight_are_skipped(tmp_path, local_hub, sdk_venv):
-    inventory = local_inventory(tmp_path, {"small-host": {"llmops_declared_hardware": {"memory_total_mib": 4,
-                                                                                     "cpu_cores": 2}}})
+    small = {"llmops_declared_hardware": {"memory_total_mib": 4, "cpu_cores": 2}}
+    inventory = local_inventory(tmp_path, {"small-host": small})
     proc, report = deploy(tmp_path, local_hub, sdk_venv, inventory=inventory)
     assert proc.returncode == 0, proc.stdout[-4000:]
     row = report["hosts"][0]
