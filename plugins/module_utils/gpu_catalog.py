@@ -10,6 +10,10 @@ an "A100 80GB" reports 81920 MiB (85.9 GB), an "RTX 4090 24GB" 24564 MiB (25.8 G
 One row per model *and form factor*: a PCIe card is not its SXM sibling. The A100 PCIe and SXM4 report the same
 memory but are separate entries (each its own calibration class; only SXM/HGX boards are NVSwitch-connected), and the
 H100 PCIe (114 SMs) is not the H100 SXM5 ("NVIDIA H100 80GB HBM3", 132 SMs).
+
+The V100s' memory.total depends on the driver: the 470 series prints what CUDA gives a process (16160 MiB for the
+16GB cards, 32510 MiB for the 32GB ones, what torch and vLLM see), the 535 series the whole 16384 / 32768 MiB. The
+catalog keeps what a process can have.
 """
 
 import re
@@ -32,6 +36,9 @@ _CATALOG = (
     ("t4", "Tesla T4", "nvidia", 15360, "7.5", "datacenter", 40),
     ("v100-16gb", "Tesla V100-SXM2-16GB", "nvidia", 16160, "7.0", "datacenter", 80),
     ("v100-32gb", "Tesla V100-SXM2-32GB", "nvidia", 32510, "7.0", "datacenter", 80),
+    ("v100-pcie-16gb", "Tesla V100-PCIE-16GB", "nvidia", 16160, "7.0", "datacenter", 80),
+    ("v100-pcie-32gb", "Tesla V100-PCIE-32GB", "nvidia", 32510, "7.0", "datacenter", 80),
+    ("v100s-pcie-32gb", "Tesla V100S-PCIE-32GB", "nvidia", 32510, "7.0", "datacenter", 80),
     ("a10", "NVIDIA A10", "nvidia", 23028, "8.6", "datacenter", 72),
     ("l4", "NVIDIA L4", "nvidia", 23034, "8.9", "datacenter", 58),
     ("l40s", "NVIDIA L40S", "nvidia", 46068, "8.9", "datacenter", 142),
@@ -59,6 +66,10 @@ _ALIASES = {
     "t4": "t4", "t416gb": "t4",
     "v100": "v100-32gb", "v10032gb": "v100-32gb", "v100sxm232gb": "v100-32gb",
     "v10016gb": "v100-16gb", "v100sxm216gb": "v100-16gb",
+    "v100pcie16gb": "v100-pcie-16gb", "v10016gbpcie": "v100-pcie-16gb",
+    "v100pcie32gb": "v100-pcie-32gb", "v10032gbpcie": "v100-pcie-32gb", "v100pcie": "v100-pcie-32gb",
+    "v100s": "v100s-pcie-32gb", "v100spcie32gb": "v100s-pcie-32gb", "v100spcie": "v100s-pcie-32gb",
+    "v100s32gb": "v100s-pcie-32gb",
     "a10": "a10", "a1024gb": "a10", "l4": "l4", "l424gb": "l4", "l40s": "l40s", "l40s48gb": "l40s",
     "a10040gb": "a100-40gb", "a100sxm440gb": "a100-40gb", "a100sxm40gb": "a100-40gb",
     "a100": "a100-80gb", "a10080gb": "a100-80gb", "a100sxm480gb": "a100-80gb", "a100sxm80gb": "a100-80gb",
@@ -77,7 +88,7 @@ _ALIASES = {
 # (vendor specifications): a GPU matching none gets the most of the list (the safer assumption for the KV room:
 # engine_memory plans one Triton top-k/top-p scratch row per program, at most this many).
 COMPUTE_UNITS_BY_NAME_PART = (
-    ("3090", 82), ("4090", 128), ("6000 ada", 142), ("l40", 142), ("a100", 108), ("h100", 132), ("h200", 132),
+    ("v100", 80), ("3090", 82), ("4090", 128), ("6000 ada", 142), ("l40", 142), ("a100", 108), ("h100", 132), ("h200", 132),
     ("b200", 148), ("mi300", 304),
 )
 

@@ -35,11 +35,32 @@ def test_the_recorded_v100_16gb_is_the_catalogs_entry_with_nvidia_smis_memory():
         assert (known["compute_capability"], known["compute_units"]) == ("7.0", 80)
 
 
-def test_the_v100_32gb_has_the_memory_nvidia_smi_prints_not_32_gib():
-    # nvidia-smi prints memory.total 32510 MiB for a Tesla V100-SXM2-32GB (as 16160 for the 16GB card above), not
-    # 32768: planning against declared "V100 32GB" hardware must not promise 258 MiB per GPU the card does not have.
+def test_the_v100_32gb_has_the_memory_a_process_gets_not_32_gib():
+    # A Tesla V100-SXM2-32GB gives a CUDA process 32510 MiB (driver 470's nvidia-smi prints that, as 16160 for the
+    # 16GB card above; driver 535 prints 32768): planning against declared "V100 32GB" hardware must not promise
+    # 258 MiB per GPU that vLLM cannot have.
     for spelling in ("V100", "V100 32GB", "Tesla V100-SXM2-32GB"):
         assert gpu_catalog.lookup(spelling)["memory_total_mib"] == 32510
+
+
+@pytest.mark.parametrize("spelling, name, mib", [
+    # nvidia-smi's own strings
+    ("Tesla V100-PCIE-16GB", "Tesla V100-PCIE-16GB", 16160),
+    ("Tesla V100-PCIE-32GB", "Tesla V100-PCIE-32GB", 32510),
+    ("Tesla V100S-PCIE-32GB", "Tesla V100S-PCIE-32GB", 32510),
+    # what people write
+    ("V100 PCIe 16GB", "Tesla V100-PCIE-16GB", 16160),
+    ("V100 16GB PCIe", "Tesla V100-PCIE-16GB", 16160),
+    ("v100_pcie_32gb", "Tesla V100-PCIE-32GB", 32510),
+    ("V100 PCIe", "Tesla V100-PCIE-32GB", 32510),
+    ("V100S", "Tesla V100S-PCIE-32GB", 32510),
+    ("V100S PCIe 32GB", "Tesla V100S-PCIE-32GB", 32510),
+])
+def test_the_pcie_v100s_are_entries_of_their_own(spelling, name, mib):
+    known = gpu_catalog.lookup(spelling, "hardware.gpus[0].name")
+    assert (known["name"], known["memory_total_mib"], known["compute_capability"], known["compute_units"]) == (
+        name, mib, "7.0", 80)
+    assert "SXM2" not in gpu_catalog.canonical_name(spelling)
 
 
 @pytest.mark.parametrize("spelling, name, mib, capability, units", [
@@ -97,11 +118,11 @@ def test_every_catalog_name_is_its_own_canonical_name():
     # the catalog's figure (vendor specifications)
     ("NVIDIA H100 PCIe", 114), ("H100", 132), ("NVIDIA H200", 132), ("NVIDIA A100 80GB PCIe", 108),
     ("NVIDIA L40S", 142), ("RTX 4090", 128), ("NVIDIA GeForce RTX 3090", 82), ("NVIDIA L4", 58), ("NVIDIA A10", 72),
-    ("Tesla T4", 40), ("Tesla V100-SXM2-32GB", 80), ("AMD Instinct MI300X", 304),
+    ("Tesla T4", 40), ("Tesla V100-SXM2-32GB", 80), ("Tesla V100-PCIE-16GB", 80), ("AMD Instinct MI300X", 304),
     ("AMD Instinct MI250X", 110),  # one GCD, the device vLLM sees (220 CUs per package)
     # not in the catalog: the first name part that matches
     ("NVIDIA RTX 6000 Ada Generation", 142), ("NVIDIA L40", 142), ("NVIDIA A100-SXM4-64GB", 108),
-    ("NVIDIA H100 NVL", 132), ("NVIDIA B200", 148), ("AMD Instinct MI300A", 304),
+    ("NVIDIA H100 NVL", 132), ("NVIDIA B200", 148), ("AMD Instinct MI300A", 304), ("Tesla V100-SXM3-32GB", 80),
     # unknown (or known without a vendor figure, and no part matches): the most of the list
     ("Some Future GPU", 304), (None, 304), ("", 304), ("NVIDIA H20", 304),
 ])
