@@ -31,11 +31,22 @@ options:
     type: bool
     default: true
   timeout:
-    description: Seconds per HTTP request of the module (connect and each read).
+    description:
+      - Seconds per HTTP request of the module (connect and each read).
+      - The SDK subprocess of M(llmops.deploy.modelscope_download) waits as long for the next bytes of a file before
+        it counts the request as failed (C(MODELSCOPE_DOWNLOAD_TIMEOUT)).
     type: int
     default: 60
+  retries:
+    description:
+      - How many times a request that fails with a server error (5xx, 429) or a network error is sent again, after
+        1, 2, 4... seconds. V(0) fails at the first error. At most V(10).
+      - Applies to the module's own requests and, per file, to the SDK subprocess of
+        M(llmops.deploy.modelscope_download) (C(MODELSCOPE_DOWNLOAD_MAX_RETRIES), which resumes a file where it
+        stopped). Other statuses (401, 403, 404) fail at once.
+    type: int
+    default: 3
 notes:
   - Redirects are followed (at most 5); the token goes only to the origin it was given for, compared by scheme, host
     and port. A redirect to another origin, another port of the same host included, is followed without it.
-  - Server errors (5xx, 429) and network errors are retried 3 times with exponential backoff.
 """

@@ -55,14 +55,21 @@ def origin(url):
     return scheme, (parts.hostname or "").lower(), port
 
 
-def sdk_environment(validate_certs=True, ca_path=None, use_proxy=True):
+def sdk_environment(validate_certs=True, ca_path=None, use_proxy=True, timeout=None, retries=None):
     """Environment for the SDK subprocess (``requests``) that matches the client options.
 
     ``ca_path`` becomes ``REQUESTS_CA_BUNDLE`` and ``SSL_CERT_FILE``; ``use_proxy=False`` blanks every proxy variable
     and sets ``NO_PROXY=*``; with ``use_proxy=True`` the proxies of the module's environment pass through unchanged.
     ``validate_certs=False`` cannot be said through the environment: the SDK runner reads it from its request.
+    ``timeout`` becomes the SDK's idle read timeout (``MODELSCOPE_DOWNLOAD_TIMEOUT``) and ``retries`` the times it
+    retries a file's request after an error (``MODELSCOPE_DOWNLOAD_MAX_RETRIES``, backoff 1, 2, 4... seconds); None
+    leaves the SDK's own defaults (60 seconds, 5 retries).
     """
     env = {}
+    if timeout is not None:
+        env["MODELSCOPE_DOWNLOAD_TIMEOUT"] = str(int(timeout))
+    if retries is not None:
+        env["MODELSCOPE_DOWNLOAD_MAX_RETRIES"] = str(int(retries))
     if ca_path:
         env.update(REQUESTS_CA_BUNDLE=ca_path, SSL_CERT_FILE=ca_path, CURL_CA_BUNDLE=ca_path)
     if not use_proxy:
@@ -108,6 +115,12 @@ class HubClient(object):
                 validate_certs, ca_path, use_proxy)
         self.transport = transport
         self.requests = 0
+
+    @classmethod
+    def from_params(cls, params):
+        """The client of a module's parameters: ``token`` and the options of ``HUB_CLIENT_ARGSPEC``."""
+        return cls(token=params.get("token"), timeout=params["timeout"], validate_certs=params["validate_certs"],
+                   ca_path=params["ca_path"], use_proxy=params["use_proxy"], retries=params["retries"])
 
     def _send(self, url, headers):
         self.requests += 1
@@ -162,8 +175,8 @@ class HubClient(object):
                 if attempt <= self.retries:
                     self.sleep(self.backoff * (2 ** (attempt - 1)))
                     continue
-                raise HubError("%sthe hub could not be reached after %d attempts: %s" % (
-                    self._prefix(what), attempt, self._scrub(str(getattr(exc, "reason", exc)))), None, url)
+                raise HubError("%sthe hub could not be reached after %d attempt%s: %s" % (
+                    self._prefix(what), attempt, "" if attempt == 1 else "s", self._scrub(str(getattr(exc, "reason", exc)))), None, url)
 
     @staticmethod
     def _prefix(what):
@@ -182,7 +195,7 @@ class HubClient(object):
             return "%sthe hub refused access (HTTP %d%s): %s" % (prefix, status, detail, hint)
         if status == 404:
             return "%s%s (HTTP 404%s)" % (prefix, not_found or "the hub has no such resource", detail)
-        tail = " after %d attempts" % attempts if attempts else ""
+        tail = (" after %d attempt%s" % (attempts, "" if attempts == 1 else "s")) if attempts else ""
         return "%sthe hub answered HTTP %d%s%s" % (prefix, status, detail, tail)
 
     def get_json(self, url, not_found=None):

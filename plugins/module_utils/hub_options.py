@@ -19,7 +19,12 @@ HUB_CLIENT_ARGSPEC = dict(
     ca_path=dict(type="path"),
     use_proxy=dict(type="bool", default=True),
     timeout=dict(type="int", default=60),
+    retries=dict(type="int", default=3),
 )
+
+#: The most retries the ``retries`` option accepts: with a doubling backoff (1, 2, 4... seconds) ten retries already
+#: wait more than 17 minutes in all.
+MAX_RETRIES = 10
 
 
 def check_client_options(params):
@@ -28,6 +33,9 @@ def check_client_options(params):
     timeout = params.get("timeout")
     if isinstance(timeout, bool) or not isinstance(timeout, int) or timeout < 1:
         problems.append("timeout %r is not valid: expected an integer number of seconds >= 1" % (timeout,))
+    retries = params.get("retries", 3)
+    if isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= MAX_RETRIES:
+        problems.append("retries %r is not valid: expected an integer from 0 to %d" % (retries, MAX_RETRIES))
     ca_path = params.get("ca_path")
     if ca_path and not os.path.isfile(ca_path):
         problems.append("ca_path %r is not valid: expected a readable PEM file of CA certificates" % (ca_path,))

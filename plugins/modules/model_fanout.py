@@ -369,8 +369,7 @@ class Fanout(object):
         # the HTTP client (and with it ansible.module_utils.urls) is loaded only here: the states a host runs,
         # a peer receive above all, never talk to the hub and do not pay for loading it
         from ansible_collections.llmops.deploy.plugins.module_utils.hub_client import HubClient, fetch_manifest
-        client = HubClient(token=p["token"], timeout=p["timeout"], validate_certs=p["validate_certs"],
-                           ca_path=p["ca_path"], use_proxy=p["use_proxy"])
+        client = HubClient.from_params(p)
         try:
             listing = fetch_manifest(endpoint, p["model_id"], p["revision"], reserved_names=RESERVED_NAMES,
                                      client=client)

@@ -751,8 +751,7 @@ class Download(object):
 
     def run_online(self):
         p = self.params
-        client = HubClient(token=p["token"], timeout=p["timeout"], validate_certs=p["validate_certs"],
-                           ca_path=p["ca_path"], use_proxy=p["use_proxy"])
+        client = HubClient.from_params(p)
         try:
             manifest = fetch_manifest(self.endpoint, p["model_id"], p["revision"], reserved_names=RESERVED_NAMES,
                                       client=client)
@@ -923,7 +922,7 @@ class Download(object):
             # each file written front to back by one writer, so its bytes can be hashed as they are written
             "MODELSCOPE_DOWNLOAD_PARALLEL_WORKERS": "1",
         }
-        env.update(sdk_environment(p["validate_certs"], p["ca_path"], p["use_proxy"]))
+        env.update(sdk_environment(p["validate_certs"], p["ca_path"], p["use_proxy"], p["timeout"], p["retries"]))
         started = time.time()
         rc, out, err = self.module.run_command(
             [python, "-I", "-c", SDK_RUNNER], data=json.dumps(request), environ_update=env, cwd=self.state_dir,

@@ -376,8 +376,7 @@ class Info(object):
             problems = check_client_options(p)
             if problems:
                 self.fail("; ".join(problems))
-            client = HubClient(token=p["token"], timeout=p["timeout"], validate_certs=p["validate_certs"],
-                               ca_path=p["ca_path"], use_proxy=p["use_proxy"])
+            client = HubClient.from_params(p)
             return HubSource(p["endpoint"], p["model_id"], p["revision"] or "master", token=p["token"],
                              timeout=p["timeout"], client=client)
         except (ManifestError, MetadataError) as exc:

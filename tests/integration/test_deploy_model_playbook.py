@@ -110,7 +110,9 @@ def test_hosts_failing_preflight_are_skipped(tmp_path, local_hub, sdk_venv):
 
 def test_a_failing_download_is_reported_and_fails_the_run(tmp_path, local_hub, sdk_venv):
     local_hub.add_file_fault("model.safetensors", status=500)
-    proc, report = deploy(tmp_path, local_hub, sdk_venv, "-e", "model_download_timeout=5")
+    proc, report = deploy(tmp_path, local_hub, sdk_venv, "-e", "model_download_timeout=5",
+                          "-e", "model_download_retries=0")
+    assert [r["status"] for r in local_hub.requests(kind="file") if r["file"] == "model.safetensors"] == [500]
     assert proc.returncode != 0
     row = report["hosts"][0]
     assert row["status"] == "failed" and "model.safetensors" in row["reason"], row

@@ -279,12 +279,14 @@ def test_corrupted_file_fails_without_marker(local_hub, tmp_path):
     assert_matches_hub(local_hub, model_dir)
 
 
-def test_http_500_on_one_file_fails(local_hub, tmp_path):
+def test_http_500_on_one_file_fails_after_the_retries_asked_for(local_hub, tmp_path):
     model_dir = tmp_path / "m"
     local_hub.add_file_fault("tokenizer.json", status=500)
-    res = download(local_hub, model_dir, _env={"MODELSCOPE_DOWNLOAD_MAX_RETRIES": "1"})
+    # the SDK's own default (5 retries) is overridden by the module's option, even when the environment sets it
+    res = download(local_hub, model_dir, retries=1, _env={"MODELSCOPE_DOWNLOAD_MAX_RETRIES": "5"})
     assert res["failed"] and "tokenizer.json (missing after the download)" in res["msg"]
     assert "SDK:" in res["msg"] and res["sdk"]["rc"] != 0
+    assert [r["status"] for r in local_hub.requests(kind="file") if r["file"] == "tokenizer.json"] == [500, 500]
     assert not (model_dir / MARKER).exists() and not (model_dir / "tokenizer.json").exists()
 
 

@@ -84,12 +84,39 @@ def test_retries_then_a_clear_error_without_the_token():
     assert slept == [1.0, 2.0]
 
 
+def test_retries_zero_fails_at_the_first_server_error_and_a_404_is_never_retried():
+    script = Script((500, {}))
+    client = hc.HubClient(retries=0, transport=script, sleep=pytest.fail)
+    with pytest.raises(HubError) as info:
+        client.get_json("http://hub/x")
+    assert info.value.message.endswith("HTTP 500: scripted after 1 attempt") and client.requests == 1
+    client = hc.HubClient(retries=3, transport=Script((404, {})), sleep=pytest.fail)
+    with pytest.raises(HubError, match="HTTP 404"):
+        client.get_json("http://hub/x")
+    assert client.requests == 1
+
+
+def test_the_client_of_a_modules_params():
+    script = Script((500, {}), Response(b'{"ok": 1}'))
+    params = {"token": "CANARY", "timeout": 7, "validate_certs": True, "ca_path": None, "use_proxy": True,
+              "retries": 1}
+    client = hc.HubClient.from_params(params)
+    assert (client.token, client.timeout, client.retries) == ("CANARY", 7, 1)
+    client.transport, client.sleep = script, lambda seconds: None
+    assert client.get_json("http://hub/x") == {"ok": 1} and client.requests == 2
+
+
 def test_options_are_checked(tmp_path):
     ca = tmp_path / "ca.pem"
     ca.write_text("x")
     assert hc.check_client_options({"timeout": 5, "ca_path": str(ca)}) == []
     problems = hc.check_client_options({"timeout": 0, "ca_path": str(tmp_path / "missing.pem")})
     assert len(problems) == 2 and problems[0].startswith("timeout 0 is not valid")
+    for retries in (0, 10):
+        assert hc.check_client_options({"timeout": 5, "retries": retries}) == []
+    for retries in (-1, 11, True, "3"):
+        (problem,) = hc.check_client_options({"timeout": 5, "retries": retries})
+        assert problem == "retries %r is not valid: expected an integer from 0 to 10" % (retries,)
 
 
 def test_the_options_have_one_source_without_network_imports():
@@ -100,7 +127,7 @@ def test_the_options_have_one_source_without_network_imports():
     from ansible_collections.llmops.deploy.plugins.module_utils import hub_options
     assert hc.HUB_CLIENT_ARGSPEC is hub_options.HUB_CLIENT_ARGSPEC
     assert hc.check_client_options is hub_options.check_client_options
-    assert set(hub_options.HUB_CLIENT_ARGSPEC) == {"validate_certs", "ca_path", "use_proxy", "timeout"}
+    assert set(hub_options.HUB_CLIENT_ARGSPEC) == {"validate_certs", "ca_path", "use_proxy", "timeout", "retries"}
     code = ("import sys; from ansible_collections.llmops.deploy.plugins.module_utils import hub_options; "
             "print(sorted(m for m in sys.modules if m.startswith(('ansible.module_utils.urls', 'http.client', "
             "'urllib.request'))))")
@@ -114,6 +141,9 @@ def test_sdk_environment():
     env = hc.sdk_environment(ca_path="/etc/ca.pem", use_proxy=False)
     assert env["REQUESTS_CA_BUNDLE"] == env["SSL_CERT_FILE"] == "/etc/ca.pem"
     assert env["https_proxy"] == env["HTTP_PROXY"] == "" and env["NO_PROXY"] == "*"
+    assert "MODELSCOPE_DOWNLOAD_TIMEOUT" not in env and "MODELSCOPE_DOWNLOAD_MAX_RETRIES" not in env
+    env = hc.sdk_environment(timeout=30, retries=0)
+    assert env == {"MODELSCOPE_DOWNLOAD_TIMEOUT": "30", "MODELSCOPE_DOWNLOAD_MAX_RETRIES": "0"}
 
 
 # ---------------------------------------------------------------------------------------------------------------
