@@ -108,12 +108,15 @@ def test_hosts_failing_preflight_are_skipped(tmp_path, local_hub, sdk_venv):
     assert local_hub.requests(kind="listing") == []
 
 
-def test_a_failing_download_is_reported_and_fails_the_run(tmp_path, local_hub, sdk_venv):
+@pytest.mark.parametrize("tags", [[], ["--tags", "sdk,download,report"]], ids=["all-tags", "download-tags"])
+def test_a_failing_download_is_reported_and_fails_the_run(tmp_path, local_hub, sdk_venv, tags):
+    """Also with --tags: the rescue that records the failure runs whatever tags were asked for."""
     local_hub.add_file_fault("model.safetensors", status=500)
     proc, report = deploy(tmp_path, local_hub, sdk_venv, "-e", "model_download_timeout=5",
-                          "-e", "model_download_retries=0")
+                          "-e", "model_download_retries=0", *tags)
     assert [r["status"] for r in local_hub.requests(kind="file") if r["file"] == "model.safetensors"] == [500]
     assert proc.returncode != 0
+    assert report is not None, "no deployment report:\n" + proc.stdout[-3000:]
     row = report["hosts"][0]
     assert row["status"] == "failed" and "model.safetensors" in row["reason"], row
     model_dir = tmp_path / "models" / MODEL
