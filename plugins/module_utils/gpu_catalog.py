@@ -88,8 +88,8 @@ _ALIASES = {
 # (vendor specifications): a GPU matching none gets the most of the list (the safer assumption for the KV room:
 # engine_memory plans one Triton top-k/top-p scratch row per program, at most this many).
 COMPUTE_UNITS_BY_NAME_PART = (
-    ("v100", 80), ("3090", 82), ("4090", 128), ("6000 ada", 142), ("l40", 142), ("a100", 108), ("h100", 132), ("h200", 132),
-    ("b200", 148), ("mi300", 304),
+    ("v100", 80), ("3090", 82), ("4090", 128), ("6000 ada", 142), ("l40", 142), ("a100", 108), ("h100", 132),
+    ("h200", 132), ("b200", 148), ("mi300", 304),
 )
 
 _NOISE = re.compile(r"nvidia|geforce|tesla|[\s_\-()]")

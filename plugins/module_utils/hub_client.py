@@ -95,6 +95,11 @@ def _opener_transport(opener):
     return transport
 
 
+def _attempts(count):
+    """'1 attempt', '4 attempts'."""
+    return "%d attempt%s" % (count, "" if count == 1 else "s")
+
+
 class HubClient(object):
     """GET requests to one hub, with a token that never leaves its origin.
 
@@ -175,8 +180,8 @@ class HubClient(object):
                 if attempt <= self.retries:
                     self.sleep(self.backoff * (2 ** (attempt - 1)))
                     continue
-                raise HubError("%sthe hub could not be reached after %d attempt%s: %s" % (
-                    self._prefix(what), attempt, "" if attempt == 1 else "s", self._scrub(str(getattr(exc, "reason", exc)))), None, url)
+                raise HubError("%sthe hub could not be reached after %s: %s" % (
+                    self._prefix(what), _attempts(attempt), self._scrub(str(getattr(exc, "reason", exc)))), None, url)
 
     @staticmethod
     def _prefix(what):
@@ -195,7 +200,7 @@ class HubClient(object):
             return "%sthe hub refused access (HTTP %d%s): %s" % (prefix, status, detail, hint)
         if status == 404:
             return "%s%s (HTTP 404%s)" % (prefix, not_found or "the hub has no such resource", detail)
-        tail = (" after %d attempt%s" % (attempts, "" if attempts == 1 else "s")) if attempts else ""
+        tail = (" after %s" % _attempts(attempts)) if attempts else ""
         return "%sthe hub answered HTTP %d%s%s" % (prefix, status, detail, tail)
 
     def get_json(self, url, not_found=None):

@@ -47,8 +47,8 @@ description:
     marker); only the listing is fetched to notice a moved revision. O(verify=full) re-hashes every file.
     O(offline=true) trusts the marker without asking the hub.
   - The module's own requests (the listing) go through the collection's one hub client (C(ansible.module_utils.urls));
-    O(validate_certs), O(ca_path), O(use_proxy) and O(timeout) apply to it, and the same CA bundle and proxy choice
-    are handed to the SDK subprocess in its environment.
+    O(validate_certs), O(ca_path), O(use_proxy), O(timeout) and O(retries) apply to it, and the same CA bundle, proxy
+    choice, read timeout and retries are handed to the SDK subprocess in its environment.
   - The SDK runs in a child process (the interpreter O(sdk_python), isolated mode, working directory O(state_dir)) that
     gets the token on its standard input, never on a command line or in its environment. The endpoint is always
     explicit, Alibaba Cloud region probing is off, and the SDK's side files (session id, cache) go to O(state_dir).
