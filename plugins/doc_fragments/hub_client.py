@@ -40,7 +40,8 @@ options:
   retries:
     description:
       - How many times a request that fails with a server error (5xx, 429) or a network error is sent again, after
-        1, 2, 4... seconds. V(0) fails at the first error. At most V(10).
+        1, 2, 4... seconds, or after the time a C(Retry-After) header asks for; never more than 60 seconds apart.
+        V(0) fails at the first error. At most V(10).
       - Applies to the module's own requests and, per file, to the SDK subprocess of
         M(llmops.deploy.modelscope_download) (C(MODELSCOPE_DOWNLOAD_MAX_RETRIES), which resumes a file where it
         stopped). Other statuses (401, 403, 404) fail at once.

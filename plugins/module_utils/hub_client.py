@@ -13,8 +13,9 @@ talk to a hub only through :class:`HubClient`, so retries, redirects, TLS, proxi
 * redirects are followed here, not by urllib (at most :data:`MAX_REDIRECTS`): the token (an ``Authorization:
   Bearer`` header, never in a URL) is sent only to the origin it was given for, compared as scheme, host **and**
   port; a redirect to any other origin, another port of the same host included, goes without it;
-* 5xx, 429 and network errors are retried with exponential backoff; other statuses fail at once with
-  :class:`hub_manifest.HubError` whose message never holds the token.
+* 5xx, 429 and network errors are retried (``retries`` times) after 1, 2, 4... seconds, or after the seconds a
+  ``Retry-After`` header asks for (a number or an HTTP date), never more than :data:`MAX_RETRY_DELAY` apart, as the
+  SDK does; other statuses fail at once with :class:`hub_manifest.HubError` whose message never holds the token.
 
 :func:`sdk_environment` turns the same options into the environment of the SDK subprocess (CA bundle, proxies), so
 the SDK reaches the hub the way this client does; nothing of it goes on a command line.
@@ -23,6 +24,7 @@ the SDK reaches the hub the way this client does; nothing of it goes on a comman
 import json
 import socket
 import time
+from email.utils import parsedate_to_datetime
 
 try:  # Python 3
     from urllib.error import HTTPError, URLError
@@ -41,6 +43,8 @@ from ansible_collections.llmops.deploy.plugins.module_utils.hub_options import (
     HUB_CLIENT_ARGSPEC, check_client_options)
 
 MAX_REDIRECTS = 5
+# The longest wait between two attempts, whatever the backoff or a Retry-After header says (the SDK's own bound).
+MAX_RETRY_DELAY = 60
 REDIRECT_STATUSES = (301, 302, 303, 307, 308)
 USER_AGENT = "llmops.deploy"
 
@@ -93,6 +97,23 @@ def _opener_transport(opener):
     def transport(url, headers, timeout):
         return opener.open(UrllibRequest(url, headers=headers), timeout=timeout)
     return transport
+
+
+def retry_after_seconds(value, now=None):
+    """Seconds a ``Retry-After`` header asks to wait (delay-seconds or an HTTP date), or None when it says nothing
+    usable."""
+    if value is None:
+        return None
+    text = str(value).strip()
+    if text.isdigit():
+        return int(text)
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when is None or when.tzinfo is None:
+        return None
+    return max(0, int(round(when.timestamp() - (time.time() if now is None else now))))
 
 
 def _attempts(count):
@@ -172,16 +193,23 @@ class HubClient(object):
                     continue
                 retryable = status >= 500 or status == 429
                 if retryable and attempt <= self.retries:
-                    self.sleep(self.backoff * (2 ** (attempt - 1)))
+                    asked = retry_after_seconds(exc.headers.get("Retry-After") if exc.headers is not None else None)
+                    self.sleep(self._delay(attempt, asked))
                     continue
                 raise HubError(self._status_message(status, error_detail(body), what, not_found,
                                                     attempt if retryable else 0), status, url)
             except (URLError, socket.timeout, ConnectionError, OSError) as exc:
                 if attempt <= self.retries:
-                    self.sleep(self.backoff * (2 ** (attempt - 1)))
+                    self.sleep(self._delay(attempt))
                     continue
                 raise HubError("%sthe hub could not be reached after %s: %s" % (
                     self._prefix(what), _attempts(attempt), self._scrub(str(getattr(exc, "reason", exc)))), None, url)
+
+    def _delay(self, attempt, asked=None):
+        """Seconds to wait before attempt ``attempt + 1``: what the server asked for, else the doubling backoff;
+        at most MAX_RETRY_DELAY."""
+        wanted = asked if asked is not None else self.backoff * (2 ** (attempt - 1))
+        return min(wanted, MAX_RETRY_DELAY)
 
     @staticmethod
     def _prefix(what):

@@ -22,8 +22,8 @@ HUB_CLIENT_ARGSPEC = dict(
     retries=dict(type="int", default=3),
 )
 
-#: The most retries the ``retries`` option accepts: with a doubling backoff (1, 2, 4... seconds) ten retries already
-#: wait more than 17 minutes in all.
+#: The most retries the ``retries`` option accepts: with a doubling backoff (1, 2, 4... seconds, at most 60 apart)
+#: ten retries already wait five minutes in all.
 MAX_RETRIES = 10
 
 

@@ -84,6 +84,24 @@ def test_retries_then_a_clear_error_without_the_token():
     assert slept == [1.0, 2.0]
 
 
+def test_retry_after_is_honoured_within_the_bound_and_backoff_is_bounded_too():
+    date = "Wed, 21 Oct 2015 07:28:30 GMT"   # 1445412510
+    script = Script((429, {"Retry-After": "7"}), (503, {"Retry-After": "600"}), (503, {"Retry-After": date}),
+                    (503, {"Retry-After": "soon"}), Response(b"{}"))
+    slept = []
+    client = hc.HubClient(retries=4, transport=script, sleep=slept.append)
+    assert client.get_json("http://hub/x") == {} and client.requests == 5
+    # 7 as asked; 600 asked, 60 at most; a date in the past: at once; unreadable: the backoff of the 4th attempt
+    assert slept == [7, 60, 0, 8.0]
+    assert hc.retry_after_seconds(date, now=1445412500) == 10
+    assert [hc.retry_after_seconds(v) for v in (None, "", "-3", "1.5", "Wed, 21 Oct 2015")] == [None] * 5
+    slept = []
+    client = hc.HubClient(retries=8, transport=Script(*[(500, {})] * 9), sleep=slept.append)
+    with pytest.raises(HubError, match="after 9 attempts"):
+        client.get_json("http://hub/x")
+    assert slept == [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 60, 60]
+
+
 def test_retries_zero_fails_at_the_first_server_error_and_a_404_is_never_retried():
     script = Script((500, {}))
     client = hc.HubClient(retries=0, transport=script, sleep=pytest.fail)
