@@ -110,8 +110,9 @@ def test_state_manifest_loads_the_http_client_and_uses_its_options(hub_404):
 
 def test_bad_client_options_are_refused_before_the_hub_is_asked(monkeypatch, tmp_path):
     failed, result = run_module(monkeypatch, model_fanout, dict(state="manifest", model_id="o/m", timeout=0,
-                                                                endpoint="http://127.0.0.1:9"))
+                                                                retries=-1, endpoint="http://127.0.0.1:9"))
     assert failed and "timeout 0 is not valid" in result["msg"]
+    assert "retries -1 is not valid: expected an integer from 0 to 10" in result["msg"]
 
 
 @pytest.mark.parametrize("opts, named", [

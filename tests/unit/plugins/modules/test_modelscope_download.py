@@ -639,6 +639,8 @@ def test_model_dir_symlink_to_a_directory_is_followed_once(world, tmp_path):
     ({"setype": "httpd_sys_content_t", "attr": "+i"}, "setype and attributes are not supported by modelscope_download: "
                                                       "it sets only owner, group and mode (and dir_mode)"),
     ({"timeout": 0}, "timeout 0 is not valid"),
+    ({"retries": 11}, "retries 11 is not valid: expected an integer from 0 to 10"),
+    ({"retries": -1}, "retries -1 is not valid"),
     ({"ca_path": "/nonexistent/ca.pem"}, "ca_path '/nonexistent/ca.pem' is not valid"),
 ])
 def test_bad_client_and_attribute_options_fail_before_anything(world, params, fragment):
@@ -659,3 +661,13 @@ def test_ca_and_proxy_reach_the_sdk_in_its_environment_never_argv(world, tmp_pat
     assert str(ca) not in json.dumps(sdk["args"])
     client = world.listings[-1]["client"]
     assert client.token == TOKEN and client.timeout == 60
+    assert (sdk["env"]["MODELSCOPE_DOWNLOAD_TIMEOUT"], sdk["env"]["MODELSCOPE_DOWNLOAD_MAX_RETRIES"]) == ("60", "3")
+
+
+def test_timeout_and_retries_reach_the_client_and_the_sdk(world):
+    res = run(world, timeout=17, retries=0)
+    assert res["complete"], res.get("msg")
+    sdk = world.runs[-1]
+    assert (sdk["env"]["MODELSCOPE_DOWNLOAD_TIMEOUT"], sdk["env"]["MODELSCOPE_DOWNLOAD_MAX_RETRIES"]) == ("17", "0")
+    client = world.listings[-1]["client"]
+    assert (client.timeout, client.retries) == (17, 0)

@@ -70,6 +70,7 @@ def test_include_exclude_and_revision(monkeypatch, hub):
     ({"model_id": MODEL, "endpoint": "hub.test"}, "endpoint 'hub.test' is not valid"),
     ({"model_id": MODEL, "revision": "a b"}, "revision 'a b' is not valid"),
     ({"model_id": MODEL, "timeout": 0}, "timeout 0 is not valid: expected an integer >= 1"),
+    ({"model_id": MODEL, "retries": 11}, "retries 11 is not valid: expected an integer from 0 to 10"),
     ({"model_id": MODEL, "max_header_bytes": 4}, "max_header_bytes 4 is not valid: expected an integer >= 8"),
 ])
 def test_bad_options_fail_naming_the_field(monkeypatch, hub, args, words):
