@@ -29,9 +29,12 @@ CPU-bound on a small machine: the hub, the client and the module's hashing share
 ``--baseline REF`` also times, in every round, the module as it was at git ref REF (its ``plugins/`` taken with
 ``git archive``), so a change is measured against the code before it in the same conditions.
 
+``--thread-cpu`` ends with one more (untimed) download whose threads' CPU is read from /proc: where the module's
+CPU goes (its own process; the SDK runner's receiving threads, its sha256 and fdatasync threads).
+
 Usage: .venv/bin/python benchmarks/download_bench.py [--size 1GiB] [--small 10MB] [--rounds 3]
        [--phases quiet,loaded] [--load N] [--shards N] [--link-rate SIZE] [--no-ansible] [--baseline REF]
-       [--workdir DIR]
+       [--thread-cpu] [--workdir DIR]
 Run from the repository root after scripts/setup.sh. Timings are wall-clock on this machine; nothing is asserted.
 """
 import argparse
@@ -77,18 +80,59 @@ def ansible_module(module, args, workdir):
     return elapsed, json.loads(proc.stdout)["plays"][0]["tasks"][0]["hosts"]["localhost"]
 
 
-def direct_module(module, args, workdir, collections=COLLECTIONS):
+def sample_threads(root_pid, seen, clock_ticks=os.sysconf("SC_CLK_TCK")):
+    """Record in ``seen`` ({(pid, tid): (label, CPU seconds)}) the CPU so far of every thread of ``root_pid`` and of
+    its child processes (Linux /proc). Labels: "module" for the module's process, else the thread's name (the SDK
+    runner names its hashing and syncing threads ``llmops-sha256`` and ``llmops-sync``) and "main" for a child's
+    main thread."""
+    pids = [root_pid]
+    try:
+        with open("/proc/%d/task/%d/children" % (root_pid, root_pid)) as handle:
+            pids += [int(pid) for pid in handle.read().split()]
+    except OSError:
+        return
+    for pid in pids:
+        try:
+            tids = os.listdir("/proc/%d/task" % pid)
+        except OSError:
+            continue
+        for tid in tids:
+            base = "/proc/%d/task/%s/" % (pid, tid)
+            try:
+                with open(base + "stat") as handle:
+                    fields = handle.read().rsplit(")", 1)[1].split()
+                with open(base + "comm") as handle:
+                    name = handle.read().strip()
+            except OSError:
+                continue
+            label = "module" if pid == root_pid else ("main" if int(tid) == pid else name)
+            seen[(pid, int(tid))] = (label, (int(fields[11]) + int(fields[12])) / float(clock_ticks))
+
+
+def direct_module(module, args, workdir, collections=COLLECTIONS, threads=None):
     """Run the module the way Ansible runs it on a target (its interpreter, its arguments), without the
     controller: ``(seconds, result)``. The arguments file is private to ``workdir``; ``collections`` is the folder
-    holding ``ansible_collections/llmops/deploy``."""
+    holding ``ansible_collections/llmops/deploy``. ``threads``: a dict that gets the CPU seconds of every thread of
+    the run ({(pid, tid): (label, seconds)}), read from /proc every 20 ms (which costs a little CPU: not for timed
+    runs)."""
     args_file = os.path.join(workdir, "module-args.json")
     fd = os.open(args_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
         json.dump({"ANSIBLE_MODULE_ARGS": args}, handle)
     env = dict(os.environ, PYTHONPATH=collections)
+    cmd = [PYTHON, "-m", MODULE_PACKAGE + module, args_file]
     start = time.monotonic()
-    proc = subprocess.run([PYTHON, "-m", MODULE_PACKAGE + module, args_file], cwd=workdir, env=env,
-                          capture_output=True, text=True, check=False)
+    if threads is None:
+        proc = subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True, check=False)
+    else:
+        with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+            running = subprocess.Popen(cmd, cwd=workdir, env=env, stdout=out, stderr=err, text=True)
+            while running.poll() is None:
+                sample_threads(running.pid, threads)
+                time.sleep(0.02)
+            out.seek(0)
+            err.seek(0)
+            proc = subprocess.CompletedProcess(cmd, running.returncode, out.read(), err.read())
     elapsed = time.monotonic() - start
     try:
         result = json.loads(proc.stdout)
@@ -112,9 +156,29 @@ def run_module(endpoint, model_id, model_dir, workdir, **extra):
                           workdir)
 
 
-def run_direct(endpoint, model_id, model_dir, workdir, collections=COLLECTIONS, **extra):
+def run_direct(endpoint, model_id, model_dir, workdir, collections=COLLECTIONS, threads=None, **extra):
     return direct_module("modelscope_download", module_args(endpoint, model_id, model_dir, workdir, **extra),
-                         workdir, collections)
+                         workdir, collections, threads=threads)
+
+
+def thread_cpu_lines(threads):
+    """CPU seconds by thread, for ``--thread-cpu``: the module's process, then the SDK runner's threads by label
+    (the unnamed ones, which receive the files in the SDK's pool, one line each, largest first)."""
+    totals = {}
+    unnamed = []
+    for (_pid, _tid), (label, seconds) in threads.items():
+        if label in ("module", "main", "llmops-sha256", "llmops-sync"):
+            totals[label] = totals.get(label, 0.0) + seconds
+        else:
+            unnamed.append(seconds)
+    lines = ["module process: %.2f CPU s" % totals.get("module", 0.0),
+             "SDK runner, main thread: %.2f CPU s" % totals.get("main", 0.0),
+             "SDK runner, llmops-sha256 threads (hashing): %.2f CPU s" % totals.get("llmops-sha256", 0.0),
+             "SDK runner, llmops-sync threads (fdatasync): %.2f CPU s" % totals.get("llmops-sync", 0.0)]
+    busy = sorted((s for s in unnamed if s >= 0.01), reverse=True)
+    lines.append("SDK runner, other threads (the SDK's: receiving, watchdogs), largest first: %s CPU s" % (
+        ", ".join("%.2f" % s for s in busy) or "none"))
+    return lines
 
 
 def baseline_tree(ref, workdir):
@@ -237,6 +301,9 @@ def main():
                              "(default: one file)")
     parser.add_argument("--link-rate", metavar="SIZE", default=None,
                         help="bytes per second of the hub's one shared link (e.g. 125MB = 1 Gbit/s); default: none")
+    parser.add_argument("--thread-cpu", action="store_true",
+                        help="after the timed rounds, one more download of the big model (untimed, quiet) with the "
+                             "CPU of every thread of the module and its SDK runner read from /proc")
     parser.add_argument("--workdir", default=None)
     opts = parser.parse_args()
     phases = [p.strip() for p in opts.phases.split(",") if p.strip()]
@@ -309,6 +376,13 @@ def main():
         for line in summary:
             print(line)
         print("rerun %s / rerun %s: %.2f" % (opts.size, opts.small, rerun_big / rerun_small))
+        if opts.thread_cpu:
+            shutil.rmtree(big_dir, ignore_errors=True)
+            threads = {}
+            seconds, _result = run_direct(hub.endpoint, big, big_dir, workdir, threads=threads)
+            print("CPU by thread, one more download of %s%s (%.2f s):" % (opts.size, link, seconds))
+            for line in thread_cpu_lines(threads):
+                print("  " + line)
     finally:
         hub.stop()
         if not opts.workdir:
