@@ -33,7 +33,7 @@ def check_client_options(params):
     timeout = params.get("timeout")
     if isinstance(timeout, bool) or not isinstance(timeout, int) or timeout < 1:
         problems.append("timeout %r is not valid: expected an integer number of seconds >= 1" % (timeout,))
-    retries = params.get("retries", 3)
+    retries = params.get("retries", HUB_CLIENT_ARGSPEC["retries"]["default"])
     if isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= MAX_RETRIES:
         problems.append("retries %r is not valid: expected an integer from 0 to %d" % (retries, MAX_RETRIES))
     ca_path = params.get("ca_path")

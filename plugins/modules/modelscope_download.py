@@ -407,22 +407,20 @@ DEFAULT_MODELS_ROOT = "/opt/llmops/models"
 # the module re-checks every file.
 SDK_RUNNER = r"""
 import json, os, sys
-def _die_with_parent(parent):
+def _prctl(option, value):
+    # Linux prctl(2); elsewhere nothing happens
     try:
         import ctypes
-        ctypes.CDLL(None).prctl(1, 9)
+        ctypes.CDLL(None).prctl(option, value, 0, 0, 0)
     except Exception:
         pass
+def _die_with_parent(parent):
+    _prctl(1, 9)   # PR_SET_PDEATHSIG: SIGKILL
     if os.getppid() != parent:
         os._exit(70)
 _streamed = {}
 def _name_thread(name):
-    # the name `top -H` and /proc/PID/task/TID/comm show for the calling thread (Linux; elsewhere nothing happens)
-    try:
-        import ctypes
-        ctypes.CDLL(None).prctl(15, name.encode(), 0, 0, 0)
-    except Exception:
-        pass
+    _prctl(15, name.encode())   # PR_SET_NAME: what `top -H` and /proc/PID/task/TID/comm show for this thread
 def _out(result):
     if _streamed:
         result["streamed"] = _streamed
