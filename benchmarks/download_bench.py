@@ -26,6 +26,12 @@ file body through one shared link of that many bytes per second, as a mirror beh
 and the module then wait on the link instead of on this machine's CPU (the default, loopback with ``sendfile``, is
 CPU-bound on a small machine: the hub, the client and the module's hashing share its cores).
 
+``--hub-nice N`` (e.g. ``-10``; root) runs the hub's threads at that nice value and everything this script starts
+(curl, the module, the busy loops) at the script's own: the hub then stands in for a server on another machine, whose
+CPU the client does not share. Without it the hub competes with the client for this machine's cores, so whatever
+CPU the client spends (the module's sha256 of every byte) slows the hub's sending too; under load, with
+``--link-rate``, the hub's pacing then falls behind its link (curl itself no longer reaches the link's rate).
+
 ``--baseline REF`` also times, in every round, the module as it was at git ref REF (its ``plugins/`` taken with
 ``git archive``), so a change is measured against the code before it in the same conditions.
 
@@ -33,7 +39,8 @@ CPU-bound on a small machine: the hub, the client and the module's hashing share
 CPU goes (its own process; the SDK runner's receiving threads, its sha256 and fdatasync threads).
 
 Usage: .venv/bin/python benchmarks/download_bench.py [--size 1GiB] [--small 10MB] [--rounds 3]
-       [--phases quiet,loaded] [--load N] [--shards N] [--link-rate SIZE] [--no-ansible] [--baseline REF]
+       [--phases quiet,loaded] [--load N] [--shards N] [--link-rate SIZE] [--hub-nice N] [--no-ansible]
+       [--baseline REF]
        [--thread-cpu] [--workdir DIR]
 Run from the repository root after scripts/setup.sh. Timings are wall-clock on this machine; nothing is asserted.
 """
@@ -58,6 +65,13 @@ ANSIBLE = os.path.join(REPO, ".venv", "bin", "ansible")
 PYTHON = os.path.join(REPO, ".venv", "bin", "python")
 COLLECTIONS = os.path.join(REPO, ".collections")
 MODULE_PACKAGE = "ansible_collections.llmops.deploy.plugins.modules."
+# keyword arguments of every process this script starts (--hub-nice: back to the script's own priority)
+SPAWN = {}
+
+
+def start_children_at(priority):
+    """Every process started from now on runs at nice ``priority`` whatever this thread's own is."""
+    SPAWN["preexec_fn"] = lambda: os.setpriority(os.PRIO_PROCESS, 0, priority)
 
 
 def child_cpu():
@@ -73,7 +87,7 @@ def ansible_module(module, args, workdir):
     cmd = [ANSIBLE, "localhost", "-m", "llmops.deploy." + module, "-a", json.dumps(args),
            "-e", "ansible_python_interpreter=%s" % PYTHON]
     start = time.monotonic()
-    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, check=False)
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, check=False, **SPAWN)
     elapsed = time.monotonic() - start
     if proc.returncode != 0:
         raise SystemExit("%s failed:\n%s\n%s" % (module, proc.stdout[-3000:], proc.stderr[-3000:]))
@@ -123,10 +137,10 @@ def direct_module(module, args, workdir, collections=COLLECTIONS, threads=None):
     cmd = [PYTHON, "-m", MODULE_PACKAGE + module, args_file]
     start = time.monotonic()
     if threads is None:
-        proc = subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True, check=False)
+        proc = subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True, check=False, **SPAWN)
     else:
         with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-            running = subprocess.Popen(cmd, cwd=workdir, env=env, stdout=out, stderr=err, text=True)
+            running = subprocess.Popen(cmd, cwd=workdir, env=env, stdout=out, stderr=err, text=True, **SPAWN)
             while running.poll() is None:
                 sample_threads(running.pid, threads)
                 time.sleep(0.02)
@@ -213,7 +227,7 @@ def curl_all(endpoint, hub, model_id, target_dir):
     for path, entry in sorted(snapshot.files.items()):
         url = "%s/api/v1/models/%s/repo?Revision=master&FilePath=%s" % (endpoint, model_id, path)
         out = os.path.join(target_dir, path.replace("/", "_"))
-        subprocess.run(["curl", "-sSf", "-o", out, url], check=True)
+        subprocess.run(["curl", "-sSf", "-o", out, url], check=True, **SPAWN)
         total += entry.size
     return time.monotonic() - start, total
 
@@ -227,7 +241,7 @@ class BusyLoops(object):
 
     def __enter__(self):
         for _index in range(self.count):
-            self.procs.append(subprocess.Popen([sys.executable, "-c", "while True: pass"]))
+            self.procs.append(subprocess.Popen([sys.executable, "-c", "while True: pass"], **SPAWN))
         time.sleep(1.0)  # let them reach the run queue
         return self
 
@@ -301,6 +315,9 @@ def main():
                              "(default: one file)")
     parser.add_argument("--link-rate", metavar="SIZE", default=None,
                         help="bytes per second of the hub's one shared link (e.g. 125MB = 1 Gbit/s); default: none")
+    parser.add_argument("--hub-nice", type=int, default=None, metavar="N",
+                        help="run the hub's threads at this nice value (e.g. -10, as root), everything else at this "
+                             "script's: the hub as a server on another machine; default: the script's")
     parser.add_argument("--thread-cpu", action="store_true",
                         help="after the timed rounds, one more download of the big model (untimed, quiet) with the "
                              "CPU of every thread of the module and its SDK runner read from /proc")
@@ -321,8 +338,18 @@ def main():
         big_spec = bench_model(size, max_shard_bytes=-(-size // opts.shards))
         store = os.path.join(REPO, ".work", "bench-hub-store-%d-shards" % opts.shards)
     link_rate = parse_size(opts.link_rate) if opts.link_rate else None
+    hub_nice = ""
+    if opts.hub_nice is not None:
+        # Linux: the priority of this thread, inherited by the hub's threads started below; the children get ours
+        own = os.getpriority(os.PRIO_PROCESS, 0)
+        try:
+            os.setpriority(os.PRIO_PROCESS, 0, opts.hub_nice)
+        except OSError as exc:
+            parser.error("--hub-nice %d: %s (a negative value needs root)" % (opts.hub_nice, exc))
+        start_children_at(own)
+        hub_nice = ", hub at nice %d" % opts.hub_nice
     hub = LocalHub(store, models=[big_spec, "bench:%s" % opts.small], link_rate=link_rate).start()
-    link = ", link %s/s" % opts.link_rate if link_rate else ""
+    link = (", link %s/s" % opts.link_rate if link_rate else "") + hub_nice
     gib = 2 ** 30
     try:
         big, small = hub.model_ids
