@@ -4,8 +4,9 @@
    while the bytes arrive, and the marker) downloading a generated 1 GiB model into a fresh directory, against
    `curl` fetching the same files from the same hub, alternating curl and module ``--rounds`` times; the median of
    the per-round ratios curl seconds / module seconds (1.0 = as fast as curl, higher = faster). The module's files are
-   on disk when it reports (it syncs them before its marker), curl's are not: curl's files are then synced, one
-   fdatasync per file, timed apart, and the ratio is also given against curl plus that sync.
+   on disk when it reports (it syncs them before its marker), curl's are not: curl's files are then synced (an
+   fdatasync per file, several at once, as the module syncs), timed apart, and the ratio is also given against curl
+   plus that sync.
    The module is timed twice per round: as the process Ansible runs on the target (``python -m
    ansible_collections...modelscope_download ARGS``: start-up, listing, SDK, verification, move, marker; the
    figure the goal is about), and end to end through the ``ansible`` command (plus the controller's own start-up
@@ -57,6 +58,7 @@ import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
+sys.path.insert(1, os.path.join(REPO, ".collections"))
 
 from tools.local_hub import LocalHub  # noqa: E402
 from tools.local_hub.models import bench_model, parse_size  # noqa: E402
@@ -207,15 +209,13 @@ def baseline_tree(ref, workdir):
 
 
 def fdatasync_tree(root):
-    """fdatasync every file below ``root``, as the module does before its marker: ``seconds``."""
+    """fdatasync every file below ``root`` the way the module syncs its own before its marker (several files at
+    once, model_install.sync_files): ``seconds``."""
+    from ansible_collections.llmops.deploy.plugins.module_utils.model_install import sync_files
+    paths = [os.path.relpath(os.path.join(folder, name), root)
+             for folder, _dirs, files in os.walk(root) for name in files]
     start = time.monotonic()
-    for folder, _dirs, files in os.walk(root):
-        for name in files:
-            fd = os.open(os.path.join(folder, name), os.O_RDONLY)
-            try:
-                os.fdatasync(fd)
-            finally:
-                os.close(fd)
+    sync_files(root, paths)
     return time.monotonic() - start
 
 
