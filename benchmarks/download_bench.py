@@ -15,6 +15,10 @@
    this script for the phase and stopped after it. They are children of this script, in its session (same
    scheduler group), so they compete with the hub, curl, the module and the SDK alike. Other work on the machine is
    not controlled: each round prints the load average.
+   Each round also prints the hub's CPU seconds (this script's own: the hub runs in its threads; with ``sendfile``
+   on loopback the kernel's TCP work for both ends is mostly charged to the sender), and each phase the least time
+   the module's CPU and the hub's together would take spread over every core without a gap: in phase quiet, curl's
+   time over that is the best ratio this machine allows the module, however well its threads overlap.
 2. Rerun (valid marker, no re-hash): time over the 1 GiB model against a 10 MB model; they should be about equal.
 3. Full verify (``verify: full``, every byte re-hashed): throughput.
 
@@ -253,47 +257,57 @@ class BusyLoops(object):
         self.procs = []
 
 
+def own_cpu():
+    """CPU seconds (user + system) of this process: the hub's threads (this script's main thread only waits)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def timed(func):
+    """``(seconds, the client's CPU seconds, the hub's CPU seconds, result)`` of ``func()``."""
     # Whatever the previous run left for the kernel to write back is written first, untimed: no run pays for another
     # one's dirty pages (the module syncs its files before its marker, curl does not).
     os.sync()
-    cpu = child_cpu()
+    cpu, hub_cpu = child_cpu(), own_cpu()
     seconds, result = func()
-    return seconds, child_cpu() - cpu, result
+    return seconds, child_cpu() - cpu, own_cpu() - hub_cpu, result
 
 
 def throughput_phase(name, opts, hub, model_id, workdir):
     """Alternating rounds of curl, the module process and (unless --no-ansible) the module through ansible."""
     big_dir = os.path.join(workdir, "models", model_id)
     curl_dir = os.path.join(workdir, "curl")
-    rows = {"curl": [], "curl_synced": [], "module": [], "ansible": [], "baseline": []}
+    rows = {"curl": [], "curl_synced": [], "module": [], "ansible": [], "baseline": [], "floor": []}
     result = size = None
     for index in range(opts.rounds):
         os.makedirs(curl_dir, exist_ok=True)
-        curl_s, curl_cpu, size = timed(lambda: curl_all(hub.endpoint, hub, model_id, curl_dir))
+        curl_s, curl_cpu, curl_hub, size = timed(lambda: curl_all(hub.endpoint, hub, model_id, curl_dir))
         curl_sync_s = fdatasync_tree(curl_dir)
         shutil.rmtree(curl_dir)
         rows["curl"].append(curl_s)
         rows["curl_synced"].append(curl_s + curl_sync_s)
         shutil.rmtree(big_dir, ignore_errors=True)
-        mod_s, mod_cpu, result = timed(lambda: run_direct(hub.endpoint, model_id, big_dir, workdir))
+        mod_s, mod_cpu, mod_hub, result = timed(lambda: run_direct(hub.endpoint, model_id, big_dir, workdir))
         rows["module"].append(mod_s)
-        line = ("%s round %d: curl %.2f s (%.2f CPU s; then its files synced to disk %.2f s), module process %.2f s "
-                "(%.2f CPU s; SDK %.2f s, hashing left after it %.2f s; hashed while downloading: %d of %d files), "
-                "ratio %.2f (%.2f against curl with the sync)" % (
-                    name, index + 1, curl_s, curl_cpu, curl_sync_s, mod_s, mod_cpu, result["sdk"]["seconds"],
-                    result.get("verify_seconds", 0), result.get("hashed_while_downloading", 0),
-                    result["files_fetched"], curl_s / mod_s, (curl_s + curl_sync_s) / mod_s))
+        # The module's CPU and the hub's, spread over every core without a gap, cannot take less than this
+        rows["floor"].append((mod_cpu + mod_hub) / (os.cpu_count() or 1))
+        line = ("%s round %d: curl %.2f s (%.2f CPU s, the hub %.2f; then its files synced to disk %.2f s), module "
+                "process %.2f s (%.2f CPU s, the hub %.2f; SDK %.2f s, hashing left after it %.2f s; hashed while "
+                "downloading: %d of %d files), ratio %.2f (%.2f against curl with the sync)" % (
+                    name, index + 1, curl_s, curl_cpu, curl_hub, curl_sync_s, mod_s, mod_cpu, mod_hub,
+                    result["sdk"]["seconds"], result.get("verify_seconds", 0),
+                    result.get("hashed_while_downloading", 0), result["files_fetched"], curl_s / mod_s,
+                    (curl_s + curl_sync_s) / mod_s))
         if opts.baseline:
             shutil.rmtree(big_dir, ignore_errors=True)
-            base_s, base_cpu, _result = timed(lambda: run_direct(hub.endpoint, model_id, big_dir, workdir,
+            base_s, base_cpu, _hub, _result = timed(lambda: run_direct(hub.endpoint, model_id, big_dir, workdir,
                                                                  collections=opts.baseline_tree))
             rows["baseline"].append(base_s)
             line += "; module process at %s %.2f s (%.2f CPU s), ratio %.2f" % (
                 opts.baseline, base_s, base_cpu, curl_s / base_s)
         if not opts.no_ansible:
             shutil.rmtree(big_dir, ignore_errors=True)
-            ans_s, _cpu, _result = timed(lambda: run_module(hub.endpoint, model_id, big_dir, workdir))
+            ans_s, _cpu, _hub, _result = timed(lambda: run_module(hub.endpoint, model_id, big_dir, workdir))
             rows["ansible"].append(ans_s)
             line += "; through ansible %.2f s, ratio %.2f" % (ans_s, curl_s / ans_s)
         print(line + "; load average %.1f" % os.getloadavg()[0], flush=True)
@@ -382,6 +396,12 @@ def main():
                                    "(rounds: %s); against curl with its files synced: %.2f" % (
                                        label, what, len(ratios), statistics.median(ratios),
                                        ", ".join("%.2f" % r for r in ratios), statistics.median(synced)))
+            bound = [c / f for c, f in zip(rows["curl"], rows["floor"])]
+            if phase == "quiet":   # under load the busy loops take the cores too: no bound from this
+                summary.append("%s: the module's CPU and the hub's, on %d cores without a gap, would take at least "
+                               "%.2f s (median): a ratio of at most %.2f on this machine (rounds: %s)" % (
+                                   label, os.cpu_count() or 1, statistics.median(rows["floor"]),
+                                   statistics.median(bound), ", ".join("%.2f" % r for r in bound)))
         if not os.path.isdir(big_dir):
             run_direct(hub.endpoint, big, big_dir, workdir)
         rerun_big, result = run_direct(hub.endpoint, big, big_dir, workdir)
