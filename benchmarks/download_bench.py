@@ -301,7 +301,7 @@ def throughput_phase(name, opts, hub, model_id, workdir):
         if opts.baseline:
             shutil.rmtree(big_dir, ignore_errors=True)
             base_s, base_cpu, _hub, _result = timed(lambda: run_direct(hub.endpoint, model_id, big_dir, workdir,
-                                                                 collections=opts.baseline_tree))
+                                                                       collections=opts.baseline_tree))
             rows["baseline"].append(base_s)
             line += "; module process at %s %.2f s (%.2f CPU s), ratio %.2f" % (
                 opts.baseline, base_s, base_cpu, curl_s / base_s)
