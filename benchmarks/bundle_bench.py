@@ -5,9 +5,12 @@ modelscope_download (or, with ``--files N``, N files of random bytes with a comp
 collection's marker code: the shape of a large model, many shards), then, alternating ``--rounds`` times:
 
 * export: ``model_bundle state=export part_size=<part>`` (reads every file once, checks each sha256 against the
-  marker while it writes the tar stream into parts, parts synced to disk) against ``tar -cf - | split -b <part>``;
+  marker while it writes the tar stream into parts, parts synced to disk) against ``tar -cf - | split -b <part>``,
+  and against the same followed by ``sync --data`` of the parts, 4 at once (as durable as the module's);
 * import: ``model_bundle state=import`` into a fresh directory (one pass over the parts: every member checked, every
-  file hashed from the bytes it writes, the marker written) against ``cat parts | tar -xf -`` (no verification)
+  file hashed from the bytes it writes, the files synced to disk, the marker written) against ``cat parts | tar
+  -xf -`` (no verification), against the same followed by ``sync --data`` of the files, 4 at once (durable, not
+  verified),
   and against ``cat parts | tar -xf -`` followed by ``sha256sum -c`` (the same verification, a second pass).
 
 ``--baseline REF`` also times, in every round, the export and the import of the module as it was at git ref REF (its
@@ -140,7 +143,8 @@ def main():
 def rounds(opts, workdir, source, part, sums):
     """Alternating rounds of export / tar -c / import / tar -x / tar -x + sha256sum: ``{case: [(wall, CPU)]}``."""
     media, tar_media = os.path.join(workdir, "media"), os.path.join(workdir, "tar-media")
-    keys = ("export", "base_export", "tar_c", "import", "base_import", "tar_x", "tar_x_sha")
+    keys = ("export", "base_export", "tar_c", "tar_c_sync", "import", "base_import", "tar_x", "tar_x_sync",
+            "tar_x_sha")
     times = dict((k, []) for k in keys if opts.baseline or not k.startswith("base_"))
     for _round in range(opts.rounds):
         if opts.baseline:
@@ -154,12 +158,15 @@ def rounds(opts, workdir, source, part, sums):
         fresh(media)
         times["export"].append(bundle(workdir, state="export", path=source, bundle=os.path.join(media, "m"),
                                       part_size=opts.part))
-        fresh(tar_media)
-        times["tar_c"].append(shell("tar -C %s -cf - . | split -b %d - %s/m.tar.part" % (source, part, tar_media)))
+        for key, durable in (("tar_c", ""), ("tar_c_sync", " && ls %s/m.tar.part* | xargs -P 4 -n 1 sync --data" % tar_media)):
+            fresh(tar_media)
+            times[key].append(shell("tar -C %s -cf - . | split -b %d - %s/m.tar.part%s" % (
+                source, part, tar_media, durable)))
         target = os.path.join(workdir, "imported", "m")
         shutil.rmtree(os.path.dirname(target), ignore_errors=True)
         times["import"].append(bundle(workdir, state="import", path=target, bundle=os.path.join(media, "m")))
-        for key, check in (("tar_x", ""), ("tar_x_sha", " && cd %s && sha256sum --quiet -c %s" % ("DEST", sums))):
+        for key, check in (("tar_x", ""), ("tar_x_sync", " && find DEST -type f -print0 | xargs -0 -P 4 -n 1 sync --data"),
+                           ("tar_x_sha", " && cd DEST && sha256sum --quiet -c %s" % sums)):
             dest = os.path.join(workdir, "untar")
             fresh(dest)
             times[key].append(shell("cat %s/m.tar.part* | tar -C %s -xf -%s" % (
@@ -174,9 +181,11 @@ def report(opts, label, times, total):
     rows = [("model_bundle export, parts of %s (sha256 checked against the marker)" % opts.part, "export"),
             ("model_bundle export at %s" % opts.baseline, "base_export"),
             ("tar -cf - | split -b %s" % opts.part, "tar_c"),
+            ("tar -cf - | split -b %s, then sync --data of the parts" % opts.part, "tar_c_sync"),
             ("model_bundle import (every file verified, marker written)", "import"),
             ("model_bundle import at %s" % opts.baseline, "base_import"),
             ("cat parts | tar -xf - (no verification)", "tar_x"),
+            ("cat parts | tar -xf -, then sync --data of the files (durable, no verification)", "tar_x_sync"),
             ("cat parts | tar -xf - && sha256sum -c", "tar_x_sha")]
     print()
     shape = "%d files" % opts.files if opts.files > 0 else "hub model"
@@ -193,10 +202,12 @@ def report(opts, label, times, total):
     for who, prefix in (("this checkout", ""), ("at %s" % opts.baseline, "base_")):
         if prefix + "export" not in med:
             continue
-        print("%s, %s: export / tar: %.2f; import / (tar + sha256sum): %.2f; import / tar alone: %.2f (throughput "
-              "ratios, medians; model_bundle timed as the module process, its start-up included)" % (
-                  label, who, med["tar_c"] / med[prefix + "export"], med["tar_x_sha"] / med[prefix + "import"],
-                  med["tar_x"] / med[prefix + "import"]), flush=True)
+        print("%s, %s: export / tar: %.2f (against tar + sync: %.2f); import / (tar + sha256sum): %.2f; import / tar "
+              "alone: %.2f (against tar + sync: %.2f) (throughput ratios, medians; model_bundle timed as the module "
+              "process, its start-up included)" % (
+                  label, who, med["tar_c"] / med[prefix + "export"], med["tar_c_sync"] / med[prefix + "export"],
+                  med["tar_x_sha"] / med[prefix + "import"], med["tar_x"] / med[prefix + "import"],
+                  med["tar_x_sync"] / med[prefix + "import"]), flush=True)
 
 
 if __name__ == "__main__":
