@@ -9,7 +9,13 @@ cleared, then ``ansible-playbook --limit`` the first N hosts is timed (wall cloc
 manifest, keys, rounds, verification, model check). All hosts share this machine's disk, CPU and loopback, so the
 wall times say what the orchestration costs, not what a real network would give; the egress is exact.
 
+``--link-rate SIZE`` (e.g. ``25MB``, 200 Mbit/s) sends every file body the hub serves through one shared link of that
+many bytes per second (tools/local_hub's ``link_rate``), as a site's internet link or a remote mirror does: hosts that
+download on their own then share it, while a fan-out crosses it once and copies host to host over the fleet's own
+network (here the loopback, shared with everything else on this machine's two cores).
+
 Usage (root): .venv/bin/python benchmarks/fanout_bench.py [--hosts 1,2,4,6] [--model bench:64MiB] [--rounds 1]
+       [--link-rate SIZE]
 Run from the repository root after scripts/setup.sh. Nothing is asserted.
 
 ``--peer-vs-rsync`` (issue 9, section 5) instead compares ONE peer receive with a plain rsync of the same files between
@@ -373,6 +379,8 @@ def main():
     parser.add_argument("--workdir", help="working directory (default: a temporary one)")
     parser.add_argument("--peer-vs-rsync", action="store_true",
                         help="one peer receive against a plain rsync of the same files (see above)")
+    parser.add_argument("--link-rate", metavar="SIZE",
+                        help="bytes per second of the hub's one shared link (e.g. 25MB); default: none")
     parser.add_argument("--bwlimit", help="with --peer-vs-rsync: --bwlimit for both rsyncs (e.g. 64m)")
     parser.add_argument("--shards", type=int, default=0,
                         help="with a bench:SIZE model, split its weights into this many files")
@@ -396,7 +404,8 @@ def main():
     playbook = os.path.join(workdir, "play.yml")
     with open(playbook, "w") as handle:
         handle.write(PLAY)
-    hub = LocalHub(os.path.join(workdir, "store"), models=[spec]).start()
+    link_rate = parse_size(args.link_rate) if args.link_rate else None
+    hub = LocalHub(os.path.join(workdir, "store"), models=[spec], link_rate=link_rate).start()
     rows = []
     try:
         model_bytes = sum(f.size for f in hub.snapshot(spec.model_id).files.values())
@@ -419,8 +428,9 @@ def main():
         hub.stop()
     load = os.getloadavg()
     print()
-    print("Model %s, %d bytes; %d run(s) per cell (median); load average at the end %.1f %.1f %.1f" % (
-        spec.model_id, model_bytes, args.rounds, load[0], load[1], load[2]))
+    print("Model %s, %d bytes; %d run(s) per cell (median); the hub's link: %s; load average at the end %.1f %.1f "
+          "%.1f" % (spec.model_id, model_bytes, args.rounds, "%s/s" % args.link_rate if link_rate else "none",
+                    load[0], load[1], load[2]))
     print()
     print("| hosts | mode | hub egress (bytes) | egress / model | wall (s) |")
     print("|---|---|---|---|---|")
