@@ -129,6 +129,15 @@ TORCH_TOTAL_BY_SMI_MIB = {
     143771: int(Fraction("139.81") * GIB),
 }
 DRIVER_RESERVED_FRACTION = Fraction(1, 100)
+# The V100s, whatever their form factor and driver: torch's "total capacity" in published out-of-memory messages is
+# 15.78 GiB for the 16 GB cards (Shift-GCN issue #34) and 31.74 GiB for the 32 GB ones (ChatGLM-Finetuning issue #73).
+# Driver 470 prints 16160 / 32510 MiB (the catalog's figures), driver 535 the whole 16384 / 32768 MiB; the 1 % rule
+# would put a 16 GB card on 535 at 16220 MiB, 60 MiB more than a process can have. Keyed by the catalog's memory of
+# the GPU the name designates; used when nvidia-smi printed either figure for it.
+TORCH_TOTAL_BY_CATALOG_MIB = {
+    16160: (16384, int(Fraction("15.78") * GIB)),
+    32510: (32768, int(Fraction("31.74") * GIB)),
+}
 
 
 def parse_version(version):
@@ -168,12 +177,22 @@ def check_entry_point(entry_point):
     return value
 
 
-def torch_total_bytes(memory_total_mib):
-    """What the engine sees as the device's total memory, from nvidia-smi's MiB: ``(bytes, source)``."""
+def torch_total_bytes(memory_total_mib, gpu_name=None):
+    """What the engine sees as the device's total memory, from nvidia-smi's MiB (and the GPU's name, where the MiB
+    alone does not tell): ``(bytes, source)``."""
     mib = int(memory_total_mib)
     if mib in TORCH_TOTAL_BY_SMI_MIB:
         value = TORCH_TOTAL_BY_SMI_MIB[mib]
         return value, "read: published vLLM logs report %.2f GiB for a %d MiB GPU" % (value / float(GIB), mib)
+    try:
+        row = gpu_catalog.lookup(gpu_name) if gpu_name else None
+    except SizingInputError:
+        row = None   # a GPU the catalog does not know: its MiB alone
+    if row is not None and row["memory_total_mib"] in TORCH_TOTAL_BY_CATALOG_MIB:
+        whole, value = TORCH_TOTAL_BY_CATALOG_MIB[row["memory_total_mib"]]
+        if mib in (row["memory_total_mib"], whole):
+            return value, "read: published torch out-of-memory messages report %.2f GiB for a %s (%d MiB)" % (
+                value / float(GIB), row["name"], mib)
     value = int(mib * MIB * (1 - DRIVER_RESERVED_FRACTION))
     return value, "estimated: nvidia-smi's %d MiB less %s %% the driver keeps (torch reports less than nvidia-smi)" % (
         mib, float(DRIVER_RESERVED_FRACTION * 100))
@@ -333,7 +352,7 @@ def kv_room(profile, weights_bytes, memory_total_mib, gpu_memory_utilization, tp
     """
     rules = engine_rules(version)
     util = Fraction(str(gpu_memory_utilization))
-    total, total_src = torch_total_bytes(memory_total_mib)
+    total, total_src = torch_total_bytes(memory_total_mib, gpu_name)
     tokens, requests, batch_src = batch_defaults(total, gpu_name, entry_point, rules, max_model_len,
                                                  max_num_batched_tokens, max_num_seqs)
     act, act_parts = activation_peak(profile, tp, tokens, requests, rules, gpu_name)

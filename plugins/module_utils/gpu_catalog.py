@@ -13,7 +13,8 @@ H100 PCIe (114 SMs) is not the H100 SXM5 ("NVIDIA H100 80GB HBM3", 132 SMs).
 
 The V100s' memory.total depends on the driver: the 470 series prints what CUDA gives a process (16160 MiB for the
 16GB cards, 32510 MiB for the 32GB ones, what torch and vLLM see), the 535 series the whole 16384 / 32768 MiB. The
-catalog keeps what a process can have.
+catalog keeps what a process can have; engine_memory plans a V100 with torch's published total (15.78 / 31.74 GiB)
+whichever of the two figures nvidia-smi printed.
 """
 
 import re

@@ -402,3 +402,38 @@ def test_parse_memory_breakdown_both_wordings():
     assert engine_memory.parse_memory_breakdown("Available KV cache memory: 7.77 GiB") == {}
     assert engine_memory.parse_memory_breakdown(
         "Estimated CUDA graph memory: 0.36 GiB total")["cuda_graph_bytes"] == round(0.36 * GIB)
+
+
+@pytest.mark.parametrize("name", ["Tesla V100-SXM2-16GB", "Tesla V100-PCIE-16GB", "V100 PCIe 16GB"])
+@pytest.mark.parametrize("mib", [16160, 16384])   # driver 470, driver 535
+def test_a_v100_16gb_has_what_torch_reports_whatever_the_driver_prints(name, mib):
+    total, source = engine_memory.torch_total_bytes(mib, name)
+    assert total == int(Fraction("15.78") * GIB) and source.startswith("read:") and "V100" in source
+    assert total < 16160 * 2 ** 20   # never more than the driver 470 figure, which the 1 % rule would exceed on 535
+
+
+@pytest.mark.parametrize("name", ["Tesla V100-SXM2-32GB", "Tesla V100-PCIE-32GB", "Tesla V100S-PCIE-32GB"])
+@pytest.mark.parametrize("mib", [32510, 32768])
+def test_a_v100_32gb_has_what_torch_reports_whatever_the_driver_prints(name, mib):
+    total, source = engine_memory.torch_total_bytes(mib, name)
+    assert total == int(Fraction("31.74") * GIB) and source.startswith("read:")
+
+
+@pytest.mark.parametrize("name, mib", [
+    (None, 16384), (None, 32768),                          # no name: the MiB alone says nothing of a V100
+    ("Some Future GPU", 32768), ("Quadro RTX 5000", 16384),  # a name the catalog does not know
+    ("Tesla V100-SXM2-16GB", 32768),                       # a V100 16GB cannot print the 32GB figure
+    ("NVIDIA A100-SXM4-40GB", 40960),                      # a known GPU without a published torch total
+])
+def test_other_gpus_keep_the_one_percent_rule(name, mib):
+    total, source = engine_memory.torch_total_bytes(mib, name)
+    assert total == int(mib * 2 ** 20 * Fraction(99, 100)) and source.startswith("estimated:")
+
+
+def test_kv_room_reads_a_v100s_total_by_its_name():
+    profile = {"hidden_size": 896, "mlp_width": 4864, "experts_per_token": 0, "expert_width": 0,
+               "vocab_size": 151936, "num_hidden_layers": 24, "element_bytes": 2}
+    room = engine_memory.kv_room(profile, GIB, 16384, 0.9, gpu_name="Tesla V100-PCIE-16GB")
+    assert room["torch_total_bytes"] == int(Fraction("15.78") * GIB)
+    anonymous = engine_memory.kv_room(profile, GIB, 16384, 0.9)
+    assert anonymous["torch_total_bytes"] > room["torch_total_bytes"]
