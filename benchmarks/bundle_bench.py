@@ -10,8 +10,8 @@ collection's marker code: the shape of a large model, many shards), then, altern
 * import: ``model_bundle state=import`` into a fresh directory (one pass over the parts: every member checked, every
   file hashed from the bytes it writes, the files synced to disk, the marker written) against ``cat parts | tar
   -xf -`` (no verification), against the same followed by ``sync --data`` of the files, 4 at once (durable, not
-  verified),
-  and against ``cat parts | tar -xf -`` followed by ``sha256sum -c`` (the same verification, a second pass).
+  verified), and against ``cat parts | tar -xf -`` followed by ``sha256sum -c`` (the same verification, a second
+  pass).
 
 ``--baseline REF`` also times, in every round, the export and the import of the module as it was at git ref REF (its
 ``plugins/`` taken with ``git archive``; it imports its own export), so a change is measured against the code before
@@ -158,14 +158,16 @@ def rounds(opts, workdir, source, part, sums):
         fresh(media)
         times["export"].append(bundle(workdir, state="export", path=source, bundle=os.path.join(media, "m"),
                                       part_size=opts.part))
-        for key, durable in (("tar_c", ""), ("tar_c_sync", " && ls %s/m.tar.part* | xargs -P 4 -n 1 sync --data" % tar_media)):
+        synced = " && ls %s/m.tar.part* | xargs -P 4 -n 1 sync --data" % tar_media
+        for key, durable in (("tar_c", ""), ("tar_c_sync", synced)):
             fresh(tar_media)
             times[key].append(shell("tar -C %s -cf - . | split -b %d - %s/m.tar.part%s" % (
                 source, part, tar_media, durable)))
         target = os.path.join(workdir, "imported", "m")
         shutil.rmtree(os.path.dirname(target), ignore_errors=True)
         times["import"].append(bundle(workdir, state="import", path=target, bundle=os.path.join(media, "m")))
-        for key, check in (("tar_x", ""), ("tar_x_sync", " && find DEST -type f -print0 | xargs -0 -P 4 -n 1 sync --data"),
+        for key, check in (("tar_x", ""),
+                           ("tar_x_sync", " && find DEST -type f -print0 | xargs -0 -P 4 -n 1 sync --data"),
                            ("tar_x_sha", " && cd DEST && sha256sum --quiet -c %s" % sums)):
             dest = os.path.join(workdir, "untar")
             fresh(dest)
