@@ -184,15 +184,12 @@ def torch_total_bytes(memory_total_mib, gpu_name=None):
     if mib in TORCH_TOTAL_BY_SMI_MIB:
         value = TORCH_TOTAL_BY_SMI_MIB[mib]
         return value, "read: published vLLM logs report %.2f GiB for a %d MiB GPU" % (value / float(GIB), mib)
-    try:
-        row = gpu_catalog.lookup(gpu_name) if gpu_name else None
-    except SizingInputError:
-        row = None   # a GPU the catalog does not know: its MiB alone
-    if row is not None and row["memory_total_mib"] in TORCH_TOTAL_BY_CATALOG_MIB:
-        whole, value = TORCH_TOTAL_BY_CATALOG_MIB[row["memory_total_mib"]]
-        if mib in (row["memory_total_mib"], whole):
+    catalog_mib = gpu_catalog.memory_total_mib(gpu_name)   # None for a GPU the catalog does not know
+    if catalog_mib in TORCH_TOTAL_BY_CATALOG_MIB:
+        whole, value = TORCH_TOTAL_BY_CATALOG_MIB[catalog_mib]
+        if mib in (catalog_mib, whole):
             return value, "read: published torch out-of-memory messages report %.2f GiB for a %s (%d MiB)" % (
-                value / float(GIB), row["name"], mib)
+                value / float(GIB), gpu_catalog.canonical_name(gpu_name), mib)
     value = int(mib * MIB * (1 - DRIVER_RESERVED_FRACTION))
     return value, "estimated: nvidia-smi's %d MiB less %s %% the driver keeps (torch reports less than nvidia-smi)" % (
         mib, float(DRIVER_RESERVED_FRACTION * 100))

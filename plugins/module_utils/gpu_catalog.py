@@ -149,6 +149,13 @@ def compute_units(name=None):
     return max(units for _part, units in COMPUTE_UNITS_BY_NAME_PART)
 
 
+def memory_total_mib(name):
+    """The catalog's memory.total (MiB) of a GPU by its name, any spelling; None for a GPU the catalog does not
+    know."""
+    row = _row(name)
+    return row[3] if row is not None else None
+
+
 def canonical_name(name):
     """The GPU model's name as the catalog knows it, so every spelling of one model is one name: 'RTX 4090' (an
     inventory) and 'NVIDIA GeForce RTX 4090' (nvidia-smi) are both 'NVIDIA GeForce RTX 4090'. A GPU the catalog does

@@ -95,6 +95,12 @@ def test_lookups_of_pcie_and_sxm_spellings(spelling, name, mib, capability, unit
         name, mib, capability, units)
     assert known["vendor"] == "nvidia" and known["arch"] is None and known["gpu_class"] == "datacenter"
     assert gpu_catalog.canonical_name(spelling) == name
+    assert gpu_catalog.memory_total_mib(spelling) == mib
+
+
+@pytest.mark.parametrize("name", [None, "", "Some Future GPU", 42])
+def test_memory_of_a_gpu_the_catalog_does_not_know_is_none(name):
+    assert gpu_catalog.memory_total_mib(name) is None
 
 
 def test_pcie_and_sxm_cards_of_one_memory_are_two_models():
